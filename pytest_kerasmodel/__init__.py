@@ -1,0 +1,64 @@
+"""pytest-kerasmodel: trust the Keras model files you save, ship and load.
+
+Public names are resolved lazily (PEP 562) so that importing the package, which pytest
+does for every session through the ``pytest11`` entry point, imports none of
+TensorFlow, Keras or h5py.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0.dev0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "assert_roundtrip": "pytest_kerasmodel.roundtrip",
+    "RoundtripResult": "pytest_kerasmodel.roundtrip",
+    "describe_artifact": "pytest_kerasmodel.describe",
+    "assert_h5_structure": "pytest_kerasmodel.structure",
+    "KerasModelError": "pytest_kerasmodel.errors",
+    "RoundtripError": "pytest_kerasmodel.errors",
+    "StructureError": "pytest_kerasmodel.errors",
+    "ArtifactError": "pytest_kerasmodel.errors",
+    "UnsafeArtifactError": "pytest_kerasmodel.errors",
+}
+
+__all__ = [
+    "ArtifactError",
+    "KerasModelError",
+    "RoundtripError",
+    "RoundtripResult",
+    "StructureError",
+    "UnsafeArtifactError",
+    "__version__",
+    "assert_h5_structure",
+    "assert_roundtrip",
+    "describe_artifact",
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pytest_kerasmodel.describe import describe_artifact
+    from pytest_kerasmodel.errors import (
+        ArtifactError,
+        KerasModelError,
+        RoundtripError,
+        StructureError,
+        UnsafeArtifactError,
+    )
+    from pytest_kerasmodel.roundtrip import RoundtripResult, assert_roundtrip
+    from pytest_kerasmodel.structure import assert_h5_structure
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_kerasmodel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,155 @@
+"""Resolve the plugin's settings from command-line flags and ini keys.
+
+Every setting has a flag ``--keras-*`` and an ini key ``keras_*`` that mean the same thing;
+the flag wins when both are given. The resolved :class:`Settings` lives in ``config.stash``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEFAULT_RTOL = 1e-5
+DEFAULT_ATOL = 1e-6
+DEFAULT_FORMATS = ("keras",)
+KNOWN_FORMATS = ("keras", "h5", "weights")
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_MEMORY_LIMIT_MB = 4096
+
+
+def _value(config: pytest.Config, dest: str) -> Any:
+    """The flag's value when given on the command line, else the ini key's."""
+    value = config.getoption(dest, default=None)
+    if value is None or value == []:
+        value = config.getini(dest)
+    return value
+
+
+def _float(config: pytest.Config, dest: str, default: float) -> float:
+    value = _value(config, dest)
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"{dest}: expected a number, got {value!r}") from None
+
+
+def _words(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        value = [value]
+    words: list[str] = []
+    for item in value:
+        words.extend(w for w in str(item).replace(",", " ").split() if w)
+    return words
+
+
+def parse_formats(value: Any) -> tuple[str, ...]:
+    """Parse a list of roundtrip formats ("keras h5" or "keras,h5"), rejecting unknown ones."""
+    formats = tuple(_words(value)) or DEFAULT_FORMATS
+    unknown = [f for f in formats if f not in KNOWN_FORMATS]
+    if unknown:
+        raise pytest.UsageError(
+            f"keras_roundtrip_formats: unknown format(s) {unknown}; "
+            f"choose from {list(KNOWN_FORMATS)}"
+        )
+    return formats
+
+
+@dataclass(frozen=True)
+class Settings:
+    rtol: float = DEFAULT_RTOL
+    atol: float = DEFAULT_ATOL
+    roundtrip_formats: tuple[str, ...] = DEFAULT_FORMATS
+    update_golden: bool = False
+    model_dirs: tuple[Path, ...] = ()
+    golden_dir: Path | None = None
+    report: Path | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB
+    isolate: bool = True
+    allowed_modules: tuple[str, ...] = ()
+    max_file_size: int | None = None
+    max_params: int | None = None
+    allowed_versions: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        root = config.rootpath
+
+        def path(value: Any) -> Path | None:
+            if value in (None, ""):
+                return None
+            p = Path(str(value))
+            return p if p.is_absolute() else (Path.cwd() / p)
+
+        dirs: list[Path] = []
+        cli_dirs = config.getoption("keras_model_dir", default=None) or []
+        for d in cli_dirs:
+            dirs.append(Path(d) if Path(d).is_absolute() else Path.cwd() / d)
+        if not cli_dirs:
+            for d in _words(config.getini("keras_model_dir")):
+                dirs.append(Path(d) if Path(d).is_absolute() else root / d)
+
+        max_size = _value(config, "keras_max_file_size")
+        max_params = _value(config, "keras_max_params")
+        no_isolation = bool(config.getoption("keras_no_isolation", default=False))
+        return cls(
+            rtol=_float(config, "keras_rtol", DEFAULT_RTOL),
+            atol=_float(config, "keras_atol", DEFAULT_ATOL),
+            roundtrip_formats=parse_formats(_value(config, "keras_roundtrip_formats")),
+            update_golden=bool(config.getoption("keras_update_golden", default=False)),
+            model_dirs=tuple(dict.fromkeys(p.resolve() for p in dirs)),
+            golden_dir=path(_value(config, "keras_golden_dir")),
+            report=path(_value(config, "keras_report")),
+            timeout=_float(config, "keras_timeout", DEFAULT_TIMEOUT),
+            memory_limit_mb=int(_float(config, "keras_memory_limit", DEFAULT_MEMORY_LIMIT_MB)),
+            isolate=not no_isolation and config.getini("keras_isolate") is not False,
+            allowed_modules=tuple(_words(_value(config, "keras_allowed_modules"))),
+            max_file_size=parse_size(max_size) if max_size not in (None, "") else None,
+            max_params=int(max_params) if max_params not in (None, "") else None,
+            allowed_versions=tuple(_words(_value(config, "keras_allowed_versions"))),
+        )
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
+
+
+def parse_size(value: Any) -> int:
+    """Parse a size such as ``500MB``, ``2GiB`` or ``1048576`` into bytes."""
+    text = str(value).strip().lower().replace(" ", "")
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number) :]
+    if unit not in _UNITS or not number:
+        raise pytest.UsageError(f"expected a size such as 500MB or 2GiB, got {value!r}")
+    return int(float(number) * _UNITS[unit])
+
+
+settings_key = pytest.StashKey[Settings]()
+
+
+def get_settings(config: pytest.Config) -> Settings:
+    """The session's settings, parsed once and kept in ``config.stash``."""
+    settings = config.stash.get(settings_key, None)
+    if settings is None:
+        settings = Settings.from_config(config)
+        config.stash[settings_key] = settings
+    return settings

@@ -1,0 +1,130 @@
+"""pytest hooks, options and fixtures: thin, each handing over to the module that does the work.
+
+Nothing here imports TensorFlow, Keras or h5py: they load when a fixture or helper first needs them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_kerasmodel.options import get_settings
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kerasmodel", "Keras model artifacts (pytest-kerasmodel)")
+
+    def option(
+        flag: str,
+        dest: str,
+        help: str,
+        ini_type: str | None = "string",
+        ini_default: object = None,
+        **kwargs: object,
+    ) -> None:
+        group.addoption(flag, dest=dest, help=help, **kwargs)  # type: ignore[arg-type]
+        if ini_type is not None:
+            parser.addini(dest, help=help, type=ini_type, default=ini_default)  # type: ignore[arg-type]
+
+    # roundtrip and prediction comparison
+    option(
+        "--keras-rtol",
+        "keras_rtol",
+        "Relative tolerance for prediction and weight comparisons (default 1e-5).",
+        metavar="RTOL",
+    )
+    option(
+        "--keras-atol",
+        "keras_atol",
+        "Absolute tolerance for prediction and weight comparisons (default 1e-6).",
+        metavar="ATOL",
+    )
+    option(
+        "--keras-roundtrip-formats",
+        "keras_roundtrip_formats",
+        "Formats keras_roundtrip saves and reloads: any of keras, h5, weights (default: keras).",
+        metavar="FORMATS",
+    )
+    # goldens
+    option(
+        "--keras-update-golden",
+        "keras_update_golden",
+        "Record missing goldens and overwrite changed ones instead of failing.",
+        ini_type=None,
+        action="store_true",
+        default=False,
+    )
+    option(
+        "--keras-golden-dir",
+        "keras_golden_dir",
+        "Folder for the gate's goldens (default: beside each artifact).",
+        metavar="DIR",
+    )
+    # the artifact gate
+    option(
+        "--keras-model-dir",
+        "keras_model_dir",
+        "Collect every Keras artifact under DIR as test items (repeatable).",
+        ini_type="paths",
+        ini_default=[],
+        action="append",
+        default=[],
+        metavar="DIR",
+    )
+    option(
+        "--keras-report",
+        "keras_report",
+        "Write the gate's results as JSON to PATH.",
+        metavar="PATH",
+    )
+    option(
+        "--keras-timeout",
+        "keras_timeout",
+        "Seconds one artifact's checks may take in the isolated worker (default 120).",
+        metavar="SECONDS",
+    )
+    option(
+        "--keras-memory-limit",
+        "keras_memory_limit",
+        "Memory limit in MB of the isolated worker (default 4096).",
+        metavar="MB",
+    )
+    group.addoption(
+        "--keras-no-isolation",
+        dest="keras_no_isolation",
+        action="store_true",
+        default=False,
+        help="Check artifacts in the pytest process itself (trusted "
+        "artifacts only: a crash in the HDF5 library then ends the session).",
+    )
+    parser.addini(
+        "keras_isolate",
+        type="bool",
+        default=True,
+        help="Check artifacts in an isolated worker process (default true).",
+    )
+    option(
+        "--keras-allowed-modules",
+        "keras_allowed_modules",
+        "Module prefixes, besides Keras's own, that artifact configs may reference.",
+        metavar="MODULES",
+    )
+    option(
+        "--keras-max-file-size",
+        "keras_max_file_size",
+        "Budget: largest artifact size, e.g. 500MB.",
+        metavar="SIZE",
+    )
+    option(
+        "--keras-max-params", "keras_max_params", "Budget: most parameters per model.", metavar="N"
+    )
+    option(
+        "--keras-allowed-versions",
+        "keras_allowed_versions",
+        "Budget: Keras versions (fnmatch patterns, e.g. '3.*') allowed to have written an "
+        "artifact.",
+        metavar="PATTERNS",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    get_settings(config)

@@ -1,0 +1,60 @@
+"""The plugin as pytest loads it: registration, options, and no heavy imports at start-up."""
+
+from __future__ import annotations
+
+import pytest
+
+HEAVY = ("tensorflow", "keras", "h5py")
+
+
+def test_loading_pytest_imports_no_heavy_module(pytester: pytest.Pytester) -> None:
+    # A subprocess: this test process has Keras loaded already.
+    pytester.makeconftest(
+        """
+        import sys
+        def pytest_sessionfinish(session):
+            heavy = sorted(m for m in ("tensorflow", "keras", "h5py") if m in sys.modules)
+            print("HEAVY_MODULES=" + ",".join(heavy) + ";")
+        """
+    )
+    pytester.makepyfile("def test_plain():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess("-s", "-p", "kerasmodel")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*HEAVY_MODULES=;*"])
+
+
+def test_plugin_is_registered_as_kerasmodel(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        ["*Keras model artifacts (pytest-kerasmodel)*", "*--keras-rtol=RTOL*"]
+    )
+    disabled = pytester.runpytest_subprocess("-p", "no:kerasmodel", "--help")
+    assert "--keras-rtol" not in disabled.stdout.str()
+
+
+def test_every_flag_has_an_ini_key_of_the_same_name(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    out = result.stdout.str()
+    flags = {
+        line.split()[0].split("=")[0]
+        for line in out.splitlines()
+        if line.strip().startswith("--keras-")
+    }
+    assert flags, out
+    for flag in flags - {"--keras-update-golden", "--keras-no-isolation"}:
+        ini = flag.lstrip("-").replace("-", "_")
+        assert f"  {ini} " in out or f"  {ini}(" in out, f"{flag} has no ini key {ini}"
+
+
+def test_bad_tolerance_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--keras-rtol=abc")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*keras_rtol: expected a number, got 'abc'*"])
+
+
+def test_unknown_roundtrip_format_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--keras-roundtrip-formats=keras,onnx")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown format(s)*onnx*choose from*"])
