@@ -1,0 +1,451 @@
+"""Keras-level names for saved variables, the same whatever format wrote them.
+
+The formats name a variable differently::
+
+    .keras, .weights.h5   layers/dense/vars/0                  (class-derived group, index)
+    Keras 3 legacy .h5    model_weights/hidden/hidden/kernel   (layer name, variable path)
+    Keras 2 / tf.keras    model_weights/hidden/hidden/kernel:0
+    Keras 1               model_weights/dense_1/dense_1_W
+
+Every one of them is named here ``<layer name>/<variable name>``, e.g. ``hidden/kernel``:
+
+1. The **layer name** is the name the model's config gives the layer. In a ``.keras`` archive,
+   the group ``layers/<snake_case(class)>[_<k>]`` is the k-th layer of that class in the
+   config's layer list (how Keras's saving_lib names them); without a config (``.weights.h5``)
+   the name recorded in the group's ``vars`` attribute ``name`` is used, else the group's key.
+   In legacy HDF5 it is the group listed in ``layer_names``.
+2. The **variable name** comes from a table of built-in Keras layers (Dense: ``kernel``,
+   ``bias``; BatchNormalization: ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``;
+   LSTM/GRU/SimpleRNN: ``kernel``, ``recurrent_kernel``, ``bias``; Bidirectional:
+   ``forward/...`` and ``backward/...``; nested models: ``<inner layer>/<variable>``; ...),
+   applied to the layer's class and config when the variables found match the table exactly:
+   by position in legacy HDF5 (whose order is trainable then non-trainable variables) and by
+   group path in ``.keras`` (``cell/vars/1`` is an LSTM's ``recurrent_kernel``). This makes the
+   names identical across formats for built-in layers.
+3. Otherwise (custom layers, a Keras 1 LSTM's twelve arrays, tables that do not fit), legacy HDF5
+   keeps the name it recorded, shortened (``:0`` and the leading path up to the layer's name
+   removed, down to the last component when that is unique in the layer); ``.keras`` and
+   ``.weights.h5`` use the group path without ``vars``: ``<layer>/0``, ``<layer>/cell/1``.
+
+The optimizer's variables are named ``optimizer/<i>`` in the optimizer's own order, which is the
+same in ``.keras``, ``.weights.h5`` and Keras 3 legacy HDF5.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pytest_kerasmodel.formats import Artifact
+
+MODEL_CLASSES = {"Sequential", "Functional", "Model"}
+KERAS_CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
+
+
+def to_snake_case(name: str) -> str:
+    """Keras's ``naming.to_snake_case``: how saving_lib names a layer's group from its class."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    name: str
+    class_name: str
+    config: dict[str, Any]
+
+
+def _layer_from(entry: Any) -> LayerConfig | None:
+    if not isinstance(entry, dict):
+        return None
+    cfg = entry.get("config")
+    cfg = cfg if isinstance(cfg, dict) else {}
+    name = entry.get("name") or cfg.get("name")
+    class_name = entry.get("class_name")
+    if not isinstance(name, str) or not isinstance(class_name, str):
+        return None
+    return LayerConfig(name=name, class_name=class_name, config=cfg)
+
+
+def model_layers(model_config: Any) -> list[LayerConfig]:
+    """The layers of a model config, in order, for every Keras era.
+
+    Keras 1 and early Keras 2 store a Sequential's config as a plain list of layers; later
+    versions as ``{"name": ..., "layers": [...]}``.
+    """
+    if not isinstance(model_config, dict):
+        return []
+    inner = model_config.get("config")
+    entries = inner if isinstance(inner, list) else (inner or {}).get("layers")
+    if not isinstance(entries, list):
+        return []
+    return [layer for layer in map(_layer_from, entries) if layer is not None]
+
+
+# --------------------------------------------------------------------------------------------
+# the table of built-in layers
+
+
+@dataclass(frozen=True)
+class VarSpec:
+    name: str  # within the layer: "kernel", "forward/kernel", "dense/bias"
+    keras_path: str  # within the layer's .keras group: "vars/0", "cell/vars/1"
+    trainable: bool
+
+
+def _own(names: Iterable[tuple[str, bool]]) -> list[VarSpec]:
+    return [VarSpec(n, f"vars/{i}", t) for i, (n, t) in enumerate(names)]
+
+
+def _nested(prefix_name: str, prefix_path: str, specs: list[VarSpec]) -> list[VarSpec]:
+    return [
+        VarSpec(
+            f"{prefix_name}/{s.name}" if prefix_name else s.name,
+            f"{prefix_path}/{s.keras_path}",
+            s.trainable,
+        )
+        for s in specs
+    ]
+
+
+_KERNEL_BIAS = {
+    "Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
+    "Conv3DTranspose", "Convolution1D", "Convolution2D", "Convolution3D",
+    "Convolution2DTranspose", "Deconvolution2D",
+}  # fmt: skip
+_RNN = {"SimpleRNN", "LSTM", "GRU", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
+
+
+def variable_specs(class_name: str, config: dict[str, Any] | None) -> list[VarSpec] | None:
+    """The variables a built-in layer saves, in its natural order, or None when unknown.
+
+    ``config`` None (a weights-only file) means the layer's defaults.
+    """
+    cfg = config or {}
+    bias = bool(cfg.get("use_bias", True))
+    specs: list[VarSpec] | None
+    if class_name in _KERNEL_BIAS:
+        specs = _own([("kernel", True)] + ([("bias", True)] if bias else []))
+    elif class_name == "EinsumDense":
+        has_bias = config is None or bool(cfg.get("bias_axes"))
+        specs = _own([("kernel", True)] + ([("bias", True)] if has_bias else []))
+    elif class_name in ("DepthwiseConv1D", "DepthwiseConv2D"):
+        specs = _own([("depthwise_kernel", True)] + ([("bias", True)] if bias else []))
+    elif class_name in ("SeparableConv1D", "SeparableConv2D", "SeparableConvolution2D"):
+        specs = _own(
+            [("depthwise_kernel", True), ("pointwise_kernel", True)]
+            + ([("bias", True)] if bias else [])
+        )
+    elif class_name == "Embedding":
+        specs = _own([("embeddings", True)])
+    elif class_name == "PReLU":
+        specs = _own([("alpha", True)])
+    elif class_name in ("BatchNormalization", "LayerNormalization"):
+        names = [("gamma", True)] if cfg.get("scale", True) else []
+        names += [("beta", True)] if cfg.get("center", True) else []
+        if class_name == "BatchNormalization":
+            names += [("moving_mean", False), ("moving_variance", False)]
+        specs = _own(names)
+    elif class_name in _RNN:
+        cell = [("kernel", True), ("recurrent_kernel", True)] + ([("bias", True)] if bias else [])
+        specs = _nested("", "cell", _own(cell))
+    elif class_name == "Bidirectional":
+        inner = _layer_from(cfg.get("layer"))
+        backward = _layer_from(cfg.get("backward_layer")) or inner
+        if inner is None or backward is None:
+            return None
+        fwd = variable_specs(inner.class_name, inner.config)
+        bwd = variable_specs(backward.class_name, backward.config)
+        if fwd is None or bwd is None:
+            return None
+        specs = _nested("forward", "forward_layer", fwd) + _nested(
+            "backward", "backward_layer", bwd
+        )
+    elif class_name == "TimeDistributed":
+        inner = _layer_from(cfg.get("layer"))
+        sub = variable_specs(inner.class_name, inner.config) if inner else None
+        if sub is None:
+            return None
+        specs = _nested("", "layer", sub)
+    elif class_name in MODEL_CLASSES or "layers" in cfg:
+        specs = []
+        used: dict[str, int] = {}
+        for layer in model_layers({"config": cfg}):
+            sub = variable_specs(layer.class_name, layer.config)
+            if sub is None:
+                return None
+            key = _unique(to_snake_case(layer.class_name), used)
+            specs += _nested(layer.name, f"layers/{key}", sub)
+    elif class_name in _NO_VARIABLES:
+        specs = []
+    else:
+        return None
+    if cfg.get("trainable") is False:
+        specs = [VarSpec(s.name, s.keras_path, False) for s in specs]
+    return specs
+
+
+_NO_VARIABLES = {
+    "InputLayer", "Activation", "Dropout", "Flatten", "Reshape", "Permute", "RepeatVector",
+    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot",
+    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+    "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
+    "UpSampling1D", "UpSampling2D", "UpSampling3D", "ReLU", "LeakyReLU", "ELU", "Softmax",
+    "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+    "GaussianDropout", "AlphaDropout", "Masking", "Identity", "Rescaling", "Resizing",
+    "CenterCrop", "Lambda", "TFOpLambda", "SlicingOpLambda", "UnitNormalization",
+}  # fmt: skip
+
+# snake_case(class) -> class, to guess a layer's class from a .weights.h5 group key
+_CLASS_BY_SNAKE = {
+    to_snake_case(c): c
+    for c in (
+        _KERNEL_BIAS
+        | _RNN
+        | {"EinsumDense", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D"}
+        | {"SeparableConv2D", "Embedding", "PReLU", "BatchNormalization", "LayerNormalization"}
+    )
+}
+
+
+_GUESS_CONFIGS: tuple[dict[str, Any], ...] = (
+    {},
+    {"use_bias": False},
+    {"scale": False},
+    {"center": False},
+    {"center": False, "scale": False},
+)
+_WRAPPERS = {"bidirectional": "Bidirectional", "time_distributed": "TimeDistributed"}
+
+
+def guess_specs(key: str, found: set[str]) -> list[VarSpec] | None:
+    """Names for a layer known only by its ``.weights.h5`` group key (no config).
+
+    The class is guessed from the key (``dense_3`` -> Dense, as saving_lib derived it) and the
+    variables found must fit exactly one naming of that class, else None.
+    """
+    base = re.sub(r"_\d+$", "", key)
+    candidates: list[list[VarSpec]] = []
+    if base in _WRAPPERS:
+        for inner in ("LSTM", "Dense"):
+            for cfg in _GUESS_CONFIGS[:2]:
+                layer = {"class_name": inner, "name": "inner", "config": cfg}
+                specs = variable_specs(_WRAPPERS[base], {"layer": layer})
+                if specs is not None:
+                    candidates.append(specs)
+    elif base in _CLASS_BY_SNAKE:
+        for cfg in _GUESS_CONFIGS:
+            specs = variable_specs(_CLASS_BY_SNAKE[base], cfg)
+            if specs is not None:
+                candidates.append(specs)
+    fitting = {
+        tuple((s.name, s.keras_path) for s in specs): specs
+        for specs in candidates
+        if {s.keras_path for s in specs} == found
+    }
+    if len(fitting) != 1:
+        return None
+    return next(iter(fitting.values()))
+
+
+def legacy_order(specs: list[VarSpec]) -> list[VarSpec]:
+    """The order legacy HDF5 saves a layer's variables in: trainable first, then the others."""
+    return [s for s in specs if s.trainable] + [s for s in specs if not s.trainable]
+
+
+def _unique(name: str, used: dict[str, int]) -> str:
+    """saving_lib's ``_get_unique_name``: dense, dense_1, dense_2, ..."""
+    if name in used:
+        used[name] += 1
+        return f"{name}_{used[name]}"
+    used[name] = 0
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# naming the variables of an opened artifact
+
+
+@dataclass(frozen=True)
+class NamedWeight:
+    layer: str
+    variable: str
+    h5_path: str  # absolute within the HDF5 file, without the leading slash
+
+    @property
+    def name(self) -> str:
+        return f"{self.layer}/{self.variable}"
+
+
+def _strip_vars(rel: str) -> str:
+    return "/".join(part for part in rel.split("/") if part != "vars")
+
+
+def _index_key(rel: str) -> tuple[Any, ...]:
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in rel.split("/"))
+
+
+def _keras_layout_weights(artifact: Artifact) -> list[NamedWeight]:
+    datasets = [n.path for n in artifact.nodes if n.kind == "dataset"]
+    groups = {n.path: n for n in artifact.nodes if n.kind == "group"}
+    layers = model_layers(artifact.config)
+    by_key: dict[str, LayerConfig] = {}
+    used: dict[str, int] = {}
+    for layer in layers:
+        by_key[_unique(to_snake_case(layer.class_name), used)] = layer
+    order = {layer.name: i for i, layer in enumerate(layers)}
+
+    # top-level units: layers/<key>, or any other root group (subclassed models)
+    has_container = any(n.split("/")[0] in KERAS_CONTAINERS for n in datasets)
+    units: dict[str, list[str]] = {}
+    for path in datasets:
+        parts = path.split("/")
+        if parts[0] == "optimizer":
+            continue
+        if parts[0] in KERAS_CONTAINERS and len(parts) > 2:
+            unit = "/".join(parts[:2])
+        elif has_container and parts[0] != "vars":
+            continue  # training state of a Functional/Sequential model: metrics, loss trackers
+        else:
+            unit = parts[0]
+        units.setdefault(unit, []).append(path)
+
+    named: list[tuple[tuple[Any, ...], list[NamedWeight]]] = []
+    for unit, paths in units.items():
+        key = unit.split("/")[-1]
+        layer = by_key.get(key) if "/" in unit else None
+        vars_group = groups.get(f"{unit}/vars")
+        recorded = vars_group.attrs.get("name") if vars_group is not None else None
+        if layer is not None:
+            layer_name = layer.name
+        elif unit == "vars":
+            layer_name = str(recorded or (artifact.config or {}).get("name") or "model")
+        else:
+            layer_name = str(recorded) if isinstance(recorded, str) and recorded else key
+        rels = {p[len(unit) + 1 :]: p for p in paths} if unit != "vars" else {p: p for p in paths}
+        if layer is not None:
+            specs = variable_specs(layer.class_name, layer.config)
+        else:
+            specs = guess_specs(key, set(rels))
+        weights: list[NamedWeight]
+        if specs is not None and {s.keras_path for s in specs} == set(rels):
+            weights = [NamedWeight(layer_name, s.name, rels[s.keras_path]) for s in specs]
+        else:
+            weights = [
+                NamedWeight(layer_name, _strip_vars(rel) or rel, p)
+                for rel, p in sorted(rels.items(), key=lambda kv: _index_key(kv[0]))
+            ]
+        rank = order.get(layer_name, len(order))
+        named.append(((rank, _index_key(unit)), weights))
+    return [w for _, ws in sorted(named, key=lambda item: item[0]) for w in ws]
+
+
+def _attr_list(group: Any, name: str) -> list[str]:
+    """A list attribute that legacy HDF5 may split into ``name0``, ``name1``, ... chunks."""
+    values: list[Any] = []
+    if name in group.attrs:
+        values = list(group.attrs[name])
+    else:
+        k = 0
+        while f"{name}{k}" in group.attrs:
+            values.extend(group.attrs[f"{name}{k}"])
+            k += 1
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _short_names(layer: str, stored: list[str]) -> list[str]:
+    shortened = []
+    for name in stored:
+        name = re.sub(r":\d+$", "", name)
+        parts = name.split("/")
+        if layer in parts:
+            parts = parts[parts.index(layer) + 1 :] or parts
+        elif len(parts) == 1 and name.startswith(layer + "_"):  # Keras 1: dense_1_W
+            parts = [name[len(layer) + 1 :]]
+        shortened.append("/".join(parts))
+    lasts = [s.split("/")[-1] for s in shortened]
+    if len(set(lasts)) == len(lasts):
+        return lasts
+    # a Bidirectional wrapper: forward_lstm/lstm_cell/kernel -> forward/kernel
+    directions = [s.split("/")[0].split("_")[0] for s in shortened]
+    if set(directions) <= {"forward", "backward"}:
+        paired = [f"{d}/{last}" for d, last in zip(directions, lasts, strict=True)]
+        if len(set(paired)) == len(paired):
+            return paired
+    if len(set(shortened)) == len(shortened):
+        return shortened
+    return [f"{i}" for i in range(len(stored))]
+
+
+def _legacy_layout_weights(artifact: Artifact) -> list[NamedWeight]:
+    root = artifact.weights_root
+    assert root is not None
+    configs = {layer.name: layer for layer in model_layers(artifact.config)}
+    names = _attr_list(root, "layer_names")
+    if "top_level_model_weights" in root:
+        names.append("top_level_model_weights")
+    result: list[NamedWeight] = []
+    for layer_name in names:
+        group = root.get(layer_name)
+        if group is None or not hasattr(group, "attrs"):
+            continue
+        stored = _attr_list(group, "weight_names")
+        present = [w for w in stored if w in group]
+        if not present:
+            continue
+        layer = configs.get(layer_name)
+        specs = variable_specs(layer.class_name, layer.config) if layer else None
+        if specs is not None and len(specs) == len(present):
+            variables = [s.name for s in legacy_order(specs)]
+        else:
+            variables = _short_names(layer_name, present)
+        base = group.name.lstrip("/")
+        pairs = zip(variables, present, strict=True)
+        result.extend(NamedWeight(layer_name, v, f"{base}/{w}") for v, w in pairs)
+    return result
+
+
+def model_weights(artifact: Artifact) -> list[NamedWeight]:
+    """Every saved model variable of an opened artifact, under its Keras-level name."""
+    from pytest_kerasmodel.formats import FORMAT_H5, FORMAT_H5_WEIGHTS
+
+    if artifact.weights_root is None:
+        return []
+    if artifact.format in (FORMAT_H5, FORMAT_H5_WEIGHTS):
+        return _legacy_layout_weights(artifact)
+    return _keras_layout_weights(artifact)
+
+
+def model_weight_paths(artifact: Artifact) -> list[tuple[str, str]]:
+    return [(w.name, w.h5_path) for w in model_weights(artifact)]
+
+
+def optimizer_weight_paths(artifact: Artifact) -> list[tuple[str, str]]:
+    """The optimizer's saved variables as (``optimizer/<i>``, HDF5 path), in saving order."""
+    from pytest_kerasmodel.formats import FORMAT_H5, FORMAT_H5_WEIGHTS
+
+    if artifact.h5 is None:
+        return []
+    if artifact.format in (FORMAT_H5, FORMAT_H5_WEIGHTS):
+        group = artifact.h5.get("optimizer_weights")
+        if group is None or not hasattr(group, "attrs"):
+            return []
+        stored = [w for w in _attr_list(group, "weight_names") if w in group]
+        if not stored:
+            stored = sorted(
+                (n.path[len("optimizer_weights/") :] for n in artifact.nodes
+                 if n.kind == "dataset" and n.path.startswith("optimizer_weights/")),
+                key=_index_key,
+            )  # fmt: skip
+        return [(f"optimizer/{i}", f"optimizer_weights/{w}") for i, w in enumerate(stored)]
+    paths = sorted(
+        (n.path for n in artifact.nodes if n.kind == "dataset" and n.path.startswith("optimizer/")),
+        key=_index_key,
+    )
+    return [(f"optimizer/{_strip_vars(p[len('optimizer/') :])}", p) for p in paths]
