@@ -1,0 +1,277 @@
+"""Many small artifacts: the gate against the naive script it replaces, and its isolation cost.
+
+The naive script is what a team writes without the plugin: one process, Keras imported once, and
+for each file `keras.models.load_model` followed by `np.isfinite` on every weight. Both sides are
+timed as whole commands (interpreter, imports and all), alternating, over the same folders.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import generate
+from gate_runs import FILE_ONLY, WITH_LOAD, gate_available, record_goldens, run_gate
+from harness import (
+    Options,
+    Section,
+    Table,
+    Target,
+    bench_env,
+    fmt_s,
+    interleaved,
+    median,
+    python,
+    run_process,
+    spread,
+)
+
+FILE_ONLY_SPEEDUP = 20.0
+XDIST_SPEEDUP = 1.7
+
+NAIVE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    import keras
+    import numpy as np
+
+    bad = []
+    for path in sorted(Path(sys.argv[1]).iterdir()):
+        model = keras.models.load_model(path)
+        for weight in model.weights:
+            if not np.isfinite(weight.numpy()).all():
+                bad.append(f"{path.name}: {weight.path}")
+    print(f"{len(bad)} non-finite weights")
+    """
+)
+
+
+def _naive(folder: Path) -> float:
+    return (
+        run_process([python(), "-c", NAIVE_SCRIPT, str(folder)], env=bench_env())
+        .check("naive script")
+        .seconds
+    )
+
+
+def _fit(sizes: list[int], times: list[float]) -> tuple[float, float, float]:
+    """Least squares `t = a + b n`: (a, b, r2)."""
+    n = len(sizes)
+    mx, my = sum(sizes) / n, sum(times) / n
+    sxx = sum((x - mx) ** 2 for x in sizes)
+    b = sum((x - mx) * (y - my) for x, y in zip(sizes, times, strict=True)) / sxx if sxx else 0.0
+    a = my - b * mx
+    ss_tot = sum((y - my) ** 2 for y in times)
+    ss_res = sum((y - a - b * x) ** 2 for x, y in zip(sizes, times, strict=True))
+    return a, b, (1 - ss_res / ss_tot) if ss_tot else 1.0
+
+
+def _prepare(opts: Options, size: int) -> tuple[Path, Path]:
+    folder = generate.many_artifacts(opts.workdir, size)
+    goldens = opts.workdir / f"goldens-{size}"
+    if not goldens.exists():
+        opts.log(f"gate: recording goldens for {size} artifacts")
+        record_goldens(opts.workdir, folder, goldens)
+    return folder, goldens
+
+
+def run_many(opts: Options) -> Section:
+    section = Section("gate", "3. Many artifacts: the gate vs the naive script")
+    sizes = [50, 100] if opts.quick else [50, 100, 200, 400]
+    repeats = max(1, opts.repeats if opts.quick else min(opts.repeats, 3))
+    has_gate = gate_available()
+    if not has_gate:
+        section.notes.append(
+            "The gate (`pytest_kerasmodel.gate`) is not on main yet: "
+            "only the naive script is measured."
+        )
+
+    medians: dict[str, dict[int, float]] = {}
+    details: list[list[str]] = []
+    for size in sizes:
+        opts.log(f"gate: {size} artifacts, {repeats} runs per variant")
+        if has_gate:
+            folder, goldens = _prepare(opts, size)
+        else:
+            folder, goldens = generate.many_artifacts(opts.workdir, size), None
+
+        def gate(*extra: str, folder: Path = folder, goldens: Path | None = goldens) -> float:
+            return run_gate(opts.workdir, folder, *extra, golden_dir=goldens).seconds
+
+        variants = {"naive script (reference)": lambda folder=folder: _naive(folder)}
+        if has_gate:
+            variants.update(
+                {
+                    "gate, file-only checks, -n 0": lambda: gate("-k", FILE_ONLY),
+                    "gate, with load, -n 0": lambda: gate("-k", WITH_LOAD),
+                    "gate, all checks (+ predictions), -n 0": lambda: gate(),
+                    "gate, file-only checks, -n 2": lambda: gate("-k", FILE_ONLY, "-n", "2"),
+                    "gate, with load, -n 2": lambda: gate("-k", WITH_LOAD, "-n", "2"),
+                }
+            )
+        samples = interleaved(variants, repeats, warmup=(size == sizes[0]))
+        ref = median(samples["naive script (reference)"])
+        for name, values in samples.items():
+            m = median(values)
+            medians.setdefault(name, {})[size] = m
+            details.append(
+                [str(size), name, fmt_s(m), spread(values), f"{m / ref:.3f}", f"{ref / m:.1f}x"]
+            )
+
+    section.tables.append(
+        Table(
+            f"Whole-command wall time, median of {repeats} alternating runs",
+            ["artifacts", "variant", "median", "min-max (s)", "time / naive", "speed-up vs naive"],
+            details,
+        )
+    )
+    fits = []
+    for name, by_size in medians.items():
+        xs = sorted(by_size)
+        ys = [by_size[x] for x in xs]
+        a, b, r2 = _fit(xs, ys)
+        last = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) if len(xs) > 1 else float("nan")
+        fits.append((name, a, b, r2, last))
+    section.tables.append(
+        Table(
+            "Cost against the number of artifacts n, least-squares fit "
+            "`t = fixed + n * per_artifact`",
+            ["variant", "fixed", "per artifact", "R^2", "marginal cost over the last step"],
+            [
+                [n, fmt_s(a), f"{b * 1000:.1f} ms", f"{r2:.4f}", f"{last * 1000:.1f} ms"]
+                for n, a, b, r2, last in fits
+            ],
+        )
+    )
+
+    biggest = sizes[-1]
+    naive = medians["naive script (reference)"][biggest]
+    if not has_gate:
+        section.targets.append(
+            Target(
+                "gate vs naive script", "gate not on main yet", f">= {FILE_ONLY_SPEEDUP:.0f}x", None
+            )
+        )
+        return section
+
+    for name, _a, b, r2, last in fits:
+        if name.startswith("gate") and "-n 0" in name:
+            linear = r2 >= 0.98 and (last <= 1.3 * b or last * biggest < 0.5)
+            section.targets.append(
+                Target(
+                    f"{name}: cost linear in the number of artifacts",
+                    f"R^2 {r2:.3f}, {b * 1000:.1f} ms/artifact, last step {last * 1000:.1f} ms",
+                    "R^2 >= 0.98, last step <= 1.3x fitted slope",
+                    linear,
+                )
+            )
+    file_only = medians["gate, file-only checks, -n 0"][biggest]
+    with_load = medians["gate, with load, -n 0"][biggest]
+    section.targets.append(
+        Target(
+            f"file-only checks vs naive script, {biggest} artifacts",
+            f"{naive / file_only:.1f}x faster ({fmt_s(file_only)} vs {fmt_s(naive)})",
+            f">= {FILE_ONLY_SPEEDUP:.0f}x",
+            naive / file_only >= FILE_ONLY_SPEEDUP,
+        )
+    )
+    section.targets.append(
+        Target(
+            f"with the load check vs naive script, {biggest} artifacts",
+            f"{with_load / naive:.2f} ({fmt_s(with_load)} vs {fmt_s(naive)})",
+            "<= 1.0",
+            with_load <= naive,
+        )
+    )
+    for label in ("file-only checks", "with load"):
+        n0 = medians[f"gate, {label}, -n 0"][biggest]
+        n2 = medians[f"gate, {label}, -n 2"][biggest]
+        section.targets.append(
+            Target(
+                f"`-n 2` vs `-n 0`, {label}, {biggest} artifacts",
+                f"{n0 / n2:.2f}x ({fmt_s(n2)} vs {fmt_s(n0)})",
+                f">= {XDIST_SPEEDUP}x",
+                n0 / n2 >= XDIST_SPEEDUP,
+            )
+        )
+    section.notes.append(
+        f"Folders hold copies of {len(generate.SMALL_VARIANTS)} small models "
+        f"({', '.join(generate.SMALL_VARIANTS)}), round-robin. Goldens (structure, predictions) "
+        "were recorded once per folder with `--keras-update-golden` into `--keras-golden-dir`. "
+        f'File-only checks: `-k "{FILE_ONLY}"`; with load: `-k "{WITH_LOAD}"`.'
+    )
+    return section
+
+
+def run_isolation(opts: Options) -> Section:
+    section = Section("isolation", "5. Isolation: the gate in its worker vs `--keras-no-isolation`")
+    if not gate_available():
+        section.notes.append("The gate (`pytest_kerasmodel.gate`) is not on main yet.")
+        section.targets.append(
+            Target("isolation overhead per artifact", "gate not on main yet", "small", None)
+        )
+        return section
+    sizes = [50, 100] if opts.quick else [50, 200]
+    repeats = max(2, opts.repeats if opts.quick else min(opts.repeats, 3))
+    rows: list[list[str]] = []
+    overhead: dict[str, dict[int, float]] = {}
+    for size in sizes:
+        folder, goldens = _prepare(opts, size)
+        for label, k in (("file-only checks", FILE_ONLY), ("with load", WITH_LOAD)):
+            opts.log(f"isolation: {size} artifacts, {label}")
+
+            def gate(
+                *extra: str, k: str = k, folder: Path = folder, goldens: Path = goldens
+            ) -> float:
+                return run_gate(opts.workdir, folder, "-k", k, *extra, golden_dir=goldens).seconds
+
+            samples = interleaved(
+                {"isolated": lambda: gate(), "no isolation": lambda: gate("--keras-no-isolation")},
+                repeats,
+                warmup=False,
+            )
+            iso, plain = median(samples["isolated"]), median(samples["no isolation"])
+            overhead.setdefault(label, {})[size] = iso - plain
+            rows.append(
+                [
+                    str(size),
+                    label,
+                    fmt_s(plain),
+                    fmt_s(iso),
+                    f"{iso / plain:.2f}",
+                    f"{(iso - plain) / size * 1000:.1f} ms",
+                ]
+            )
+    section.tables.append(
+        Table(
+            f"Whole-command wall time, median of {repeats} alternating runs",
+            [
+                "artifacts",
+                "checks",
+                "`--keras-no-isolation`",
+                "isolated",
+                "ratio",
+                "overhead / artifact",
+            ],
+            rows,
+        )
+    )
+    lo, hi = sizes[0], sizes[-1]
+    for label, by_size in overhead.items():
+        per = (by_size[hi] - by_size[lo]) / (hi - lo)
+        fixed = by_size[lo] - per * lo
+        section.targets.append(
+            Target(
+                f"isolation overhead, {label}",
+                f"{per * 1000:.1f} ms per artifact + {fmt_s(fixed)} once",
+                "< 20 ms per artifact (our bar: the worker is reused)",
+                per < 0.02,
+            )
+        )
+    section.notes.append(
+        "Overhead per artifact is the slope between the two sizes of (isolated - not isolated), "
+        "so the worker's one-off start is separated from the per-artifact cost."
+    )
+    return section

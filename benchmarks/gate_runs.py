@@ -1,0 +1,83 @@
+"""Running the gate (`pytest --keras-model-dir`) from the benchmarks, and reading its timings.
+
+The gate is the `gate` helper's module (issue 4); until it is on main these helpers say so instead
+of measuring something else.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness import Run, bench_env, python, run_process
+
+# Which checks the gate runs, chosen with pytest's own -k on the item ids (`path::check`).
+FILE_ONLY = "not load and not predictions"
+WITH_LOAD = "not predictions"
+
+
+def available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def gate_available() -> bool:
+    return available("pytest_kerasmodel.gate")
+
+
+def scratch_root(workdir: Path) -> Path:
+    """A rootdir of its own, so no project's pytest configuration applies to the gate runs."""
+    root = workdir / "gate-root"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pytest.ini").write_text("[pytest]\n")
+    return root
+
+
+def run_gate(
+    workdir: Path,
+    model_dir: Path,
+    *extra: str,
+    golden_dir: Path | None = None,
+    junit: Path | None = None,
+    what: str = "gate",
+) -> Run:
+    argv = [
+        python(),
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--keras-model-dir",
+        str(model_dir),
+    ]
+    if golden_dir is not None:
+        argv += ["--keras-golden-dir", str(golden_dir)]
+    if junit is not None:
+        argv += ["--junitxml", str(junit)]
+    argv += list(extra)
+    run = run_process(argv, cwd=scratch_root(workdir), env=bench_env())
+    # 0: all passed; 5: nothing collected is an error for a benchmark too.
+    return run.check(f"{what}: {' '.join(argv[3:])}")
+
+
+def record_goldens(workdir: Path, model_dir: Path, golden_dir: Path) -> Run:
+    golden_dir.mkdir(parents=True, exist_ok=True)
+    return run_gate(
+        workdir, model_dir, "--keras-update-golden", golden_dir=golden_dir, what="recording goldens"
+    )
+
+
+def item_seconds(junit: Path, checks: Sequence[str]) -> dict[str, float]:
+    """Total duration per check (item ids ending in `::check`) from a JUnit XML report."""
+    totals = {c: 0.0 for c in checks}
+    for case in ET.parse(junit).iter("testcase"):
+        name = case.get("name", "")
+        for check in checks:
+            if name.endswith(check) or name.endswith(f"::{check}") or name.endswith(f"[{check}]"):
+                totals[check] += float(case.get("time", "0"))
+    return totals
