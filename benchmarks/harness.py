@@ -91,13 +91,18 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 @dataclasses.dataclass
 class Run:
-    """One subprocess run: wall time, peak RSS of the process tree, exit code, output."""
+    """One subprocess run: wall time, peak RSS of the process tree, exit code, output.
+
+    `cpu_seconds` (user + system of the process and its reaped children) is much less sensitive
+    than wall time to other jobs on a shared machine.
+    """
 
     seconds: float
     maxrss_mib: float
     returncode: int
     stdout: str
     stderr: str
+    cpu_seconds: float = 0.0
 
     def check(self, what: str) -> Run:
         if self.returncode != 0:
@@ -137,7 +142,8 @@ def run_process(
         err.seek(0)
         stdout = out.read().decode(errors="replace")
         stderr = err.read().decode(errors="replace")
-    return Run(seconds, usage.ru_maxrss / 1024, proc.returncode, stdout, stderr)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(seconds, usage.ru_maxrss / 1024, proc.returncode, stdout, stderr, cpu)
 
 
 def bench_env(**extra: str) -> dict[str, str]:
