@@ -16,6 +16,9 @@ __version__ = "0.1.0.dev0"
 _EXPORTS: dict[str, str] = {
     "assert_roundtrip": "pytest_kerasmodel.roundtrip",
     "RoundtripResult": "pytest_kerasmodel.roundtrip",
+    "RoundtripDiff": "pytest_kerasmodel.roundtrip",
+    "Roundtrip": "pytest_kerasmodel.fixtures",
+    "make_inputs": "pytest_kerasmodel.inputs",
     "describe_artifact": "pytest_kerasmodel.describe",
     "assert_h5_structure": "pytest_kerasmodel.structure",
     "KerasModelError": "pytest_kerasmodel.errors",
@@ -28,6 +31,8 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "ArtifactError",
     "KerasModelError",
+    "Roundtrip",
+    "RoundtripDiff",
     "RoundtripError",
     "RoundtripResult",
     "StructureError",
@@ -36,6 +41,7 @@ __all__ = [
     "assert_h5_structure",
     "assert_roundtrip",
     "describe_artifact",
+    "make_inputs",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,7 +53,9 @@ if TYPE_CHECKING:  # pragma: no cover
         StructureError,
         UnsafeArtifactError,
     )
-    from pytest_kerasmodel.roundtrip import RoundtripResult, assert_roundtrip
+    from pytest_kerasmodel.fixtures import Roundtrip
+    from pytest_kerasmodel.inputs import make_inputs
+    from pytest_kerasmodel.roundtrip import RoundtripDiff, RoundtripResult, assert_roundtrip
     from pytest_kerasmodel.structure import assert_h5_structure
 
 

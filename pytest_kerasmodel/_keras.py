@@ -7,7 +7,10 @@ check, never pays for importing TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -43,3 +46,523 @@ def keras_version() -> str:
 def load_model(path: str | os.PathLike[str], **kwargs: Any) -> Any:
     """``keras.models.load_model`` with Keras imported on demand."""
     return keras().models.load_model(os.fspath(path), **kwargs)
+
+
+# --- what a model is made of, as plain data -------------------------------------------------
+
+#: where each roundtrip format saves, relative to the temporary folder
+FORMAT_FILES = {"keras": "model.keras", "h5": "model.h5", "weights": "model.weights.h5"}
+#: the config saved beside ``model.weights.h5`` to rebuild the model for the "weights" format
+WEIGHTS_CONFIG_FILE = "model.config.json"
+
+
+def _sublayers(layer: Any) -> list[Any]:
+    flatten = getattr(layer, "_flatten_layers", None)
+    if flatten is not None:
+        return list(flatten(include_self=False, recursive=False))
+    return list(getattr(layer, "layers", []) or [])
+
+
+def iter_layers(model: Any) -> list[tuple[str, Any]]:
+    """Every layer of ``model`` (itself first) with a structural key.
+
+    The key is built from positions and class names (``"1:Dense/0:Kernel"``), not from layer
+    names, because Keras gives auto-named layers of a reloaded subclassed or nested model new
+    names (``dense`` becomes ``dense_3``) while their positions stay the same.
+    """
+    found: list[tuple[str, Any]] = []
+    seen: set[int] = set()
+
+    def walk(layer: Any, key: str) -> None:
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        found.append((key, layer))
+        for i, sub in enumerate(_sublayers(layer)):
+            walk(sub, f"{key}{i}:{type(sub).__name__}/")
+
+    walk(model, "")
+    return found
+
+
+def weight_variables(model: Any) -> list[tuple[str, Any]]:
+    """``model``'s weights (trainable and not), each with a structural key.
+
+    The key is its layer's key from :func:`iter_layers` plus the variable's own name
+    (``1:Dense/kernel``), so it matches between a model and its reloaded twin.
+    """
+    entries: list[tuple[str, Any]] = []
+    seen: set[int] = set()
+    for key, layer in reversed(iter_layers(model)):  # innermost first: own weights only
+        counts: dict[str, int] = {}
+        for variable in getattr(layer, "weights", []):
+            if id(variable) in seen:
+                continue
+            seen.add(id(variable))
+            name = str(variable.name)
+            n = counts.get(name, 0)
+            counts[name] = n + 1
+            entries.append((f"{key}{name}" + (f"#{n}" if n else ""), variable))
+    return entries
+
+
+def weight_arrays(model: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """``(arrays, labels)``: each weight as a numpy array, and its Keras path (``dense/kernel``).
+
+    Both are keyed as in :func:`weight_variables`.
+    """
+    arrays: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    for key, variable in weight_variables(model):
+        arrays[key] = variable.numpy()
+        labels[key] = str(getattr(variable, "path", variable.name))
+    return arrays, labels
+
+
+def optimizer_state(model: Any) -> dict[str, Any] | None:
+    """The optimizer as plain data, or ``None`` when the model is not compiled with one.
+
+    ``variables`` is keyed so that it survives Keras renaming on reload: a slot variable
+    (``adam/dense_1_kernel_momentum``) is keyed ``momentum of <weight's structural key>``
+    and labelled ``momentum of dense_1/kernel``; others (``iteration``) keep their name.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not getattr(model, "compiled", False):
+        return None
+    k = keras()
+    try:
+        config = k.saving.serialize_keras_object(optimizer)
+    except Exception as exc:  # a custom optimizer without get_config
+        config = {"error": f"{type(exc).__name__}: {exc}"}
+    state: dict[str, Any] = {
+        "class_name": type(optimizer).__name__,
+        "name": str(getattr(optimizer, "name", "")),
+        "config": _json_roundtrip(config),
+        "built": bool(getattr(optimizer, "built", True)),
+        "variables": {},
+        "labels": {},
+    }
+    if not state["built"]:
+        return state
+    by_path: dict[str, str] = {}
+    weight_labels: dict[str, str] = {}
+    for wkey, variable in weight_variables(model):
+        path = str(getattr(variable, "path", variable.name))
+        by_path[path.replace("/", "_")] = wkey
+        weight_labels[wkey] = path
+    counts: dict[str, int] = {}
+    for variable in optimizer.variables:
+        name = str(variable.name)
+        key, label = name, f"{state['name']}/{name}"
+        # slot names are f"{weight.path.replace('/', '_')}_{slot}": find the longest prefix
+        cut = len(name)
+        while True:
+            cut = name.rfind("_", 0, cut)
+            if cut <= 0:
+                break
+            wkey = by_path.get(name[:cut])
+            if wkey is not None:
+                slot = name[cut + 1 :]
+                key = f"{slot} of {wkey}"
+                label = f"{slot} of {weight_labels.get(wkey, name[:cut])}"
+                break
+        n = counts.get(key, 0)
+        counts[key] = n + 1
+        if n:
+            key, label = f"{key}#{n}", f"{label}#{n}"
+        state["variables"][key] = variable.numpy()
+        state["labels"][key] = label
+    return state
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return repr(value)
+
+
+def _json_roundtrip(value: Any) -> Any:
+    """What a config looks like once written to and read from a JSON file."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def model_config(model: Any) -> Any:
+    """The model serialized as Keras saves it in ``config.json``, minus ``compile_config``."""
+    k = keras()
+    config = k.saving.serialize_keras_object(model)
+    if isinstance(config, dict):
+        config = {key: value for key, value in config.items() if key != "compile_config"}
+    return _json_roundtrip(config)
+
+
+def _snake(name: str) -> str:
+    from keras.src.utils.naming import to_snake_case
+
+    return str(to_snake_case(name))
+
+
+def canonical_compile_entry(entry: Any) -> Any:
+    """A loss or metric as what it computes, so aliases compare equal.
+
+    ``"mse"``, ``"mean_squared_error"``, a serialized function and a default
+    ``MeanSquaredError()`` all become ``"mean_squared_error"``.
+    """
+    k = keras()
+    if isinstance(entry, str):
+        for getter in (k.losses.get, k.metrics.get):
+            try:
+                resolved = getter(entry)
+            except Exception:
+                continue
+            if resolved is None:
+                continue
+            if isinstance(resolved, type):
+                return _snake(resolved.__name__)
+            name = getattr(resolved, "__name__", None)
+            return _snake(name) if name else _snake(type(resolved).__name__)
+        return entry
+    if isinstance(entry, dict) and "class_name" in entry:
+        cfg = entry.get("config")
+        if entry["class_name"] == "function" and isinstance(cfg, str):
+            return canonical_compile_entry(cfg)
+        if isinstance(cfg, dict):
+            rest = {
+                key: value
+                for key, value in cfg.items()
+                if key not in ("name", "dtype")
+                and not (key == "reduction" and value == "sum_over_batch_size")
+                and not (key == "fn" and isinstance(value, str))
+            }
+            base = _snake(str(entry["class_name"]))
+            return base if not rest else {"class": base, "config": canonical_compile_entry(rest)}
+        return _snake(str(entry["class_name"]))
+    if isinstance(entry, dict):
+        return {key: canonical_compile_entry(value) for key, value in entry.items()}
+    if isinstance(entry, (list, tuple)):
+        return [canonical_compile_entry(value) for value in entry]
+    return entry
+
+
+def compile_config(model: Any) -> dict[str, Any] | None:
+    """The model's compile arguments other than the optimizer, losses and metrics canonical."""
+    if not getattr(model, "compiled", False):
+        return None
+    try:
+        config = model.get_compile_config()
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    if not isinstance(config, dict):
+        return None
+    config = _json_roundtrip(config)
+    return {
+        key: canonical_compile_entry(value) if key in _LOSS_AND_METRIC_KEYS else value
+        for key, value in config.items()
+        if key != "optimizer"
+    }
+
+
+_LOSS_AND_METRIC_KEYS = ("loss", "metrics", "weighted_metrics")
+
+#: attribute types compared between an original layer and its reloaded twin
+_SIMPLE = (bool, int, float, str, type(None))
+#: attributes that legitimately differ on reload: auto-generated names (``dense`` -> ``dense_3``)
+IGNORED_LAYER_ATTRIBUTES = frozenset({"name"})
+
+
+def _simple_value(value: Any) -> tuple[bool, Any]:
+    """``(True, comparable value)`` for attributes worth comparing, else ``(False, None)``."""
+    import numpy as np
+
+    if isinstance(value, _SIMPLE):
+        return True, value
+    if isinstance(value, (tuple, list)) and all(isinstance(v, _SIMPLE) for v in value):
+        return True, list(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and value.size <= 1_000_000:
+        return True, value
+    if isinstance(value, np.generic):
+        return True, value.item()
+    return False, None
+
+
+def layer_attributes(model: Any) -> dict[str, dict[str, Any]]:
+    """Each layer's public, simple attributes (numbers, strings, tuples, numpy arrays).
+
+    A value that differs between a layer and its reloaded twin is a constructor argument
+    that ``get_config`` forgot, or state kept outside Keras variables and the config.
+    """
+    import inspect
+
+    result: dict[str, dict[str, Any]] = {}
+    for key, layer in iter_layers(model):
+        attrs: dict[str, Any] = {}
+        for name, value in vars(layer).items():
+            if name.startswith("_") or name in IGNORED_LAYER_ATTRIBUTES:
+                continue
+            ok, simple = _simple_value(value)
+            if ok:
+                attrs[name] = simple
+        try:
+            params = set(inspect.signature(type(layer).__init__).parameters) - {"self"}
+        except (TypeError, ValueError):
+            params = set()
+        try:
+            config_keys = set(layer.get_config())
+        except Exception:
+            config_keys = set()
+        result[key] = {
+            "name": str(getattr(layer, "name", key)),
+            "class_name": type(layer).__name__,
+            "attributes": attrs,
+            "constructor_args": sorted(params),
+            "config_keys": sorted(config_keys),
+        }
+    return result
+
+
+def registered_name(class_name: str) -> str | None:
+    """The registered name (``package>Class``) of a class registered under ``class_name``."""
+    from keras.src.saving import object_registration
+
+    for key in object_registration.GLOBAL_CUSTOM_OBJECTS:
+        if key.rsplit(">", 1)[-1] == class_name and key != class_name:
+            return str(key)
+    return None
+
+
+# --- inputs and calls -----------------------------------------------------------------------
+
+
+def _int_range_of_consumers(operations: list[Any]) -> tuple[int, int] | None:
+    k = keras()
+    for op in operations:
+        if isinstance(op, k.layers.Embedding):
+            return (0, int(op.input_dim))
+        if isinstance(op, k.layers.CategoryEncoding):
+            return (0, int(op.num_tokens))
+        sub = _sublayers(op) if isinstance(op, k.Model) else []
+        if sub:
+            first = [s for s in sub if not isinstance(s, k.layers.InputLayer)][:1]
+            found = _int_range_of_consumers(first)
+            if found:
+                return found
+    return None
+
+
+def _consumers(tensor: Any) -> list[Any]:
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return []
+    op = history.operation
+    return [node.operation for node in getattr(op, "_outbound_nodes", [])]
+
+
+def input_signature(model: Any) -> Any:
+    """The model's inputs as an :class:`~pytest_kerasmodel.inputs.InputSignature`."""
+    __tracebackhide__ = True
+    from pytest_kerasmodel.inputs import InputsError, InputSignature, InputSpec
+
+    k = keras()
+    struct: Any = None
+    try:
+        struct = model.input
+    except (AttributeError, ValueError):
+        struct = None
+    if struct is None:
+        inputs = getattr(model, "inputs", None)
+        if inputs:
+            struct = inputs[0] if len(inputs) == 1 else list(inputs)
+
+    def spec(name: str, tensor: Any) -> InputSpec:
+        dtype = str(getattr(tensor, "dtype", None) or k.config.floatx())
+        return InputSpec(
+            name=name,
+            shape=tuple(tensor.shape),
+            dtype=dtype,
+            int_range=_int_range_of_consumers(_consumers(tensor)),
+        )
+
+    if isinstance(struct, dict):
+        return InputSignature(tuple(spec(str(n), t) for n, t in struct.items()), "dict")
+    if isinstance(struct, (list, tuple)):
+        specs = tuple(spec(str(getattr(t, "name", f"input_{i}")), t) for i, t in enumerate(struct))
+        return InputSignature(specs, "list")
+    if struct is not None:
+        return InputSignature((spec(str(getattr(struct, "name", "input")), struct),), "single")
+
+    # A subclassed model: Keras records the shapes it was built with.
+    build = model.get_build_config() if getattr(model, "built", False) else None
+    shape = (build or {}).get("input_shape")
+    if shape is None:
+        shapes = (build or {}).get("shapes_dict") or {}
+        if len(shapes) == 1:
+            shape = next(iter(shapes.values()))
+    if shape is None or not isinstance(shape, (list, tuple)) or (
+        shape and isinstance(shape[0], (list, tuple, dict))
+    ):
+        raise InputsError(
+            f"cannot generate inputs for {type(model).__name__} {getattr(model, 'name', '')!r}: "
+            "its input shape is not known (a subclassed model never called, or called with "
+            "several arguments); pass inputs= with a few real samples"
+        )
+    sub = [s for s in _sublayers(model) if not isinstance(s, k.layers.InputLayer)][:1]
+    return InputSignature(
+        (InputSpec("input", tuple(shape), k.config.floatx(), _int_range_of_consumers(sub)),),
+        "single",
+    )
+
+
+def call_model(model: Any, inputs: Any) -> Any:
+    """``model(inputs, training=False)`` with every output converted to numpy.
+
+    Calling the model directly avoids ``predict()``'s per-call tracing and batching
+    overhead; the outputs keep the model's structure (array, list or dict).
+    """
+    k = keras()
+    outputs = model(inputs, training=False)
+    return k.tree.map_structure(k.ops.convert_to_numpy, outputs)
+
+
+def output_names(model: Any) -> list[str] | None:
+    names = getattr(model, "output_names", None)
+    try:
+        return [str(n) for n in names] if names else None
+    except TypeError:
+        return None
+
+
+# --- saving and loading ---------------------------------------------------------------------
+
+
+def save(model: Any, fmt: str, folder: str | os.PathLike[str]) -> str:
+    """Save ``model`` in ``fmt`` under ``folder``; return the path of the saved file.
+
+    Keras's legacy HDF5 writer pops ``optimizer`` from the model's own compile config
+    (``keras/src/legacy/saving/saving_utils.py``, ``model_metadata``), so a ``.keras``
+    saved after an ``.h5`` would lose its optimizer: the compile config is restored after.
+    """
+    import warnings
+
+    path = os.path.join(os.fspath(folder), FORMAT_FILES[fmt])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if fmt == "keras":
+            model.save(path)
+        elif fmt == "h5":
+            _save_h5(model, path)
+        elif fmt == "weights":
+            k = keras()
+            config = k.saving.serialize_keras_object(model)
+            config_path = os.path.join(os.fspath(folder), WEIGHTS_CONFIG_FILE)
+            with open(config_path, "w", encoding="utf-8") as f:
+                json.dump(config, f, default=_json_default)
+            model.save_weights(path)
+        else:  # pragma: no cover - formats are validated by the caller
+            raise ValueError(f"unknown roundtrip format {fmt!r}")
+    return path
+
+
+def _save_h5(model: Any, path: str) -> None:
+    from keras.src.legacy.saving import legacy_h5_format
+
+    compile_config = getattr(model, "_compile_config", None)
+    saved = dict(compile_config.config) if compile_config is not None else None
+    try:
+        legacy_h5_format.save_model_to_hdf5(model, path)
+    finally:
+        if saved is not None and compile_config is not None:
+            compile_config.config.clear()
+            compile_config.config.update(saved)
+
+
+def load(
+    fmt: str,
+    path: str,
+    *,
+    custom_objects: dict[str, Any] | None = None,
+    compile: bool = True,
+    safe_mode: bool = True,
+) -> tuple[Any, list[str]]:
+    """Reload a model saved by :func:`save`; return it with the warnings Keras gave."""
+    import warnings
+
+    k = keras()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if fmt in ("keras", "h5"):
+            model = k.models.load_model(
+                path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
+            )
+        elif fmt == "weights":
+            config_path = os.path.join(os.path.dirname(path), WEIGHTS_CONFIG_FILE)
+            with open(config_path, encoding="utf-8") as f:
+                config = json.load(f)
+            if not compile:
+                config.pop("compile_config", None)
+            from keras.src.saving.object_registration import CustomObjectScope
+            from keras.src.saving.serialization_lib import ObjectSharingScope
+
+            with CustomObjectScope(custom_objects or {}), ObjectSharingScope():
+                model = k.saving.deserialize_keras_object(
+                    config, custom_objects=custom_objects, safe_mode=safe_mode
+                )
+            model.load_weights(path)
+        else:  # pragma: no cover
+            raise ValueError(f"unknown roundtrip format {fmt!r}")
+    messages = [
+        f"{w.category.__name__}: {w.message}"
+        for w in caught
+        if "__array__ implementation" not in str(w.message)
+    ]
+    return model, messages
+
+
+# --- global state ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def preserved_global_state() -> Iterator[None]:
+    """Leave random seeds, Keras's global config, name counters and the cwd as they were.
+
+    Reloading a model creates layers: that draws seeds from Python's ``random`` (every
+    ``SeedGenerator`` without a seed) and advances Keras's auto-naming counters.
+    """
+    import copy
+    import random
+
+    import numpy as np
+
+    k = keras()
+    from keras.src.backend.common import global_state
+
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    generator = global_state.get_global_attribute("global_seed_generator")
+    generator_state = generator.state.numpy() if generator is not None else None
+    uids = global_state.get_global_attribute("object_name_uids")
+    uids_copy = copy.copy(uids) if uids is not None else None
+    policy = global_state.get_global_attribute("dtype_policy")
+    safe_mode = global_state.get_global_attribute("safe_mode_saving")
+    floatx, epsilon, data_format = (
+        k.config.floatx(),
+        k.config.epsilon(),
+        k.config.image_data_format(),
+    )
+    cwd = os.getcwd()
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        if generator is not None:
+            generator.state.assign(generator_state)
+        global_state.set_global_attribute("global_seed_generator", generator)
+        global_state.set_global_attribute("object_name_uids", uids_copy)
+        global_state.set_global_attribute("dtype_policy", policy)
+        global_state.set_global_attribute("safe_mode_saving", safe_mode)
+        k.config.set_floatx(floatx)
+        k.config.set_epsilon(epsilon)
+        k.config.set_image_data_format(data_format)
+        if os.getcwd() != cwd:
+            os.chdir(cwd)

@@ -5,8 +5,11 @@ Nothing here imports TensorFlow, Keras or h5py: they load when a fixture or help
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from pytest_kerasmodel.fixtures import Roundtrip
 from pytest_kerasmodel.options import get_settings
 
 
@@ -128,3 +131,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     get_settings(config)
+
+
+@pytest.fixture
+def keras_roundtrip(request: pytest.FixtureRequest, tmp_path: Path) -> Roundtrip:
+    """``assert_roundtrip`` with the session's tolerances and formats, saving under tmp_path."""
+    settings = get_settings(request.config)
+    return Roundtrip(
+        rtol=settings.rtol,
+        atol=settings.atol,
+        formats=settings.roundtrip_formats,
+        folder=tmp_path / "roundtrip",
+    )

@@ -1,0 +1,56 @@
+"""Typed callables handed out by the plugin's fixtures (import them for annotations).
+
+This module imports neither Keras nor numpy: the fixture objects are created for every
+test that asks for them, and the work starts only when they are called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pytest_kerasmodel.roundtrip import RoundtripResult
+
+
+@dataclass(frozen=True)
+class Roundtrip:
+    """The ``keras_roundtrip`` fixture: :func:`~pytest_kerasmodel.assert_roundtrip` with the
+    session's ``--keras-rtol``, ``--keras-atol`` and ``--keras-roundtrip-formats`` (or their
+    ini keys) as defaults, saving under the test's ``tmp_path``.
+
+    ``keras_roundtrip(model, inputs=None, *, formats=None, rtol=None, atol=None,
+    custom_objects=None, compile=True)``: arguments given here win over the session's.
+    """
+
+    rtol: float
+    atol: float
+    formats: tuple[str, ...]
+    folder: Path
+
+    def __call__(
+        self,
+        model: Any,
+        inputs: Any = None,
+        *,
+        formats: str | Sequence[str] | None = None,
+        rtol: float | None = None,
+        atol: float | None = None,
+        custom_objects: dict[str, Any] | None = None,
+        compile: bool = True,
+    ) -> RoundtripResult:
+        __tracebackhide__ = True
+        from pytest_kerasmodel.roundtrip import assert_roundtrip
+
+        return assert_roundtrip(
+            model,
+            inputs,
+            formats=self.formats if formats is None else formats,
+            rtol=self.rtol if rtol is None else rtol,
+            atol=self.atol if atol is None else atol,
+            custom_objects=custom_objects,
+            compile=compile,
+            folder=self.folder,
+        )

@@ -1,0 +1,573 @@
+"""Save a model, reload it, compare everything, and name what changed.
+
+:func:`assert_roundtrip` saves a model in each requested format into a temporary folder,
+reloads it and compares the reloaded model with the original:
+
+- ``outputs``: predictions on the same inputs with ``training=False``, every output;
+- ``weights``: every weight, trainable and non-trainable, by its path;
+- ``config``: the model's serialized config (what ``config.json`` holds), except the keys in
+  :data:`IGNORED_CONFIG_KEYS`;
+- ``optimizer`` and ``compile``: the optimizer's class, hyperparameters and variables (step
+  counter and slots, matched so that Keras renaming them on reload does not matter), the
+  loss and the metrics. An optimizer the original never built (compiled, never trained) has
+  no state to lose: its variables are not compared;
+- ``layers``: the simple public attributes of every layer, to name a constructor argument
+  that ``get_config`` forgot or state kept outside Keras variables.
+
+Config keys ignored on reload (:data:`IGNORED_CONFIG_KEYS`), at any depth of the config:
+
+- ``compile_config`` of the model: compared by the ``compile`` and ``optimizer`` checks, with
+  losses and metrics by what they compute (``"mse"`` equals ``"mean_squared_error"``);
+- ``build_config`` of the model under the ``h5`` and ``weights`` formats only, where Keras
+  rebuilds from the layers' own shapes rather than the recorded ``build_config``.
+
+Nothing else is ignored. Numbers in configs compare with a relative tolerance of 1e-6 (a
+hyperparameter read back from a float32 variable differs in its last digits).
+
+The data flows one way: model -> plain data (:mod:`pytest_kerasmodel._keras`) ->
+comparisons (:mod:`pytest_kerasmodel.compare`) -> :class:`RoundtripDiff` -> text.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_kerasmodel.compare import (
+    ArrayDiff,
+    ConfigChange,
+    compare_arrays,
+    compare_configs,
+    compare_named_arrays,
+    compare_outputs,
+)
+from pytest_kerasmodel.diff import Diff
+from pytest_kerasmodel.errors import RoundtripError
+from pytest_kerasmodel.options import DEFAULT_ATOL, DEFAULT_FORMATS, DEFAULT_RTOL, KNOWN_FORMATS
+
+
+#: config keys ignored at every depth when comparing a model's config with its reloaded twin
+IGNORED_CONFIG_KEYS: tuple[str, ...] = ("compile_config",)
+#: extra keys ignored for formats that do not store a ``build_config``
+IGNORED_CONFIG_KEYS_BY_FORMAT: dict[str, tuple[str, ...]] = {
+    "h5": ("build_config",),
+    "weights": (),
+    "keras": (),
+}
+
+#: the checks, in the order a report shows them
+CHECKS = ("load", "outputs", "weights", "optimizer", "compile", "config", "layers")
+
+
+@dataclass
+class LoadFailure:
+    """Saving, reloading or calling the reloaded model raised: Keras's message and a hint."""
+
+    stage: str
+    error_type: str
+    message: str
+    hint: str | None = None
+    missing_class: str | None = None
+
+    def render(self) -> str:
+        first = {"save": "saving failed", "load": "reloading failed", "call": "calling failed"}
+        text = f"{first.get(self.stage, self.stage)}: {self.error_type}: {self.message.strip()}"
+        lines = [_indent_rest(text, "      ")]
+        if self.missing_class:
+            lines.append(f"    class not found: {self.missing_class}")
+        if self.hint:
+            lines.append(f"    hint: {self.hint}")
+        return "\n".join(lines)
+
+
+@dataclass
+class AttributeChange:
+    """A layer attribute that differs between the original and the reloaded layer."""
+
+    layer: str
+    class_name: str
+    attribute: str
+    old: Any
+    new: Any
+    constructor_argument: bool
+    in_config: bool
+
+    @property
+    def reason(self) -> str:
+        if self.constructor_argument and not self.in_config:
+            return (
+                f"{self.attribute!r} is a constructor argument of {self.class_name} that "
+                "get_config() does not return: add it to get_config()"
+            )
+        if self.constructor_argument:
+            return (
+                f"get_config() returns {self.attribute!r} but the reloaded layer does not "
+                "use it: check from_config() and __init__"
+            )
+        return (
+            f"{self.attribute!r} is state kept outside Keras variables and the config: "
+            "store it with add_weight(trainable=False) or return it from get_config()"
+        )
+
+    def render(self) -> str:
+        return (
+            f"{self.layer} ({self.class_name}).{self.attribute}: "
+            f"{_short(self.old)} -> {_short(self.new)}\n      {self.reason}"
+        )
+
+
+@dataclass
+class FormatDiff(Diff):
+    """What changed when the model went through one format, grouped by check."""
+
+    format: str
+    file: str
+    failure: LoadFailure | None = None
+    outputs: list[ArrayDiff] = field(default_factory=list)
+    weights: list[ArrayDiff] = field(default_factory=list)
+    optimizer: list[ArrayDiff] = field(default_factory=list)
+    optimizer_name: str | None = None
+    compile: list[ConfigChange] = field(default_factory=list)
+    config: list[ConfigChange] = field(default_factory=list)
+    layers: list[AttributeChange] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return self.failure is None and not any(
+            (self.outputs, self.weights, self.optimizer, self.compile, self.config, self.layers)
+        )
+
+    @property
+    def failed_checks(self) -> list[str]:
+        failed = ["load"] if self.failure else []
+        failed += [c for c in CHECKS[1:] if getattr(self, c)]
+        return failed
+
+    def render(self) -> str:
+        head = f"[{self.format}] {self.file}"
+        if self.is_empty():
+            return f"{head}: ok"
+        lines = [f"{head}: {', '.join(self.failed_checks)} differ"]
+        if self.failure:
+            lines.append(f"  load: {self.failure.render()}")
+        if self.outputs:
+            lines.append(f"  outputs: {len(self.outputs)} output(s) differ")
+            lines += [_indent(d.render(), "    ") for d in self.outputs]
+        if self.weights:
+            lines.append(f"  weights: {len(self.weights)} weight(s) differ")
+            lines += [_indent(d.render(), "    ") for d in self.weights]
+        if self.optimizer:
+            lost = [d for d in self.optimizer if d.kind == "missing"]
+            name = self.optimizer_name or "optimizer"
+            summary = f"{len(self.optimizer)} variable(s) differ"
+            if lost:
+                summary += f", {len(lost)} lost on reload"
+            lines.append(f"  optimizer: {name}: {summary}")
+            lines += [_indent(_optimizer_line(d), "    ") for d in self.optimizer]
+        if self.compile:
+            lines.append(f"  compile: {len(self.compile)} difference(s)")
+            lines += [f"    {c.render()}" for c in self.compile]
+        if self.config:
+            lines.append(f"  config: {len(self.config)} difference(s)")
+            lines += [f"    {c.render()}" for c in self.config]
+        if self.layers:
+            lines.append(f"  layers: {len(self.layers)} attribute(s) differ after reload")
+            lines += [f"    {c.render()}" for c in self.layers]
+        if self.warnings:
+            lines.append("  Keras warned while reloading:")
+            lines += [f"    {_short_text(w)}" for w in self.warnings[:5]]
+        return "\n".join(lines)
+
+
+@dataclass
+class RoundtripDiff(Diff):
+    """Everything that changed, per format: the ``.diff`` of :class:`RoundtripError`."""
+
+    formats: list[FormatDiff]
+    rtol: float
+    atol: float
+    folder: str | None = None
+
+    def is_empty(self) -> bool:
+        return all(f.is_empty() for f in self.formats)
+
+    def render(self) -> str:
+        changed = [f for f in self.formats if not f.is_empty()]
+        names = ", ".join(repr(f.format) for f in changed)
+        lines = [
+            f"assert_roundtrip: the model changed when saved and reloaded as {names} "
+            f"(rtol={self.rtol:g}, atol={self.atol:g})"
+        ]
+        lines += [f.render() for f in self.formats]
+        if self.folder:
+            lines.append(f"saved files kept in {self.folder}")
+        return "\n".join(lines)
+
+
+@dataclass
+class RoundtripResult:
+    """What :func:`assert_roundtrip` returns: the reloaded model per format, for more asserts."""
+
+    models: dict[str, Any]
+    diff: RoundtripDiff
+    inputs: Any
+    outputs: Any
+
+    def __getitem__(self, fmt: str) -> Any:
+        return self.models[fmt]
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return tuple(self.models)
+
+
+def _indent(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
+def _indent_rest(text: str, prefix: str) -> str:
+    first, *rest = text.splitlines() or [""]
+    return "\n".join([first, *(prefix + line for line in rest)])
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short_text(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _optimizer_line(diff: ArrayDiff) -> str:
+    if diff.kind == "missing":
+        return f"{diff.name}: lost on reload (expected shape {tuple(diff.expected_shape or ())})"
+    return diff.render()
+
+
+_CLASS_PATTERNS = (
+    re.compile(r"Could not locate (?:class|function) '([^']+)'"),
+    re.compile(r"Unknown (?:layer|object|class|optimizer|loss|metric)[^'\"]*['\"]([^'\"]+)['\"]"),
+    re.compile(r"Could not deserialize '([^']+)'"),
+)
+
+
+def _failure(stage: str, exc: BaseException) -> LoadFailure:
+    """Describe an exception from saving, reloading or calling, with a hint where known."""
+    message = str(exc)
+    missing = None
+    for pattern in _CLASS_PATTERNS:
+        match = pattern.search(message)
+        if match:
+            missing = match.group(1)
+            break
+    hint = None
+    registered = None
+    if missing and stage == "load":
+        from pytest_kerasmodel import _keras
+
+        short = missing.rsplit(".", 1)[-1].rsplit(">", 1)[-1]
+        registered = _keras.registered_name(short)
+    if missing and registered:
+        hint = (
+            f"{short!r} is registered as {registered!r}, but this format looks classes up by "
+            f"their bare name (the legacy HDF5 writer stores only {short!r}): pass "
+            f"custom_objects={{{short!r}: {short}}} or save as .keras"
+        )
+    elif missing and stage == "load":
+        hint = (
+            f"Keras cannot find {missing!r}: decorate the class with "
+            "@keras.saving.register_keras_serializable(package=...) or pass "
+            f"custom_objects={{{short!r}: {short}}}"
+        )
+    elif "lambda" in message.lower() and ("safe_mode" in message or "unsafe" in message):
+        hint = (
+            "the model holds a Lambda layer, whose Python bytecode Keras refuses to load in "
+            "safe mode: replace the Lambda with a registered custom layer (only for a file you "
+            "trust: keras.config.enable_unsafe_deserialization())"
+        )
+    elif stage == "save" and ("get_config" in message or isinstance(exc, NotImplementedError)):
+        hint = "implement get_config() returning every constructor argument"
+    elif stage == "load" and "__init__" in message and "argument" in message:
+        hint = "get_config() and __init__() disagree: get_config() must return every argument"
+    return LoadFailure(stage, type(exc).__name__, message, hint, missing)
+
+
+@dataclass
+class _Snapshot:
+    """The original model as plain data, taken once and compared with every format."""
+
+    outputs: Any
+    output_names: list[str] | None
+    weights: dict[str, Any]
+    weight_labels: dict[str, str]
+    config: Any
+    compile: dict[str, Any] | None
+    optimizer: dict[str, Any] | None
+    layers: dict[str, dict[str, Any]]
+
+
+def _snapshot(model: Any, inputs: Any, *, with_compile: bool) -> _Snapshot:
+    from pytest_kerasmodel import _keras
+
+    weights, labels = _keras.weight_arrays(model)
+    return _Snapshot(
+        outputs=_keras.call_model(model, inputs),
+        output_names=_keras.output_names(model),
+        weights=weights,
+        weight_labels=labels,
+        config=_keras.model_config(model),
+        compile=_keras.compile_config(model) if with_compile else None,
+        optimizer=_keras.optimizer_state(model) if with_compile else None,
+        layers=_keras.layer_attributes(model),
+    )
+
+
+def _values_equal(old: Any, new: Any, rtol: float, atol: float) -> bool:
+    if isinstance(old, np.ndarray) or isinstance(new, np.ndarray):
+        return compare_arrays("", old, new, rtol, atol) is None
+    if isinstance(old, float) and isinstance(new, (int, float)) and not isinstance(new, bool):
+        return bool(np.isclose(new, old, rtol=rtol, atol=atol, equal_nan=True))
+    return bool(old == new) and type(old) is type(new)
+
+
+def _describe_value(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return f"array(shape={value.shape}, dtype={value.dtype})"
+    return value
+
+
+def _compare_layers(
+    expected: dict[str, dict[str, Any]],
+    actual: dict[str, dict[str, Any]],
+    rtol: float,
+    atol: float,
+) -> list[AttributeChange]:
+    changes = []
+    for key, old in expected.items():
+        new = actual.get(key)
+        if new is None or new["class_name"] != old["class_name"]:
+            continue  # structural changes show in the config and weights checks
+        for attr, value in old["attributes"].items():
+            if attr not in new["attributes"]:
+                continue
+            other = new["attributes"][attr]
+            if _values_equal(value, other, rtol, atol):
+                continue
+            changes.append(
+                AttributeChange(
+                    layer=old["name"],
+                    class_name=old["class_name"],
+                    attribute=attr,
+                    old=_describe_value(value),
+                    new=_describe_value(other),
+                    constructor_argument=attr in old["constructor_args"],
+                    in_config=attr in old["config_keys"],
+                )
+            )
+    return changes
+
+
+def _compare_compile(
+    original: _Snapshot, reloaded: Any, rtol: float, atol: float, result: FormatDiff
+) -> None:
+    from pytest_kerasmodel import _keras
+
+    old_opt = original.optimizer
+    if original.compile is None and old_opt is None:
+        return
+    new_compile = _keras.compile_config(reloaded)
+    new_opt = _keras.optimizer_state(reloaded)
+    if new_compile is None and new_opt is None:
+        result.compile.append(ConfigChange("compiled", True, False))
+        return
+    result.compile += compare_configs(original.compile, new_compile, path="compile")
+    if old_opt is None:
+        return
+    result.optimizer_name = f"{old_opt['class_name']} {old_opt['name']!r}"
+    if new_opt is None:
+        result.compile.append(ConfigChange("optimizer", old_opt["class_name"], "<missing>"))
+        return
+    if new_opt["class_name"] != old_opt["class_name"]:
+        result.compile.append(
+            ConfigChange("optimizer.class_name", old_opt["class_name"], new_opt["class_name"])
+        )
+    result.compile += compare_configs(old_opt["config"], new_opt["config"], path="optimizer")
+    if old_opt["built"]:
+        # Keras names slots after the weight's path, which changes on reload: both sides
+        # are keyed by the weight's structural key instead (see _keras.optimizer_state).
+        result.optimizer = compare_named_arrays(
+            old_opt["variables"],
+            new_opt["variables"],
+            rtol,
+            atol,
+            labels=old_opt["labels"],
+            actual_labels=new_opt["labels"],
+        )
+
+
+def _check_format(
+    model: Any,
+    fmt: str,
+    folder: Path,
+    inputs: Any,
+    original: _Snapshot,
+    *,
+    rtol: float,
+    atol: float,
+    custom_objects: dict[str, Any] | None,
+    compile: bool,
+) -> tuple[FormatDiff, Any]:
+    from pytest_kerasmodel import _keras
+
+    result = FormatDiff(format=fmt, file=_keras.FORMAT_FILES[fmt])
+    try:
+        path = _keras.save(model, fmt, folder)
+    except Exception as exc:
+        result.failure = _failure("save", exc)
+        return result, None
+    try:
+        reloaded, result.warnings = _keras.load(
+            fmt, path, custom_objects=custom_objects, compile=compile
+        )
+    except Exception as exc:
+        result.failure = _failure("load", exc)
+        return result, None
+    try:
+        outputs = _keras.call_model(reloaded, inputs)
+    except Exception as exc:
+        result.failure = _failure("call", exc)
+        outputs = None
+    if outputs is not None:
+        result.outputs = compare_outputs(
+            original.outputs, outputs, rtol, atol, names=original.output_names
+        )
+    weights, labels = _keras.weight_arrays(reloaded)
+    result.weights = compare_named_arrays(
+        original.weights,
+        weights,
+        rtol,
+        atol,
+        labels=original.weight_labels,
+        actual_labels=labels,
+    )
+    ignored = IGNORED_CONFIG_KEYS + IGNORED_CONFIG_KEYS_BY_FORMAT.get(fmt, ())
+    result.config = compare_configs(
+        original.config, _keras.model_config(reloaded), ignore_keys=ignored
+    )
+    result.layers = _compare_layers(original.layers, _keras.layer_attributes(reloaded), rtol, atol)
+    if compile:
+        _compare_compile(original, reloaded, rtol, atol, result)
+    if result.is_empty():
+        result.warnings = []
+    return result, reloaded
+
+
+def _formats(formats: str | Iterable[str] | None) -> tuple[str, ...]:
+    if formats is None:
+        return DEFAULT_FORMATS
+    if isinstance(formats, str):
+        formats = formats.replace(",", " ").split()
+    chosen = tuple(dict.fromkeys(formats))
+    unknown = [f for f in chosen if f not in KNOWN_FORMATS]
+    if unknown or not chosen:
+        raise ValueError(
+            f"assert_roundtrip: unknown format(s) {unknown}; choose from {list(KNOWN_FORMATS)}"
+        )
+    return chosen
+
+
+def assert_roundtrip(
+    model: Any,
+    inputs: Any = None,
+    *,
+    formats: str | Sequence[str] | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    custom_objects: dict[str, Any] | None = None,
+    compile: bool = True,
+    folder: str | Path | None = None,
+) -> RoundtripResult:
+    """Save ``model`` in each format, reload it, and assert nothing changed.
+
+    Args:
+        model: a built Keras model (Sequential, Functional or subclassed).
+        inputs: samples to predict on (an array, a list or a dict, as the model takes them);
+            generated deterministically from the model's input specs when ``None``.
+        formats: any of ``"keras"`` (the ``.keras`` zip), ``"h5"`` (legacy HDF5) and
+            ``"weights"`` (``.weights.h5`` loaded into a model rebuilt from the config);
+            default ``("keras",)``.
+        rtol, atol: tolerances for outputs, weights and optimizer variables, with
+            ``np.allclose`` semantics (defaults 1e-5 and 1e-6).
+        custom_objects: passed to ``keras.models.load_model``.
+        compile: reload compiled and compare the compile state (optimizer, loss, metrics).
+        folder: where to save (a fresh sub-folder is made and removed on success); a private
+            temporary folder when ``None``.
+
+    Returns:
+        A :class:`RoundtripResult` with the reloaded model of each format.
+
+    Raises:
+        RoundtripError: the reloaded model differs, or saving / reloading / calling failed;
+            its ``.diff`` is a :class:`RoundtripDiff`.
+    """
+    __tracebackhide__ = True
+    from pytest_kerasmodel import _keras
+    from pytest_kerasmodel.inputs import make_inputs
+
+    chosen = _formats(formats)
+    rtol = DEFAULT_RTOL if rtol is None else float(rtol)
+    atol = DEFAULT_ATOL if atol is None else float(atol)
+    if not getattr(model, "built", False):
+        raise ValueError(
+            "assert_roundtrip: the model is not built; call it on data or call build() first"
+        )
+    keep_on_failure = folder is not None
+    if folder is None:
+        workdir = Path(tempfile.mkdtemp(prefix="kerasmodel-roundtrip-"))
+    else:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="roundtrip-", dir=folder))
+    models: dict[str, Any] = {}
+    diffs: list[FormatDiff] = []
+    try:
+        with _keras.preserved_global_state():
+            if inputs is None:
+                inputs = make_inputs(model)
+            original = _snapshot(model, inputs, with_compile=compile)
+            for fmt in chosen:
+                fmt_dir = workdir / fmt
+                fmt_dir.mkdir()
+                diff, reloaded = _check_format(
+                    model,
+                    fmt,
+                    fmt_dir,
+                    inputs,
+                    original,
+                    rtol=rtol,
+                    atol=atol,
+                    custom_objects=custom_objects,
+                    compile=compile,
+                )
+                diffs.append(diff)
+                if reloaded is not None:
+                    models[fmt] = reloaded
+        roundtrip = RoundtripDiff(diffs, rtol=rtol, atol=atol)
+        if roundtrip:
+            if keep_on_failure:
+                roundtrip.folder = str(workdir)
+            raise RoundtripError(roundtrip)
+    except BaseException:
+        if not keep_on_failure:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    shutil.rmtree(workdir, ignore_errors=True)
+    return RoundtripResult(models=models, diff=roundtrip, inputs=inputs, outputs=original.outputs)
