@@ -398,8 +398,10 @@ def input_signature(model: Any) -> Any:
         shapes = (build or {}).get("shapes_dict") or {}
         if len(shapes) == 1:
             shape = next(iter(shapes.values()))
-    if shape is None or not isinstance(shape, (list, tuple)) or (
-        shape and isinstance(shape[0], (list, tuple, dict))
+    if (
+        shape is None
+        or not isinstance(shape, (list, tuple))
+        or (shape and isinstance(shape[0], (list, tuple, dict)))
     ):
         raise InputsError(
             f"cannot generate inputs for {type(model).__name__} {getattr(model, 'name', '')!r}: "
@@ -425,7 +427,10 @@ def call_model(model: Any, inputs: Any) -> Any:
 
 
 def output_names(model: Any) -> list[str] | None:
+    """The names of a model's outputs (the output layers' names), when Keras knows them."""
     names = getattr(model, "output_names", None)
+    if not names:  # a Sequential keeps them on the Functional model it wraps
+        names = getattr(getattr(model, "_functional", None), "output_names", None)
     try:
         return [str(n) for n in names] if names else None
     except TypeError:

@@ -81,9 +81,7 @@ class ArrayDiff(Diff):
             head += f" became {self.actual_dtype}"
         if not self.mismatched:
             return head
-        text = (
-            f"{head}: {self.mismatched} of {self.total} elements differ ({self.percent:.3g}%)"
-        )
+        text = f"{head}: {self.mismatched} of {self.total} elements differ ({self.percent:.3g}%)"
         if self.max_abs_diff is not None:
             text += f", max abs diff {_num(self.max_abs_diff)}"
         if self.max_rel_diff is not None:
@@ -97,7 +95,10 @@ class ArrayDiff(Diff):
             rows += [(_index(p.index), _num(p.expected), _num(p.actual)) for p in self.worst]
             widths = [max(len(r[i]) for r in rows) for i in range(3)]
             for row in rows:
-                lines.append("    " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+                lines.append(
+                    "    "
+                    + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                )
             if self.mismatched > len(self.worst):
                 lines.append(f"    ... {self.mismatched - len(self.worst)} more")
         return "\n".join(lines)
@@ -178,7 +179,7 @@ def compare_arrays(
         if e.ndim == 0:
             indices: list[tuple[int, ...]] = [()] if mismatched else []
         else:
-            indices = [tuple(int(i) for i in idx) for idx in zip(*np.nonzero(bad))]
+            indices = [tuple(int(i) for i in idx) for idx in zip(*np.nonzero(bad), strict=True)]
         worst = [Position(idx, e[idx].item(), a[idx].item()) for idx in indices[:WORST_POSITIONS]]
         return ArrayDiff(kind=kind, mismatched=mismatched, worst=worst, **base)  # type: ignore[arg-type]
 
@@ -224,7 +225,7 @@ def _named_outputs(outputs: Any, names: Sequence[str] | None) -> dict[str, Any]:
         return {str(k): v for k, v in outputs.items()}
     if isinstance(outputs, (list, tuple)):
         if names is not None and len(names) == len(outputs):
-            return dict(zip(names, outputs))
+            return dict(zip(names, outputs, strict=True))
         return {f"output[{i}]": v for i, v in enumerate(outputs)}
     name = names[0] if names else "output"
     return {name: outputs}
@@ -357,7 +358,7 @@ def _walk_config(
         if len(old) != len(new):
             out.append(ConfigChange(path, list(old), list(new)))
             return
-        for i, (o, n) in enumerate(zip(old, new)):
+        for i, (o, n) in enumerate(zip(old, new, strict=True)):
             _walk_config(o, n, f"{path}[{i}]", ignore, tol, out)
         return
     numbers = (int, float)

@@ -68,7 +68,7 @@ def inputs_for_signature(signature: InputSignature, *, batch_size: int = 4, seed
     rng = np.random.default_rng(seed)
     arrays = [_array(spec, batch_size, rng) for spec in signature.specs]
     if signature.structure == "dict":
-        return {spec.name: a for spec, a in zip(signature.specs, arrays)}
+        return {spec.name: a for spec, a in zip(signature.specs, arrays, strict=True)}
     if signature.structure == "list":
         return arrays
     return arrays[0]

@@ -52,7 +52,6 @@ from pytest_kerasmodel.diff import Diff
 from pytest_kerasmodel.errors import RoundtripError
 from pytest_kerasmodel.options import DEFAULT_ATOL, DEFAULT_FORMATS, DEFAULT_RTOL, KNOWN_FORMATS
 
-
 #: config keys ignored at every depth when comparing a model's config with its reloaded twin
 IGNORED_CONFIG_KEYS: tuple[str, ...] = ("compile_config",)
 #: extra keys ignored for formats that do not store a ``build_config``
@@ -293,6 +292,11 @@ def _failure(stage: str, exc: BaseException) -> LoadFailure:
             "the model holds a Lambda layer, whose Python bytecode Keras refuses to load in "
             "safe mode: replace the Lambda with a registered custom layer (only for a file you "
             "trust: keras.config.enable_unsafe_deserialization())"
+        )
+    elif "expected 0 layers" in message:
+        hint = (
+            "the legacy HDF5 format cannot rebuild a subclassed model before loading its "
+            "weights: save it as .keras (or .weights.h5 into a model built from its config)"
         )
     elif stage == "save" and ("get_config" in message or isinstance(exc, NotImplementedError)):
         hint = "implement get_config() returning every constructor argument"

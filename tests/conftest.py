@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from describe_artifacts import build_keras3, build_tf_keras
@@ -18,3 +19,47 @@ def keras3_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def tf_keras_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The same tiny model saved by tf-keras 2.21 (Keras 2 layouts), built once."""
     return build_tf_keras(tmp_path_factory.mktemp("tf_keras"))
+
+
+# --- roundtrip: real tiny models, built once per session --------------------------------------
+# assert_roundtrip leaves a model as it was (test_roundtrip.py checks it), so tests share them.
+# roundtrip_models imports Keras: imported inside the fixtures, not when this conftest loads.
+
+HEALTHY_MODELS = (
+    "conv",
+    "dense",
+    "embedding_lstm",
+    "gru",
+    "multi_io",
+    "nested",
+    "normalization",
+    "subclassed",
+)
+
+
+@pytest.fixture(scope="session", params=HEALTHY_MODELS)
+def healthy_model(request: pytest.FixtureRequest) -> Any:
+    """Each healthy model of the issue's list: Dense, Conv2D+BatchNormalization+Dropout,
+    Embedding+LSTM on integer inputs, GRU, nested, dict multi-input multi-output,
+    Normalization after adapt, a registered subclassed model."""
+    import roundtrip_models
+
+    return roundtrip_models.HEALTHY[request.param]()
+
+
+@pytest.fixture(scope="session")
+def trained_dense() -> Any:
+    """A small MLP after one Adam step: its optimizer has momentum and velocity slots."""
+    import roundtrip_models
+
+    return roundtrip_models.trained_dense()
+
+
+@pytest.fixture(scope="session")
+def compiled_untrained() -> Any:
+    """A compiled model whose optimizer was never built."""
+    import roundtrip_models
+
+    model = roundtrip_models.conv()
+    model.compile(optimizer="adam", loss="mean_squared_error", metrics=["mae"])
+    return model

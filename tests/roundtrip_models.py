@@ -1,0 +1,214 @@
+"""Real tiny Keras models for the roundtrip tests: healthy ones and real broken ones.
+
+Builders import Keras when called (the test process has it loaded anyway). Custom classes
+are registered under the package ``kerasmodel_tests`` so their names never clash with a
+user's or another test file's. Each builder returns a built model; ``trained=True`` runs one
+optimizer step on four samples so that the optimizer has slots.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+
+L = keras.layers
+PACKAGE = "kerasmodel_tests"
+
+
+def train_one_step(model: Any) -> Any:
+    """Compile with Adam (unless compiled) and run a single step on four generated samples."""
+    from pytest_kerasmodel.inputs import make_inputs
+
+    if not model.compiled:
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mean_squared_error")
+    x = make_inputs(model, batch_size=4, seed=1)
+    outputs = model(x, training=False)
+    y = keras.tree.map_structure(lambda t: np.ones(tuple(t.shape), "float32"), outputs)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    return model
+
+
+# --- healthy models --------------------------------------------------------------------------
+
+
+def dense() -> Any:
+    return keras.Sequential(
+        [keras.Input((4,)), L.Dense(3, activation="relu"), L.Dense(2)], name="dense_mlp"
+    )
+
+
+def conv() -> Any:
+    return keras.Sequential(
+        [
+            keras.Input((6, 6, 1)),
+            L.Conv2D(2, 3),
+            L.BatchNormalization(),
+            L.Dropout(0.5),
+            L.Flatten(),
+            L.Dense(2),
+        ],
+        name="conv",
+    )
+
+
+def embedding_lstm() -> Any:
+    return keras.Sequential(
+        [keras.Input((5,), dtype="int32"), L.Embedding(30, 3), L.LSTM(2), L.Dense(1)],
+        name="embedding_lstm",
+    )
+
+
+def gru() -> Any:
+    return keras.Sequential([keras.Input((None, 3)), L.GRU(2), L.Dense(1)], name="gru")
+
+
+def nested() -> Any:
+    inner = keras.Sequential([keras.Input((4,)), L.Dense(3)], name="inner")
+    x = keras.Input((4,), name="x")
+    return keras.Model(x, L.Dense(1)(inner(x)), name="outer")
+
+
+def multi_io() -> Any:
+    tokens = keras.Input((5,), dtype="int32", name="tokens")
+    features = keras.Input((3,), name="features")
+    pooled = L.GlobalAveragePooling1D()(L.Embedding(40, 4)(tokens))
+    both = L.Concatenate()([pooled, features])
+    return keras.Model(
+        {"tokens": tokens, "features": features},
+        {"score": L.Dense(1, name="score")(both), "label": L.Dense(2, name="label")(features)},
+        name="multi_io",
+    )
+
+
+def normalization() -> Any:
+    norm = L.Normalization()
+    norm.adapt(np.random.default_rng(0).normal(2.0, 3.0, size=(16, 3)).astype("float32"))
+    return keras.Sequential([keras.Input((3,)), norm, L.Dense(2)], name="normalized")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Tower(keras.Model):
+    """A registered subclassed model with a constructor argument it returns from get_config."""
+
+    def __init__(self, units: int = 3, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.units = units
+        self.hidden = L.Dense(units, activation="tanh")
+        self.norm = L.BatchNormalization()
+        self.head = L.Dense(1)
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        return self.head(self.norm(self.hidden(x), training=training))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "units": self.units}
+
+
+def subclassed() -> Any:
+    model = Tower(units=3, name="tower")
+    model(np.zeros((2, 4), "float32"))
+    return model
+
+
+HEALTHY = {
+    "dense": dense,
+    "conv": conv,
+    "embedding_lstm": embedding_lstm,
+    "gru": gru,
+    "nested": nested,
+    "multi_io": multi_io,
+    "normalization": normalization,
+    "subclassed": subclassed,
+}
+
+
+# --- real broken models ----------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ForgetfulScale(L.Layer):
+    """Multiplies by ``factor``, but its get_config forgets ``factor``."""
+
+    def __init__(self, factor: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x: Any) -> Any:
+        return x * self.factor
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config()  # the bug: "factor" is missing
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class HiddenOffset(L.Layer):
+    """Adds an offset kept in a plain attribute: neither a Keras variable nor in the config."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.offset = 0.0
+
+    def call(self, x: Any) -> Any:
+        return x + self.offset
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SkipsCounter(L.Layer):
+    """Has a non-trainable ``counter`` variable that save_own_variables skips."""
+
+    def build(self, input_shape: Any) -> None:
+        self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], 2))
+        self.counter = self.add_weight(
+            name="counter", shape=(), initializer="zeros", trainable=False
+        )
+
+    def call(self, x: Any) -> Any:
+        return keras.ops.matmul(x, self.kernel)
+
+    def save_own_variables(self, store: Any) -> None:
+        store["0"] = self.kernel.numpy()  # the bug: "counter" is not saved
+
+    def load_own_variables(self, store: Any) -> None:
+        self.kernel.assign(store["0"])
+
+
+class Unregistered(L.Layer):
+    """A custom layer neither registered nor passed in custom_objects."""
+
+    def call(self, x: Any) -> Any:
+        return x * 2.0
+
+
+def forgetful_scale() -> Any:
+    return keras.Sequential(
+        [keras.Input((3,)), L.Dense(2), ForgetfulScale(factor=3.0, name="scale")], name="forgets"
+    )
+
+
+def hidden_offset() -> Any:
+    model = keras.Sequential(
+        [keras.Input((3,)), L.Dense(2), HiddenOffset(name="offset")], name="hidden_state"
+    )
+    model.get_layer("offset").offset = 5.0
+    return model
+
+
+def skips_counter() -> Any:
+    model = keras.Sequential([keras.Input((3,)), SkipsCounter(name="skipper")], name="skips")
+    model.get_layer("skipper").counter.assign(7.0)
+    return model
+
+
+def unregistered() -> Any:
+    return keras.Sequential(
+        [keras.Input((3,)), L.Dense(2), Unregistered(name="doubler")], name="unregistered"
+    )
+
+
+def trained_dense() -> Any:
+    return train_one_step(dense())

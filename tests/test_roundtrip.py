@@ -1,0 +1,260 @@
+"""assert_roundtrip on real tiny models: healthy ones pass, real broken ones are named."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+import roundtrip_models as rm
+
+from pytest_kerasmodel import RoundtripError, assert_roundtrip
+from pytest_kerasmodel.roundtrip import FormatDiff, RoundtripDiff
+
+ALL_FORMATS = ("keras", "h5", "weights")
+
+
+def _only(diff: RoundtripDiff, fmt: str) -> FormatDiff:
+    (found,) = [f for f in diff.formats if f.format == fmt]
+    return found
+
+
+# --- healthy models pass -----------------------------------------------------------------------
+
+
+def test_healthy_model_passes_every_format(healthy_model: Any) -> None:
+    # Legacy HDF5 cannot rebuild a subclassed model (see the test below).
+    formats = ALL_FORMATS if not isinstance(healthy_model, rm.Tower) else ("keras", "weights")
+    result = assert_roundtrip(healthy_model, formats=formats)
+    assert result.formats == formats
+    for fmt in formats:
+        assert result[fmt] is not healthy_model
+    assert not result.diff
+
+
+def test_registered_subclassed_model_passes_without_custom_objects() -> None:
+    model = rm.subclassed()
+    result = assert_roundtrip(model, formats=("keras", "weights"))
+    assert isinstance(result["keras"], rm.Tower)
+    assert result["keras"].units == 3
+
+
+def test_compiled_untrained_model_is_not_flagged(compiled_untrained: Any) -> None:
+    # Reloading builds the optimizer the original never built: not a difference.
+    assert not compiled_untrained.optimizer.built
+    assert_roundtrip(compiled_untrained, formats=ALL_FORMATS)
+    assert not compiled_untrained.optimizer.built
+
+
+def test_trained_model_roundtrips_through_keras_and_weights(trained_dense: Any) -> None:
+    result = assert_roundtrip(trained_dense, formats=("keras", "weights"))
+    assert int(result["keras"].optimizer.iterations.numpy()) == 1
+
+
+# --- real failures are caught and named ---------------------------------------------------------
+
+
+def test_get_config_forgetting_a_constructor_argument() -> None:
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(rm.forgetful_scale())
+    fmt = _only(info.value.diff, "keras")
+    assert [d.name for d in fmt.outputs] == ["scale"]
+    (change,) = fmt.layers
+    assert (change.layer, change.attribute, change.old, change.new) == ("scale", "factor", 3.0, 1.0)
+    assert change.constructor_argument and not change.in_config
+    text = str(info.value)
+    assert "scale (ForgetfulScale).factor: 3.0 -> 1.0" in text
+    assert "'factor' is a constructor argument of ForgetfulScale that get_config() does not" in text
+
+
+def test_state_kept_outside_keras_variables() -> None:
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(rm.hidden_offset())
+    fmt = _only(info.value.diff, "keras")
+    (output,) = fmt.outputs
+    assert output.kind == "values"
+    assert output.mismatched == output.total == 8
+    assert output.max_abs_diff == pytest.approx(5.0)
+    (change,) = fmt.layers
+    assert change.attribute == "offset" and not change.constructor_argument
+    assert "state kept outside Keras variables" in str(info.value)
+
+
+def test_save_own_variables_skipping_a_non_trainable_variable() -> None:
+    model = rm.skips_counter()
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(model, formats=("keras", "weights"))
+    for fmt in ("keras", "weights"):
+        found = _only(info.value.diff, fmt)
+        assert not found.outputs  # predictions do not use the counter: only weights tell
+        (weight,) = found.weights
+        assert weight.name.endswith("skipper/counter")
+        assert weight.worst[0].expected == 7.0 and weight.worst[0].actual == 0.0
+    assert "skips/skipper/counter: shape () float32: 1 of 1 elements differ" in str(info.value)
+
+
+def test_unregistered_custom_class_is_named() -> None:
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(rm.unregistered(), formats=ALL_FORMATS)
+    for fmt in info.value.diff.formats:
+        assert fmt.failure is not None, fmt.format
+        assert fmt.failure.stage == "load"
+        assert fmt.failure.missing_class is not None
+        assert "Unregistered" in fmt.failure.missing_class
+        assert "register_keras_serializable" in (fmt.failure.hint or "")
+    assert "class not found:" in str(info.value)
+
+
+def test_unregistered_custom_class_passes_with_custom_objects() -> None:
+    assert_roundtrip(
+        rm.unregistered(), formats=ALL_FORMATS, custom_objects={"Unregistered": rm.Unregistered}
+    )
+
+
+def test_legacy_h5_loses_adam_slots_of_a_trained_model(trained_dense: Any) -> None:
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(trained_dense, formats=ALL_FORMATS)
+    diff = info.value.diff
+    assert [f.format for f in diff.formats if f] == ["h5"]
+    h5 = _only(diff, "h5")
+    assert h5.optimizer_name is not None and h5.optimizer_name.startswith("Adam")
+    lost = {d.name for d in h5.optimizer if d.kind == "missing"}
+    assert "momentum of dense_mlp/dense/kernel" in lost or any(
+        n.startswith("momentum of") and n.endswith("/kernel") for n in lost
+    )
+    assert len(lost) == 2 * len(trained_dense.trainable_weights)
+    assert not h5.outputs and not h5.weights  # predictions alone would have passed
+    text = str(info.value)
+    assert "[h5] model.h5: optimizer differ" in text
+    assert "lost on reload" in text
+
+
+def test_registered_subclassed_model_under_h5_is_reported() -> None:
+    # The legacy HDF5 writer stores the bare class name, so even a registered class is not
+    # found; with custom_objects, Keras loads weights before the model is built.
+    model = rm.subclassed()
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(model, formats=("h5",))
+    failure = _only(info.value.diff, "h5").failure
+    assert failure is not None and failure.missing_class == "Tower"
+    assert "registered as 'kerasmodel_tests>Tower'" in (failure.hint or "")
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(model, formats=("h5",), custom_objects={"Tower": rm.Tower})
+    failure = _only(info.value.diff, "h5").failure
+    assert failure is not None and "expected 0 layers" in failure.message
+    assert "subclassed model" in (failure.hint or "")
+
+
+def test_lambda_layer_failure_hints_at_safe_mode() -> None:
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda t: t + 1.0)])
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(model)
+    failure = _only(info.value.diff, "keras").failure
+    assert failure is not None and failure.stage == "load"
+    assert "safe mode" in (failure.hint or "")
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def test_diff_is_json_serialisable_and_grouped_by_format() -> None:
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(rm.forgetful_scale(), formats=("keras", "weights"))
+    data = json.loads(info.value.diff.to_json())
+    assert [f["format"] for f in data["formats"]] == ["keras", "weights"]
+    output = data["formats"][0]["outputs"][0]
+    assert output["kind"] == "values" and output["worst"]
+    assert {"index", "expected", "actual"} <= set(output["worst"][0])
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith("assert_roundtrip: the model changed when saved and reloaded")
+    assert any(line.startswith("[keras] model.keras: outputs, layers differ") for line in lines)
+    assert any(line.strip().startswith("index") for line in lines)
+
+
+def test_rtol_and_atol_decide() -> None:
+    model = rm.hidden_offset()
+    model.get_layer("offset").offset = 1e-4
+    with pytest.raises(RoundtripError):
+        assert_roundtrip(model)
+    assert_roundtrip(model, atol=1e-3)
+
+
+# --- no side effects --------------------------------------------------------------------------
+
+
+def _model_state(model: Any) -> tuple[Any, ...]:
+    weights = [v.numpy().copy() for v in model.weights]
+    opt = [v.numpy().copy() for v in model.optimizer.variables]
+    return weights, opt, json.dumps(model.get_config()), json.dumps(model.get_compile_config())
+
+
+def test_leaves_the_model_as_it_was(trained_dense: Any) -> None:
+    before = _model_state(trained_dense)
+    with pytest.raises(RoundtripError):
+        assert_roundtrip(trained_dense, formats=ALL_FORMATS)
+    after = _model_state(trained_dense)
+    for a, b in zip(before[0] + before[1], after[0] + after[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert before[2:] == after[2:]
+
+
+def test_h5_does_not_change_what_keras_saves_next(trained_dense: Any) -> None:
+    # Keras's legacy HDF5 writer pops "optimizer" from the model's compile config.
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(trained_dense, formats=("h5", "keras"))
+    assert not _only(info.value.diff, "keras")
+    assert "optimizer" in trained_dense.get_compile_config()
+
+
+def test_leaves_seeds_keras_config_and_cwd_unchanged(healthy_model: Any) -> None:
+    from keras.src.backend.common import global_state
+
+    keras.random.normal((1,))  # makes sure Keras's global seed generator exists
+    random.seed(123)
+    np.random.seed(123)
+    uids = dict(global_state.get_global_attribute("object_name_uids") or {})
+    cwd = os.getcwd()
+    generator = global_state.get_global_attribute("global_seed_generator")
+    gen_state = generator.state.numpy().copy()
+
+    assert_roundtrip(healthy_model, formats=("keras", "weights"))
+
+    assert os.getcwd() == cwd
+    assert random.random() == random.Random(123).random()
+    assert np.random.rand() == np.random.RandomState(123).rand()
+    np.testing.assert_array_equal(generator.state.numpy(), gen_state)
+    assert dict(global_state.get_global_attribute("object_name_uids")) == uids
+    assert keras.config.floatx() == "float32"
+    assert keras.config.image_data_format() == "channels_last"
+
+
+def test_temporary_files_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert_roundtrip(rm.dense(), formats=ALL_FORMATS)
+    with pytest.raises(RoundtripError):
+        assert_roundtrip(rm.forgetful_scale())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_given_folder_keeps_files_only_on_failure(tmp_path: Path) -> None:
+    assert_roundtrip(rm.dense(), folder=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(rm.forgetful_scale(), folder=tmp_path)
+    (kept,) = tmp_path.iterdir()
+    assert (kept / "keras" / "model.keras").is_file()
+    assert f"saved files kept in {kept}" in str(info.value)
+
+
+def test_unbuilt_model_and_unknown_format_are_usage_errors() -> None:
+    with pytest.raises(ValueError, match="not built"):
+        assert_roundtrip(keras.Sequential([keras.layers.Dense(2)]))
+    with pytest.raises(ValueError, match="unknown format"):
+        assert_roundtrip(rm.dense(), formats=("onnx",))
