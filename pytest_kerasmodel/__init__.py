@@ -26,10 +26,14 @@ _EXPORTS: dict[str, str] = {
     "StructureError": "pytest_kerasmodel.errors",
     "ArtifactError": "pytest_kerasmodel.errors",
     "UnsafeArtifactError": "pytest_kerasmodel.errors",
+    "Finding": "pytest_kerasmodel.safety",
+    "scan_artifact": "pytest_kerasmodel.safety",
+    "scan_config": "pytest_kerasmodel.safety",
 }
 
 __all__ = [
     "ArtifactError",
+    "Finding",
     "KerasModelError",
     "Roundtrip",
     "RoundtripDiff",
@@ -42,6 +46,8 @@ __all__ = [
     "assert_roundtrip",
     "describe_artifact",
     "make_inputs",
+    "scan_artifact",
+    "scan_config",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,6 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pytest_kerasmodel.fixtures import Roundtrip
     from pytest_kerasmodel.inputs import make_inputs
     from pytest_kerasmodel.roundtrip import RoundtripDiff, RoundtripResult, assert_roundtrip
+    from pytest_kerasmodel.safety import Finding, scan_artifact, scan_config
     from pytest_kerasmodel.structure import assert_h5_structure
 
 

@@ -1,0 +1,1081 @@
+"""Safety scan of Keras artifacts: read the bytes, execute nothing.
+
+The scan looks at what Keras would deserialise before anything is deserialised: the model config
+(``config.json`` inside a ``.keras`` zip, or the ``model_config`` / ``training_config`` attributes
+of a legacy HDF5 file), the zip container itself, and the HDF5 object tree. It uses only ``json``,
+``zipfile``, ``struct`` and ``h5py`` (imported lazily); it never imports Keras or TensorFlow, never
+unpickles, unmarshals or evaluates anything, and never extracts a member to disk.
+
+Each problem is a :class:`Finding` naming the check, where it is (layer path, zip member or HDF5
+path) and why it matters. An empty list means the scan found nothing, not that the model is good.
+"""
+
+from __future__ import annotations
+
+import builtins
+import itertools
+import json
+import math
+import os
+import posixpath
+import struct
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import h5py
+
+__all__ = [
+    "Finding",
+    "scan_artifact",
+    "scan_config",
+    "scan_hdf5",
+    "scan_zip",
+]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason not to deserialise an artifact: which check, where, and why."""
+
+    check: str
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.where}: {self.reason}"
+
+
+# --------------------------------------------------------------------------------------------
+# Config scan
+# --------------------------------------------------------------------------------------------
+
+#: Module prefixes that belong to Keras itself: Keras 3 (``keras``, ``keras.src...``), Keras 2
+#: and tf.keras names found in legacy files. Matched on whole dotted components.
+KERAS_MODULES = ("keras", "tf_keras", "tensorflow.keras", "tensorflow.python.keras")
+
+#: Keras functions and modules that are not modelling code: they download or read files, load
+#: other models, write files or flip global switches. Keras 3.9+ refuses most of them in
+#: ``_retrieve_class_or_fn`` (``NON_MODELING_APIS``); older Keras and tf.keras do not.
+_DANGEROUS_NAMES = frozenset(
+    {
+        "clear_session",
+        "deserialize_keras_object",
+        "enable_unsafe_deserialization",
+        "func_load",
+        "get_file",
+        "get_registered_object",
+        "load_img",
+        "load_model",
+        "load_weights",
+        "model_from_config",
+        "model_from_json",
+        "model_from_yaml",
+        "plot_model",
+        "register_keras_serializable",
+        "save_img",
+        "save_model",
+        "save_weights",
+        "serialize_keras_object",
+        "set_global_attribute",
+        "audio_dataset_from_directory",
+        "image_dataset_from_directory",
+        "text_dataset_from_directory",
+        "timeseries_dataset_from_array",
+    }
+)
+_DANGEROUS_MODULES = (
+    "keras.applications",
+    "keras.backend",
+    "keras.callbacks",
+    "keras.config",
+    "keras.datasets",
+    "keras.distribution",
+    "keras.export",
+    "keras.legacy",
+    "keras.mixed_precision",
+    "keras.models",
+    "keras.preprocessing",
+    "keras.saving",
+    "keras.utils",
+    "keras.visualization",
+    "keras.src.applications",
+    "keras.src.backend.common.global_state",
+    "keras.src.backend.config",
+    "keras.src.callbacks",
+    "keras.src.datasets",
+    "keras.src.distribution",
+    "keras.src.export",
+    "keras.src.legacy",
+    "keras.src.models",
+    "keras.src.saving",
+    "keras.src.utils",
+    "keras.src.visualization",
+)
+#: Classes may come from these Keras modules (models and layers live there); functions may not.
+_CLASS_OK_MODULES = ("keras.models", "keras.src.models", "keras.utils", "keras.backend")
+_UNSAFE_WORDS = ("enable_unsafe_deserialization", "safe_mode_saving", "unsafe_deserialization")
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: TensorFlow functions a ``TFOpLambda`` (tf.keras 2.4+) may name and still be pure tensor maths.
+#: tf.keras resolves the name against the whole TensorFlow API, ``tf.io.write_file`` included.
+_TF_OP_PREFIXES = (
+    "__operators__.",
+    "math.",
+    "nn.",
+    "linalg.",
+    "signal.",
+    "bitwise.",
+    "image.",
+    "random.",
+    "sparse.",
+    "ragged.",
+)
+_TF_OP_NAMES = _words(
+    """abs add argmax argmin argsort boolean_mask broadcast_to cast clip_by_norm clip_by_value
+    concat cos cumsum divide einsum equal exp expand_dims eye fill floor gather gather_nd greater
+    greater_equal identity less less_equal linspace log matmul maximum meshgrid minimum multiply
+    norm not_equal one_hot ones ones_like pad pow range rank reduce_all reduce_any reduce_max
+    reduce_mean reduce_min reduce_prod reduce_std reduce_sum repeat reshape reverse roll round
+    rsqrt scatter_nd shape sigmoid sign sin size slice sort split sqrt square squeeze stack
+    stop_gradient strided_slice subtract tanh tensordot tile transpose truediv unstack where
+    zeros zeros_like"""
+)
+#: Raw graph ops a ``TensorFlowOpLayer`` (tf.keras 2.2-2.3) may run and still be pure maths.
+_TF_RAW_OPS = _words(
+    """Abs Add AddN AddV2 All Any ArgMax ArgMin AvgPool BatchMatMul BatchMatMulV2 BiasAdd
+    BroadcastTo Cast Ceil ConcatV2 Const Conv2D Cos Cumsum DepthwiseConv2dNative Div DivNoNan
+    Einsum Elu Equal Erf Exp ExpandDims Fill Floor FloorDiv FloorMod GatherNd GatherV2 Greater
+    GreaterEqual Identity IdentityN L2Loss LeakyRelu Less LessEqual Log Log1p LogSoftmax
+    LogicalAnd LogicalNot LogicalOr MatMul Max MaxPool Maximum Mean Min Minimum Mod Mul Neg
+    NotEqual OneHot OnesLike Pack Pad PadV2 Pow Prod Range Rank RealDiv Reciprocal Relu Relu6
+    Reshape ResizeBilinear ResizeNearestNeighbor ReverseV2 Round Rsqrt Select SelectV2 Selu Shape
+    Sigmoid Sign Sin Size Slice Softmax Softplus Softsign Split SplitV Sqrt Square
+    SquaredDifference Squeeze StopGradient StridedSlice Sub Sum Tan Tanh Tile TopKV2 Transpose
+    Unpack Where ZerosLike"""
+)
+_PY_BUILTINS = frozenset(dir(builtins))
+
+
+def _module_in(module: str, prefixes: Iterable[str]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes if p)
+
+
+def _is_keras_module(module: str) -> bool:
+    return _module_in(module, KERAS_MODULES)
+
+
+def _fmt_path(keys: list[str | int]) -> str:
+    text = ""
+    for key in keys:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return text
+
+
+@dataclass
+class _Node:
+    value: Any
+    keys: list[str | int]  # JSON keys from the innermost enclosing layer
+    layers: tuple[str, ...]  # names of the enclosing layers, outermost first
+
+
+def _layer_name(node: dict[str, Any]) -> str | None:
+    """The name of a serialised layer/model dict, or None when the dict is not a layer."""
+    if not isinstance(node.get("class_name"), str):
+        return None
+    config = node.get("config")
+    if isinstance(config, dict) and isinstance(config.get("name"), str):
+        return str(config["name"])
+    if isinstance(node.get("name"), str):
+        return str(node["name"])
+    if isinstance(config, (dict, list)) and node["class_name"] in ("Sequential", "Model"):
+        return str(node["class_name"])
+    return None
+
+
+class _ConfigScanner:
+    def __init__(self, allowed_modules: Iterable[str]) -> None:
+        self.allowed = tuple(m.strip() for m in allowed_modules if m and m.strip())
+        self.findings: list[Finding] = []
+
+    # -- helpers ------------------------------------------------------------------------------
+    def where(self, node: _Node, extra: list[str | int] | None = None) -> str:
+        keys = node.keys + (extra or [])
+        if node.layers:
+            text = f"layer '{'/'.join(node.layers)}'"
+            return f"{text} > {_fmt_path(keys)}" if keys else text
+        return _fmt_path(keys) or "config"
+
+    def add(
+        self, check: str, node: _Node, reason: str, extra: list[str | int] | None = None
+    ) -> None:
+        self.findings.append(Finding(check, self.where(node, extra), reason))
+
+    def allowed_by_user(self, module: str) -> bool:
+        return _module_in(module, self.allowed)
+
+    def hint(self, module: str) -> str:
+        top = module.split(">")[0].split(".")[0]
+        return f"if you trust it, allow it with keras_allowed_modules = {top}"
+
+    # -- walk ---------------------------------------------------------------------------------
+    def scan(self, config: Any) -> list[Finding]:
+        stack: list[_Node] = [_Node(config, [], ())]
+        while stack:
+            node = stack.pop()
+            value = node.value
+            if isinstance(value, dict):
+                handled = self.visit_dict(node)
+                name = _layer_name(value)
+                for key, child in reversed(list(value.items())):
+                    if isinstance(child, str):
+                        if key not in handled:
+                            self.visit_string(node, str(key), child)
+                    elif isinstance(child, (dict, list)):
+                        if name is None:
+                            stack.append(_Node(child, [*node.keys, str(key)], node.layers))
+                        else:
+                            keys: list[str | int] = [] if key == "config" else [str(key)]
+                            stack.append(_Node(child, keys, (*node.layers, name)))
+            elif isinstance(value, list):
+                for index in range(len(value) - 1, -1, -1):
+                    child = value[index]
+                    if isinstance(child, (dict, list)):
+                        stack.append(_Node(child, [*node.keys, index], node.layers))
+                    elif isinstance(child, str):
+                        self.visit_string(node, index, child)
+            elif isinstance(value, str):
+                self.visit_string(node, None, value)
+        return self.findings
+
+    def visit_string(self, node: _Node, key: str | int | None, text: str) -> None:
+        lowered = text.lower()
+        if any(word in lowered for word in _UNSAFE_WORDS):
+            extra = [key] if key is not None else []
+            self.add(
+                "unsafe-switch",
+                node,
+                f"mentions {text[:80]!r}: a config that turns unsafe deserialization on "
+                "disables safe_mode for everything loaded after it (CVE-2025-9906)",
+                extra,
+            )
+
+    def visit_dict(self, node: _Node) -> set[str]:
+        """Check one dict; return the keys whose string values need no generic string check."""
+        value: dict[str, Any] = node.value
+        handled: set[str] = set()
+        class_name = value.get("class_name")
+        name = _layer_name(value)
+        me = _Node(value, [], (*node.layers, name)) if name else node
+
+        if "safe_mode" in value and value["safe_mode"] in (False, 0, "false", "False"):
+            self.add(
+                "unsafe-switch",
+                node,
+                "sets safe_mode to false: whatever calls it would deserialise Python code "
+                "(CVE-2025-9906 used load_model(..., safe_mode=False) from a Lambda)",
+                ["safe_mode"],
+            )
+
+        if class_name == "__lambda__":
+            self.add(
+                "lambda-bytecode",
+                node,
+                "serialised Python lambda (marshalled bytecode): loading it with safe_mode off "
+                "runs arbitrary code",
+            )
+            return set(value)
+        if "__python_function__" in value or value.get("class_name") == "__python_function__":
+            self.add("lambda-bytecode", node, "serialised Python function (bytecode)")
+            return set(value)
+
+        # Legacy serialised functions: Lambda's function/output_shape/mask, Keras 1 Merge's mode.
+        for key, kind in value.items():
+            if not (isinstance(key, str) and key.endswith("_type") and isinstance(kind, str)):
+                continue
+            base = key[: -len("_type")]
+            if kind == "lambda":
+                self.add(
+                    "lambda-bytecode",
+                    node,
+                    f"{base!r} is marshalled Python bytecode ({key}='lambda'): Keras unmarshals "
+                    "and runs it when the layer is built; a Lambda layer cannot be loaded safely",
+                    [base],
+                )
+                handled.update({base, key, f"{base}_module", "module"})
+            elif kind == "function":
+                module_key = "module" if base == "function" else f"{base}_module"
+                module = value.get(module_key)
+                fn = value.get(base)
+                if (
+                    isinstance(module, str)
+                    and module
+                    and not _is_keras_module(module)
+                    and not self.allowed_by_user(module)
+                ):
+                    self.add(
+                        "foreign-module",
+                        node,
+                        f"{base!r} calls function {fn!r} looked up in module {module!r}, "
+                        f"outside Keras; {self.hint(module)}",
+                        [base],
+                    )
+                    handled.update({base, module_key})
+
+        if not isinstance(class_name, str):
+            return handled
+
+        module = value.get("module")
+        registered = value.get("registered_name")
+        inner = value.get("config")
+
+        if class_name in ("TFOpLambda", "SlicingOpLambda") and isinstance(inner, dict):
+            self.check_tf_op(me, str(inner.get("function", "")))
+        if class_name == "TensorFlowOpLayer" and isinstance(inner, dict):
+            node_def = inner.get("node_def")
+            op = node_def.get("op") if isinstance(node_def, dict) else None
+            if op not in _TF_RAW_OPS:
+                self.add(
+                    "tf-op",
+                    me,
+                    f"TensorFlowOpLayer runs the raw TensorFlow op {op!r}, which is not a plain "
+                    "tensor operation (raw ops include file reads and writes); it cannot be "
+                    "loaded safely; Keras 3 cannot load TensorFlowOpLayer at all",
+                )
+
+        if class_name == "function":
+            handled.update({"config", "registered_name", "module"})
+            self.check_function(node, module, inner, registered)
+            return handled
+
+        if isinstance(module, str) and module:
+            handled.add("module")
+            if module == "builtins" or not _is_keras_module(module):
+                if not self.allowed_by_user(module):
+                    self.add(
+                        "foreign-module",
+                        me,
+                        f"class {class_name!r} comes from module {module!r}, outside Keras: "
+                        f"loading it imports and runs that module's code; {self.hint(module)}",
+                    )
+                # An allowed module vouches for its classes' registered names too.
+                return handled
+            elif _module_in(module, _DANGEROUS_MODULES) and not _module_in(
+                module, _CLASS_OK_MODULES
+            ):
+                self.add(
+                    "dangerous-function",
+                    me,
+                    f"class {class_name!r} from {module!r} is not a modelling object "
+                    "(Keras's saving, file and configuration internals)",
+                )
+                return handled
+        if isinstance(registered, str) and ">" in registered:
+            package = registered.split(">", 1)[0]
+            if not self.allowed_by_user(package) and not _is_keras_module(package):
+                self.add(
+                    "foreign-module",
+                    me,
+                    f"class {class_name!r} is a custom object registered as {registered!r} by "
+                    f"package {package!r}, outside Keras; {self.hint(package)}",
+                )
+        if class_name in _DANGEROUS_NAMES:
+            self.add(
+                "dangerous-function",
+                me,
+                f"{class_name!r} is not a modelling object: Keras refuses it when loading",
+            )
+        return handled
+
+    def check_function(self, node: _Node, module: Any, name: Any, registered: Any) -> None:
+        fn = name if isinstance(name, str) else str(registered)
+        if not isinstance(module, str) or not module:
+            if fn in _DANGEROUS_NAMES:
+                self.add("dangerous-function", node, f"function {fn!r} is not modelling code")
+            return
+        if ">" in fn:
+            package = fn.split(">", 1)[0]
+            if not self.allowed_by_user(package):
+                self.add(
+                    "foreign-module",
+                    node,
+                    f"function {fn!r} is a custom function registered by package {package!r}, "
+                    f"outside Keras; {self.hint(package)}",
+                )
+            return
+        if module == "builtins":
+            if fn in _PY_BUILTINS or fn.startswith("__"):
+                self.add(
+                    "foreign-module",
+                    node,
+                    f"names the Python builtin {fn!r}: Keras resolves 'builtins' functions "
+                    "among its own activations, losses and metrics; this is not one of them",
+                )
+            return
+        if not _is_keras_module(module):
+            if not self.allowed_by_user(module):
+                self.add(
+                    "foreign-module",
+                    node,
+                    f"function {module}.{fn} is outside Keras: loading it imports and can call "
+                    f"that module's code (CVE-2025-1550); {self.hint(module)}",
+                )
+            return
+        full = f"{module}.{fn}"
+        if any(word in fn for word in _UNSAFE_WORDS) or fn == "set_global_attribute":
+            self.add(
+                "unsafe-switch",
+                node,
+                f"calls {full}, which turns safe_mode off for the rest of the load (CVE-2025-9906)",
+            )
+        elif fn in _DANGEROUS_NAMES or _module_in(module, _DANGEROUS_MODULES):
+            what = _gadget_reason(fn)
+            self.add(
+                "dangerous-function",
+                node,
+                f"calls {full}, which is not modelling code ({what}); Keras 3.9+ refuses "
+                "such functions, older Keras runs them",
+            )
+
+    def check_tf_op(self, node: _Node, function: str) -> None:
+        name = function.removeprefix("compat.v1.").removeprefix("compat.v2.")
+        if name.startswith(_TF_OP_PREFIXES) and not name.startswith(
+            ("image.encode", "image.decode")
+        ):
+            return
+        if name in _TF_OP_NAMES:
+            return
+        self.add(
+            "tf-op",
+            node,
+            f"TFOpLambda calls tf.{function}, which is not a plain tensor operation: tf.keras "
+            "resolves this name against the whole TensorFlow API (file reads and writes "
+            "included), so it cannot be loaded safely; Keras 3 cannot load TFOpLambda at all",
+        )
+
+
+def _gadget_reason(fn: str) -> str:
+    if fn == "get_file":
+        return "downloads a file from a URL and can write it anywhere"
+    if fn in ("load_model", "load_weights", "model_from_json", "model_from_config"):
+        return "loads another model, possibly with safe_mode off"
+    if fn in ("save_model", "save_weights", "save_img", "plot_model"):
+        return "writes files"
+    if "from_directory" in fn or fn == "load_img":
+        return "reads files from disk"
+    return "file, saving or configuration internals of Keras"
+
+
+def scan_config(config: Any, *, allowed_modules: Iterable[str] = ()) -> list[Finding]:
+    """Walk a whole model config and return what must not be deserialised.
+
+    ``config`` is the parsed JSON of a ``.keras`` archive's ``config.json`` or of a legacy HDF5
+    file's ``model_config``/``training_config`` (Keras 1 and 2, tf.keras, Keras 3; Sequential
+    stored as a list included). Every dict and list is visited, so nested models, wrappers
+    (Bidirectional, TimeDistributed), compile configs and unknown keys are all covered.
+    ``allowed_modules`` are module prefixes (``"mypkg"`` allows ``mypkg.layers``) the user trusts.
+    """
+    return _ConfigScanner(allowed_modules).scan(config)
+
+
+def _parse_config(text: str | bytes, source: str) -> tuple[Any, list[Finding]]:
+    try:
+        return json.loads(text), []
+    except RecursionError:
+        return None, [Finding("unreadable-config", source, "JSON nested too deeply to scan")]
+    except (ValueError, UnicodeDecodeError) as error:
+        return None, [Finding("unreadable-config", source, f"not valid JSON: {error}")]
+
+
+def _prefixed(findings: list[Finding], source: str) -> list[Finding]:
+    return [Finding(f.check, f"{source} {f.where}", f.reason) for f in findings]
+
+
+# --------------------------------------------------------------------------------------------
+# Zip scan
+# --------------------------------------------------------------------------------------------
+
+ZIP_MAX_MEMBERS = 10_000
+#: A member declaring more than this many bytes and more than ``ZIP_MAX_RATIO`` times what it
+#: stores is a decompression bomb (Keras 3.13+ uses 4 GiB and 100x when loading; a gate can be
+#: stricter because Keras never compresses).
+ZIP_BOMB_FLOOR = 64 * 1024 * 1024
+ZIP_MAX_RATIO = 100
+CONFIG_MAX_BYTES = 64 * 1024 * 1024
+_KERAS_MEMBERS = frozenset(
+    {"config.json", "metadata.json", "model.weights.h5", "model.weights.npz"}
+)
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
+
+
+def _bad_name(name: str) -> str | None:
+    if not name:
+        return "empty member name"
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "absolute path"
+    if "\\" in name:
+        return "backslash in member name (a Windows path separator)"
+    if "\x00" in name:
+        return "NUL byte in member name"
+    if ".." in name.split("/"):
+        return "'..' component: extracting it would write outside the target folder"
+    return None
+
+
+def _zip_findings(zf: zipfile.ZipFile, raw: IO[bytes], label: str) -> list[Finding]:
+    findings: list[Finding] = []
+    infos = zf.infolist()
+
+    def add(check: str, member: str, reason: str) -> None:
+        findings.append(Finding(check, f"{label}zip member {member!r}", reason))
+
+    if len(infos) > ZIP_MAX_MEMBERS:
+        findings.append(
+            Finding(
+                "zip-member-count",
+                f"{label}zip",
+                f"{len(infos)} members; a Keras archive holds a handful (limit {ZIP_MAX_MEMBERS})",
+            )
+        )
+        return findings
+
+    seen: dict[str, str] = {}
+    for info in infos:
+        name = info.filename
+        problem = _bad_name(info.orig_filename if hasattr(info, "orig_filename") else name)
+        if problem:
+            add("zip-path", name, problem)
+        normal = posixpath.normpath(name).lower()
+        if normal in seen:
+            add(
+                "zip-duplicate",
+                name,
+                f"a second member with the name {seen[normal]!r}: readers disagree on which "
+                "one counts, so what is scanned may not be what is loaded",
+            )
+        else:
+            seen[normal] = name
+        is_asset = name.startswith("assets/")
+        if name not in _KERAS_MEMBERS and not is_asset and not problem:
+            add(
+                "zip-unexpected-member",
+                name,
+                "not a member Keras writes (config.json, metadata.json, model.weights.h5 or "
+                "assets/...)",
+            )
+        if info.compress_type != zipfile.ZIP_STORED and not info.is_dir():
+            add(
+                "zip-compressed",
+                name,
+                f"compressed (method {info.compress_type}) while Keras stores members "
+                "uncompressed: the archive was rewritten by another tool",
+            )
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            add(
+                "zip-bomb",
+                name,
+                f"stored member declares {info.file_size} bytes but stores {info.compress_size}",
+            )
+        elif info.file_size > ZIP_BOMB_FLOOR and info.file_size > ZIP_MAX_RATIO * max(
+            info.compress_size, 1
+        ):
+            add(
+                "zip-bomb",
+                name,
+                f"declares {info.file_size} bytes uncompressed from {info.compress_size} "
+                f"stored (more than {ZIP_MAX_RATIO}x): a decompression bomb",
+            )
+
+    # Local headers: each member's bytes must be where the central directory says, and no two
+    # members may share bytes (the "quoted overlap" zip bomb reuses one stream many times).
+    ranges: list[tuple[int, int, str]] = []
+    end_of_data = getattr(zf, "start_dir", None)
+    for info in infos:
+        raw.seek(info.header_offset)
+        header = raw.read(_LOCAL_HEADER.size)
+        if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+            add("zip-header-mismatch", info.filename, "no local file header at its offset")
+            continue
+        fields = _LOCAL_HEADER.unpack(header)
+        method, name_len, extra_len = fields[3], fields[9], fields[10]
+        local_name = raw.read(name_len)
+        if method != info.compress_type:
+            add(
+                "zip-header-mismatch",
+                info.filename,
+                f"local header says compression method {method}, central directory says "
+                f"{info.compress_type}",
+            )
+        if local_name.decode("utf-8", "replace") != info.orig_filename:
+            add(
+                "zip-header-mismatch",
+                info.filename,
+                f"local header names it {local_name.decode('utf-8', 'replace')!r}: two readers "
+                "would see two different archives",
+            )
+        start = info.header_offset
+        end = start + _LOCAL_HEADER.size + name_len + extra_len + info.compress_size
+        ranges.append((start, end, info.filename))
+    ranges.sort()
+    for (_, end, name), (next_start, _, next_name) in itertools.pairwise(ranges):
+        if next_start < end:
+            add(
+                "zip-overlap",
+                next_name,
+                f"its bytes start inside member {name!r} (overlapping members: the "
+                "quoted-overlap zip bomb)",
+            )
+    if ranges and isinstance(end_of_data, int) and ranges[-1][1] > end_of_data:
+        add(
+            "zip-overlap",
+            ranges[-1][2],
+            "its data runs into the central directory",
+        )
+    return findings
+
+
+def scan_zip(path_or_zipfile: str | os.PathLike[str] | zipfile.ZipFile) -> list[Finding]:
+    """Scan a ``.keras`` zip container (not its contents) without extracting anything."""
+    if isinstance(path_or_zipfile, zipfile.ZipFile):
+        fp = path_or_zipfile.fp
+        if fp is None:
+            raise ValueError("the ZipFile is closed")
+        return _zip_findings(path_or_zipfile, fp, "")
+    with open(path_or_zipfile, "rb") as raw:
+        try:
+            zf = zipfile.ZipFile(raw)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+            return [Finding("unreadable", "zip", f"not a readable zip archive: {error}")]
+        with zf:
+            return _zip_findings(zf, raw, "")
+
+
+class _MemberWindow:
+    """A read-only, seekable view of a stored zip member, so h5py reads it in place."""
+
+    def __init__(self, raw: IO[bytes], start: int, size: int) -> None:
+        self.raw, self.start, self.size, self.pos = raw, start, size, 0
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        remaining = max(0, self.size - self.pos)
+        n = remaining if n is None or n < 0 else min(n, remaining)
+        self.raw.seek(self.start + self.pos)
+        data = self.raw.read(n)
+        self.pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(memoryview(buffer).cast("B")))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+
+def _member_data_offset(raw: IO[bytes], info: zipfile.ZipInfo) -> int | None:
+    raw.seek(info.header_offset)
+    header = raw.read(_LOCAL_HEADER.size)
+    if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+        return None
+    fields = _LOCAL_HEADER.unpack(header)
+    return info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10]
+
+
+# --------------------------------------------------------------------------------------------
+# HDF5 scan
+# --------------------------------------------------------------------------------------------
+
+#: A dataset declaring more than this many bytes and more than ``H5_MAX_RATIO`` times what it
+#: stores is a shape bomb (CVE-2026-0897). Keras writes weights uncompressed and contiguous.
+H5_BOMB_FLOOR = 64 * 1024 * 1024
+H5_MAX_RATIO = 100
+H5_MAX_ATTR_BYTES = 64 * 1024 * 1024
+H5_MAX_OBJECTS = 200_000
+#: HDF5 filters built into the library or h5py; any other needs a plugin library loaded at read.
+_BUILTIN_FILTERS = frozenset({1, 2, 3, 4, 5, 6, 32000})
+_PICKLE_PROTOCOLS = frozenset({2, 3, 4, 5})
+
+
+def _dtype_problem(dtype: Any) -> str | None:
+    """Why an HDF5 dtype may hold pickled or arbitrary Python objects, or None."""
+    import h5py
+
+    if h5py.check_string_dtype(dtype) is not None:
+        return None
+    if h5py.check_ref_dtype(dtype) is not None:
+        return "holds HDF5 object references, which Keras never writes"
+    if h5py.check_vlen_dtype(dtype) is not None:
+        return "variable-length object data (how pickled arrays are stored), never written by Keras"
+    if dtype.kind == "O":
+        return "object dtype (arbitrary Python objects, e.g. pickles)"
+    if dtype.kind == "V":
+        if dtype.names:
+            for field in dtype.names:
+                problem = _dtype_problem(dtype.fields[field][0])
+                if problem:
+                    return f"field {field!r}: {problem}"
+            return None
+        if dtype.subdtype is not None:
+            return _dtype_problem(dtype.subdtype[0])
+        return "opaque bytes (how pickled objects are smuggled into HDF5), never written by Keras"
+    return None
+
+
+def _declared_bytes(shape: tuple[int, ...] | None, itemsize: int) -> int:
+    if not shape:
+        return itemsize
+    return math.prod(int(d) for d in shape) * itemsize
+
+
+class _H5Scanner:
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.findings: list[Finding] = []
+
+    def add(self, check: str, path: str, reason: str) -> None:
+        self.findings.append(Finding(check, f"{self.label}HDF5 {path!r}", reason))
+
+    def scan(self, h5file: h5py.File) -> list[Finding]:
+        import h5py
+
+        seen: set[tuple[int, int]] = set()
+        stack: list[tuple[h5py.Group, str]] = [(h5file, "/")]
+        count = 0
+        self.scan_attrs(h5file, "/")
+        while stack:
+            group, path = stack.pop()
+            for name in sorted(group.keys()):  # names only: links are not followed
+                count += 1
+                if count > H5_MAX_OBJECTS:
+                    self.add(
+                        "h5-too-many-objects", path, f"more than {H5_MAX_OBJECTS} links to scan"
+                    )
+                    return self.findings
+                child_path = posixpath.join(path, name)
+                link = group.get(name, getlink=True)
+                if isinstance(link, h5py.ExternalLink):
+                    self.add(
+                        "h5-external-link",
+                        child_path,
+                        f"external link to {link.filename!r}:{link.path!r}: reading it opens "
+                        "another file on this machine",
+                    )
+                    continue
+                if isinstance(link, h5py.SoftLink):
+                    self.add(
+                        "h5-soft-link",
+                        child_path,
+                        f"soft link to {link.path!r}: Keras never writes links and refuses them "
+                        "when loading weights; a link can alias one weight as another or loop",
+                    )
+                    continue
+                try:
+                    obj = group[name]
+                except (KeyError, OSError, ValueError, RuntimeError) as error:
+                    self.add("h5-unreadable", child_path, f"cannot be opened: {error}")
+                    continue
+                info = h5py.h5o.get_info(obj.id)
+                key = (info.fileno, info.addr)
+                if key in seen:
+                    continue
+                seen.add(key)
+                self.scan_attrs(obj, child_path)
+                if isinstance(obj, h5py.Group):
+                    stack.append((obj, child_path))
+                elif isinstance(obj, h5py.Dataset):
+                    self.scan_dataset(obj, child_path)
+        return self.findings
+
+    def scan_attrs(self, obj: Any, path: str) -> None:
+        for name in list(obj.attrs.keys()):
+            try:
+                attr = obj.attrs.get_id(name)
+                dtype, shape = attr.dtype, attr.shape
+                declared = _declared_bytes(shape, dtype.itemsize)
+            except (KeyError, OSError, ValueError, RuntimeError, TypeError) as error:
+                self.add("h5-unreadable", f"{path}@{name}", f"attribute cannot be read: {error}")
+                continue
+            problem = _dtype_problem(dtype)
+            if problem:
+                self.add("h5-object-data", f"{path}@{name}", f"attribute {problem}")
+            elif declared > H5_MAX_ATTR_BYTES:
+                self.add(
+                    "h5-shape-bomb",
+                    f"{path}@{name}",
+                    f"attribute declares {declared} bytes (limit {H5_MAX_ATTR_BYTES})",
+                )
+
+    def scan_dataset(self, dataset: Any, path: str) -> None:
+        try:
+            external = dataset.external
+            virtual = dataset.is_virtual
+            dtype, shape = dataset.dtype, dataset.shape
+            stored = dataset.id.get_storage_size()
+            plist = dataset.id.get_create_plist()
+            filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        except (OSError, ValueError, RuntimeError, TypeError) as error:
+            self.add("h5-unreadable", path, f"dataset header cannot be read: {error}")
+            return
+        if external:
+            files = ", ".join(repr(os.fsdecode(e[0])) for e in external)
+            self.add(
+                "h5-external-storage",
+                path,
+                f"dataset bytes live in external file(s) {files}: reading the weight would read "
+                "that file from this machine (CVE-2026-1669)",
+            )
+            return
+        if virtual:
+            self.add(
+                "h5-virtual-dataset",
+                path,
+                "virtual dataset mapped from other files: reading it reads them (CVE-2026-1669)",
+            )
+            return
+        unknown = [f for f in filters if f not in _BUILTIN_FILTERS]
+        if unknown:
+            self.add(
+                "h5-filter",
+                path,
+                f"uses HDF5 filter id(s) {unknown} that need a plugin library loaded at read time",
+            )
+        problem = _dtype_problem(dtype)
+        if problem:
+            self.add("h5-object-data", path, f"dataset {problem}")
+            return
+        declared = _declared_bytes(shape, dtype.itemsize)
+        if declared > H5_BOMB_FLOOR and declared > H5_MAX_RATIO * max(stored, 1):
+            self.add(
+                "h5-shape-bomb",
+                path,
+                f"declares shape {shape} ({declared} bytes) but stores {stored} bytes: reading "
+                "it would allocate the declared size (CVE-2026-0897)",
+            )
+            return
+        if self.looks_pickled(dataset, dtype, shape, stored):
+            self.add(
+                "h5-object-data",
+                path,
+                "bytes start like a Python pickle stream; Keras never stores pickles",
+            )
+
+    @staticmethod
+    def looks_pickled(dataset: Any, dtype: Any, shape: tuple[int, ...], stored: int) -> bool:
+        """Peek at two bytes of small 1-D byte arrays: a pickle starts with PROTO (0x80) n."""
+        if stored == 0 or stored > (1 << 30):
+            return False
+        if dtype.kind == "S" and shape == ():
+            head = bytes(dataset[()])[:2]
+        elif dtype.kind == "u" and dtype.itemsize == 1 and len(shape) == 1 and shape[0] >= 2:
+            head = bytes(dataset[:2].tobytes())
+        else:
+            return False
+        return len(head) == 2 and head[0] == 0x80 and head[1] in _PICKLE_PROTOCOLS
+
+
+def scan_hdf5(h5file: h5py.File, *, label: str = "") -> list[Finding]:
+    """HDF5 hygiene of an open file, reading metadata only (and two bytes of byte arrays).
+
+    Refuses external links, soft links, external and virtual dataset storage, unknown filter
+    plugins, shape bombs, and object/opaque/reference data (how pickles are smuggled in).
+    ``label`` prefixes each finding's location (e.g. ``"model.weights.h5: "``).
+    """
+    return _H5Scanner(label).scan(h5file)
+
+
+def _open_h5(source: Any) -> h5py.File:
+    import h5py
+
+    try:
+        return h5py.File(source, "r", locking=False)
+    except TypeError:  # pragma: no cover - h5py built without locking support
+        return h5py.File(source, "r")
+
+
+def _read_h5_config_attr(h5file: h5py.File, name: str) -> tuple[str | None, list[Finding]]:
+    if name not in h5file.attrs:
+        return None, []
+    attr = h5file.attrs.get_id(name)
+    if _dtype_problem(attr.dtype) or attr.get_storage_size() > CONFIG_MAX_BYTES:
+        return None, []  # reported by scan_hdf5
+    value = h5file.attrs[name]
+    if hasattr(value, "tolist") and not isinstance(value, (bytes, str)):
+        value = value.tolist()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return None, [Finding("unreadable-config", f"HDF5 '/@{name}'", "not a JSON string")]
+    return value, []
+
+
+# --------------------------------------------------------------------------------------------
+# Whole artifact
+# --------------------------------------------------------------------------------------------
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _hdf5_offset(raw: IO[bytes]) -> int | None:
+    """Offset of the HDF5 superblock (0, 512, 1024, ... for files with a user block)."""
+    offset = 0
+    raw.seek(0, os.SEEK_END)
+    size = raw.tell()
+    while offset + 8 <= size:
+        raw.seek(offset)
+        if raw.read(8) == _HDF5_MAGIC:
+            return offset
+        offset = 512 if offset == 0 else offset * 2
+    return None
+
+
+def _scan_h5_artifact(source: Any, label: str, allowed: tuple[str, ...]) -> list[Finding]:
+    try:
+        h5file = _open_h5(source)
+    except (OSError, ValueError, RuntimeError) as error:
+        return [Finding("unreadable", f"{label}HDF5", f"HDF5 library cannot open it: {error}")]
+    with h5file:
+        findings = scan_hdf5(h5file, label=label)
+        for attr in ("model_config", "training_config"):
+            text, problems = _read_h5_config_attr(h5file, attr)
+            findings += problems
+            if text is None:
+                continue
+            config, problems = _parse_config(text, f"{label}HDF5 '/@{attr}'")
+            findings += problems
+            if config is not None:
+                findings += _prefixed(
+                    scan_config(config, allowed_modules=allowed), f"{label}{attr}:"
+                )
+    return findings
+
+
+def _scan_keras_zip(path: Path, allowed: tuple[str, ...]) -> list[Finding]:
+    with open(path, "rb") as raw:
+        try:
+            zf = zipfile.ZipFile(raw)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+            return [Finding("unreadable", "zip", f"not a readable zip archive: {error}")]
+        with zf:
+            findings = _zip_findings(zf, raw, "")
+            # With a bad container, what we would scan may not be what Keras loads: stop here.
+            if any(
+                f.check in ("zip-member-count", "zip-duplicate", "zip-overlap") for f in findings
+            ):
+                return findings
+            names = {info.filename: info for info in zf.infolist()}
+            info = names.get("config.json")
+            if info is not None and not any(f.check == "zip-bomb" for f in findings):
+                if info.file_size > CONFIG_MAX_BYTES:
+                    findings.append(
+                        Finding(
+                            "unreadable-config",
+                            "config.json",
+                            f"{info.file_size} bytes: too large to be a model config",
+                        )
+                    )
+                else:
+                    try:
+                        text = zf.read(info)
+                    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+                        text = None
+                        findings.append(
+                            Finding("unreadable-config", "config.json", f"cannot be read: {error}")
+                        )
+                    if text is not None:
+                        config, problems = _parse_config(text, "config.json")
+                        findings += problems
+                        if config is not None:
+                            findings += _prefixed(
+                                scan_config(config, allowed_modules=allowed), "config.json:"
+                            )
+            weights = names.get("model.weights.h5")
+            if weights is not None and weights.compress_type == zipfile.ZIP_STORED:
+                start = _member_data_offset(raw, weights)
+                if start is not None:
+                    window = _MemberWindow(raw, start, weights.compress_size)
+                    findings += _scan_h5_artifact(window, "model.weights.h5: ", allowed)
+            npz = names.get("model.weights.npz")
+            if npz is not None:
+                findings.append(
+                    Finding(
+                        "npz-weights",
+                        "zip member 'model.weights.npz'",
+                        "weights stored as .npz are not scanned for pickled arrays; "
+                        "re-save the model with .weights.h5",
+                    )
+                )
+    return findings
+
+
+def scan_artifact(
+    path: str | os.PathLike[str], *, allowed_modules: Iterable[str] = ()
+) -> list[Finding]:
+    """Scan a Keras artifact without loading it: the kind comes from the bytes, not the name.
+
+    A ``.keras`` zip gets the container checks, its ``config.json`` and its inner
+    ``model.weights.h5``; an HDF5 file (legacy model, ``.weights.h5``) gets the HDF5 hygiene and
+    its ``model_config``/``training_config``. A file that is neither, or cannot be parsed, gives
+    an ``unreadable`` finding: what cannot be read cannot be vouched for.
+    """
+    allowed = tuple(allowed_modules)
+    artifact = Path(path)
+    if artifact.is_dir():
+        return _scan_saved_model(artifact)
+    try:
+        with open(artifact, "rb") as raw:
+            head = raw.read(4)
+            h5_offset = None if head.startswith(b"PK") else _hdf5_offset(raw)
+    except OSError as error:
+        return [Finding("unreadable", str(artifact), f"cannot be read: {error}")]
+    if head in (b"PK\x03\x04", b"PK\x05\x06"):
+        return _scan_keras_zip(artifact, allowed)
+    if h5_offset is not None:
+        return _scan_h5_artifact(artifact, "", allowed)
+    return [
+        Finding(
+            "unreadable",
+            str(artifact.name),
+            "neither a zip (.keras) nor an HDF5 file: nothing could be scanned",
+        )
+    ]
+
+
+def _scan_saved_model(folder: Path) -> list[Finding]:
+    """A SavedModel folder: look for serialised Python functions in the Keras metadata."""
+    findings: list[Finding] = []
+    metadata = folder / "keras_metadata.pb"
+    if metadata.is_file() and metadata.stat().st_size <= CONFIG_MAX_BYTES:
+        data = metadata.read_bytes()
+        if b'"function_type": "lambda"' in data or b'"__lambda__"' in data:
+            findings.append(
+                Finding(
+                    "lambda-bytecode",
+                    "keras_metadata.pb",
+                    "a layer carries marshalled Python bytecode (Lambda)",
+                )
+            )
+    if not (folder / "saved_model.pb").is_file():
+        findings.append(Finding("unreadable", folder.name, "no saved_model.pb in this folder"))
+    return findings
