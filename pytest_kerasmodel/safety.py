@@ -18,12 +18,15 @@ import json
 import math
 import os
 import posixpath
+import re
 import struct
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+from pytest_kerasmodel.errors import ArtifactError
 
 if TYPE_CHECKING:  # pragma: no cover
     import h5py
@@ -657,65 +660,24 @@ def scan_zip(path_or_zipfile: str | os.PathLike[str] | zipfile.ZipFile) -> list[
             return _zip_findings(zf, raw, "")
 
 
-class _MemberWindow:
-    """A read-only, seekable view of a stored zip member, so h5py reads it in place."""
-
-    def __init__(self, raw: IO[bytes], start: int, size: int) -> None:
-        self.raw, self.start, self.size, self.pos = raw, start, size, 0
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self.pos, 2: self.size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def read(self, n: int = -1) -> bytes:
-        remaining = max(0, self.size - self.pos)
-        n = remaining if n is None or n < 0 else min(n, remaining)
-        self.raw.seek(self.start + self.pos)
-        data = self.raw.read(n)
-        self.pos += len(data)
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(memoryview(buffer).cast("B")))
-        memoryview(buffer).cast("B")[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return False
-
-
-def _member_data_offset(raw: IO[bytes], info: zipfile.ZipInfo) -> int | None:
-    raw.seek(info.header_offset)
-    header = raw.read(_LOCAL_HEADER.size)
-    if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
-        return None
-    fields = _LOCAL_HEADER.unpack(header)
-    return info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10]
-
-
 # --------------------------------------------------------------------------------------------
 # HDF5 scan
 # --------------------------------------------------------------------------------------------
 
-#: A dataset declaring more than this many bytes and more than ``H5_MAX_RATIO`` times what it
-#: stores is a shape bomb (CVE-2026-0897). Keras writes weights uncompressed and contiguous.
-H5_BOMB_FLOOR = 64 * 1024 * 1024
-H5_MAX_RATIO = 100
 H5_MAX_ATTR_BYTES = 64 * 1024 * 1024
-H5_MAX_OBJECTS = 200_000
 #: HDF5 filters built into the library or h5py; any other needs a plugin library loaded at read.
 _BUILTIN_FILTERS = frozenset({1, 2, 3, 4, 5, 6, 32000})
 _PICKLE_PROTOCOLS = frozenset({2, 3, 4, 5})
+#: formats.walk_hdf5 refuses a file with one HygieneError; its reason says which rule broke.
+_HYGIENE_CHECKS = (
+    ("external link", "h5-external-link"),
+    ("soft link", "h5-soft-link"),
+    ("virtual storage", "h5-virtual-dataset"),
+    ("external file", "h5-external-storage"),
+    ("shape bomb", "h5-shape-bomb"),
+    ("HDF5 objects", "h5-too-many-objects"),
+    ("nested deeper", "h5-too-many-objects"),
+)
 
 
 def _dtype_problem(dtype: Any) -> str | None:
@@ -750,6 +712,9 @@ def _declared_bytes(shape: tuple[int, ...] | None, itemsize: int) -> int:
 
 
 class _H5Scanner:
+    """Structural hygiene from :func:`formats.walk_hdf5`, then what only a safety scan refuses:
+    links of any kind, object/opaque/reference data, pickle bytes and filter plugins."""
+
     def __init__(self, label: str) -> None:
         self.label = label
         self.findings: list[Finding] = []
@@ -760,52 +725,32 @@ class _H5Scanner:
     def scan(self, h5file: h5py.File) -> list[Finding]:
         import h5py
 
-        seen: set[tuple[int, int]] = set()
-        stack: list[tuple[h5py.Group, str]] = [(h5file, "/")]
-        count = 0
-        self.scan_attrs(h5file, "/")
-        while stack:
-            group, path = stack.pop()
-            for name in sorted(group.keys()):  # names only: links are not followed
-                count += 1
-                if count > H5_MAX_OBJECTS:
-                    self.add(
-                        "h5-too-many-objects", path, f"more than {H5_MAX_OBJECTS} links to scan"
-                    )
-                    return self.findings
-                child_path = posixpath.join(path, name)
-                link = group.get(name, getlink=True)
-                if isinstance(link, h5py.ExternalLink):
-                    self.add(
-                        "h5-external-link",
-                        child_path,
-                        f"external link to {link.filename!r}:{link.path!r}: reading it opens "
-                        "another file on this machine",
-                    )
-                    continue
-                if isinstance(link, h5py.SoftLink):
-                    self.add(
-                        "h5-soft-link",
-                        child_path,
-                        f"soft link to {link.path!r}: Keras never writes links and refuses them "
-                        "when loading weights; a link can alias one weight as another or loop",
-                    )
-                    continue
-                try:
-                    obj = group[name]
-                except (KeyError, OSError, ValueError, RuntimeError) as error:
-                    self.add("h5-unreadable", child_path, f"cannot be opened: {error}")
-                    continue
-                info = h5py.h5o.get_info(obj.id)
-                key = (info.fileno, info.addr)
-                if key in seen:
-                    continue
-                seen.add(key)
-                self.scan_attrs(obj, child_path)
-                if isinstance(obj, h5py.Group):
-                    stack.append((obj, child_path))
-                elif isinstance(obj, h5py.Dataset):
-                    self.scan_dataset(obj, child_path)
+        from pytest_kerasmodel.formats import HygieneError, walk_hdf5
+
+        try:
+            nodes = walk_hdf5(h5file, Path(self.label or "HDF5"), with_attrs=False)
+        except HygieneError as error:
+            check = next((c for key, c in _HYGIENE_CHECKS if key in error.reason), "h5-hygiene")
+            match = re.search(r"(?:^|\s)(/\S*?)(?::|\s|$)", error.reason)
+            self.add(check, match.group(1) if match else "/", error.reason)
+            return self.findings
+        for node in nodes:
+            path = "/" + node.path
+            if node.kind == "softlink":
+                self.add(
+                    "h5-soft-link",
+                    path,
+                    f"soft link to {node.target!r}: Keras never writes links and refuses them "
+                    "when loading weights (Keras 3.13+); a link can alias one weight as another",
+                )
+                continue
+            try:
+                obj = h5file[path] if node.path else h5file
+                self.scan_attrs(obj, path)
+                if isinstance(obj, h5py.Dataset):
+                    self.scan_dataset(obj, path)
+            except (KeyError, OSError, ValueError, RuntimeError, TypeError) as error:
+                self.add("h5-unreadable", path, f"cannot be read: {error}")
         return self.findings
 
     def scan_attrs(self, obj: Any, path: str) -> None:
@@ -828,32 +773,9 @@ class _H5Scanner:
                 )
 
     def scan_dataset(self, dataset: Any, path: str) -> None:
-        try:
-            external = dataset.external
-            virtual = dataset.is_virtual
-            dtype, shape = dataset.dtype, dataset.shape
-            stored = dataset.id.get_storage_size()
-            plist = dataset.id.get_create_plist()
-            filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
-        except (OSError, ValueError, RuntimeError, TypeError) as error:
-            self.add("h5-unreadable", path, f"dataset header cannot be read: {error}")
-            return
-        if external:
-            files = ", ".join(repr(os.fsdecode(e[0])) for e in external)
-            self.add(
-                "h5-external-storage",
-                path,
-                f"dataset bytes live in external file(s) {files}: reading the weight would read "
-                "that file from this machine (CVE-2026-1669)",
-            )
-            return
-        if virtual:
-            self.add(
-                "h5-virtual-dataset",
-                path,
-                "virtual dataset mapped from other files: reading it reads them (CVE-2026-1669)",
-            )
-            return
+        dtype, shape = dataset.dtype, dataset.shape
+        plist = dataset.id.get_create_plist()
+        filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
         unknown = [f for f in filters if f not in _BUILTIN_FILTERS]
         if unknown:
             self.add(
@@ -864,17 +786,7 @@ class _H5Scanner:
         problem = _dtype_problem(dtype)
         if problem:
             self.add("h5-object-data", path, f"dataset {problem}")
-            return
-        declared = _declared_bytes(shape, dtype.itemsize)
-        if declared > H5_BOMB_FLOOR and declared > H5_MAX_RATIO * max(stored, 1):
-            self.add(
-                "h5-shape-bomb",
-                path,
-                f"declares shape {shape} ({declared} bytes) but stores {stored} bytes: reading "
-                "it would allocate the declared size (CVE-2026-0897)",
-            )
-            return
-        if self.looks_pickled(dataset, dtype, shape, stored):
+        elif self.looks_pickled(dataset, dtype, shape, dataset.id.get_storage_size()):
             self.add(
                 "h5-object-data",
                 path,
@@ -883,8 +795,8 @@ class _H5Scanner:
 
     @staticmethod
     def looks_pickled(dataset: Any, dtype: Any, shape: tuple[int, ...], stored: int) -> bool:
-        """Peek at two bytes of small 1-D byte arrays: a pickle starts with PROTO (0x80) n."""
-        if stored == 0 or stored > (1 << 30):
+        """Peek at two bytes of byte arrays: a pickle starts with PROTO (0x80) and 2..5."""
+        if stored == 0:
             return False
         if dtype.kind == "S" and shape == ():
             head = bytes(dataset[()])[:2]
@@ -898,9 +810,10 @@ class _H5Scanner:
 def scan_hdf5(h5file: h5py.File, *, label: str = "") -> list[Finding]:
     """HDF5 hygiene of an open file, reading metadata only (and two bytes of byte arrays).
 
-    Refuses external links, soft links, external and virtual dataset storage, unknown filter
-    plugins, shape bombs, and object/opaque/reference data (how pickles are smuggled in).
-    ``label`` prefixes each finding's location (e.g. ``"model.weights.h5: "``).
+    The structural rules (external links, soft links leaving the file, external and virtual
+    dataset storage, shape bombs, object counts) are :func:`pytest_kerasmodel.formats.walk_hdf5`'s;
+    this adds soft links of any kind, unknown filter plugins, and object/opaque/reference data
+    (how pickles are smuggled in). ``label`` prefixes each location (``"model.weights.h5: "``).
     """
     return _H5Scanner(label).scan(h5file)
 
@@ -933,21 +846,6 @@ def _read_h5_config_attr(h5file: h5py.File, name: str) -> tuple[str | None, list
 # --------------------------------------------------------------------------------------------
 # Whole artifact
 # --------------------------------------------------------------------------------------------
-
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
-
-def _hdf5_offset(raw: IO[bytes]) -> int | None:
-    """Offset of the HDF5 superblock (0, 512, 1024, ... for files with a user block)."""
-    offset = 0
-    raw.seek(0, os.SEEK_END)
-    size = raw.tell()
-    while offset + 8 <= size:
-        raw.seek(offset)
-        if raw.read(8) == _HDF5_MAGIC:
-            return offset
-        offset = 512 if offset == 0 else offset * 2
-    return None
 
 
 def _scan_h5_artifact(source: Any, label: str, allowed: tuple[str, ...]) -> list[Finding]:
@@ -1012,9 +910,15 @@ def _scan_keras_zip(path: Path, allowed: tuple[str, ...]) -> list[Finding]:
                             )
             weights = names.get("model.weights.h5")
             if weights is not None and weights.compress_type == zipfile.ZIP_STORED:
-                start = _member_data_offset(raw, weights)
-                if start is not None:
-                    window = _MemberWindow(raw, start, weights.compress_size)
+                from pytest_kerasmodel.formats import HygieneError, _stored_member_window
+
+                try:
+                    window = _stored_member_window(raw, weights, path)
+                except HygieneError as error:
+                    findings.append(
+                        Finding("zip-header-mismatch", "model.weights.h5", error.reason)
+                    )
+                else:
                     findings += _scan_h5_artifact(window, "model.weights.h5: ", allowed)
             npz = names.get("model.weights.npz")
             if npz is not None:
@@ -1039,27 +943,19 @@ def scan_artifact(
     its ``model_config``/``training_config``. A file that is neither, or cannot be parsed, gives
     an ``unreadable`` finding: what cannot be read cannot be vouched for.
     """
+    from pytest_kerasmodel.formats import sniff
+
     allowed = tuple(allowed_modules)
     artifact = Path(path)
-    if artifact.is_dir():
-        return _scan_saved_model(artifact)
     try:
-        with open(artifact, "rb") as raw:
-            head = raw.read(4)
-            h5_offset = None if head.startswith(b"PK") else _hdf5_offset(raw)
-    except OSError as error:
-        return [Finding("unreadable", str(artifact), f"cannot be read: {error}")]
-    if head in (b"PK\x03\x04", b"PK\x05\x06"):
+        kind = sniff(artifact)
+    except ArtifactError as error:
+        return [Finding("unreadable", artifact.name, error.reason)]
+    if kind == "savedmodel":
+        return _scan_saved_model(artifact)
+    if kind == "zip":
         return _scan_keras_zip(artifact, allowed)
-    if h5_offset is not None:
-        return _scan_h5_artifact(artifact, "", allowed)
-    return [
-        Finding(
-            "unreadable",
-            str(artifact.name),
-            "neither a zip (.keras) nor an HDF5 file: nothing could be scanned",
-        )
-    ]
+    return _scan_h5_artifact(artifact, "", allowed)
 
 
 def _scan_saved_model(folder: Path) -> list[Finding]:
@@ -1076,6 +972,4 @@ def _scan_saved_model(folder: Path) -> list[Finding]:
                     "a layer carries marshalled Python bytecode (Lambda)",
                 )
             )
-    if not (folder / "saved_model.pb").is_file():
-        findings.append(Finding("unreadable", folder.name, "no saved_model.pb in this folder"))
     return findings
