@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 from harness import (
+    PYTEST_BASE,
     Options,
     Run,
     Section,
@@ -61,7 +62,7 @@ def make_suite(root: Path, n_tests: int, per_file: int = 10) -> Path:
 
 def _pytest(suite: Path, *extra: str, modules_out: Path | None = None) -> Run:
     env = bench_env(BENCH_MODULES_OUT=str(modules_out) if modules_out else "")
-    argv = [py(), "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]
+    argv = [py(), *PYTEST_BASE, *extra]
     return run_process(argv, cwd=suite, env=env).check(f"pytest {' '.join(extra)}")
 
 
@@ -99,7 +100,7 @@ def run(opts: Options) -> Section:
 
     section.tables.append(
         Table(
-            f"`python -m pytest -q -p no:cacheprovider` over {n} plain tests, "
+            f"`python {' '.join(PYTEST_BASE)}` over {n} plain tests, "
             f"{repeats} runs each, alternating",
             [
                 "configuration",

@@ -146,6 +146,11 @@ def run_process(
     return Run(seconds, usage.ru_maxrss / 1024, proc.returncode, stdout, stderr, cpu)
 
 
+# Hypothesis (a test-only dependency here) imports itself at the end of every pytest session,
+# about 1 s on this machine: disabled in every benchmarked pytest run, on both sides.
+PYTEST_BASE = ("-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+
+
 def bench_env(**extra: str) -> dict[str, str]:
     """The environment of every benchmarked subprocess: the same for reference and candidate."""
     env = dict(os.environ)
