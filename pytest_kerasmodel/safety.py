@@ -121,6 +121,11 @@ _DANGEROUS_MODULES = (
 #: Classes may come from these Keras modules (models and layers live there); functions may not.
 _CLASS_OK_MODULES = ("keras.models", "keras.src.models", "keras.utils", "keras.backend")
 _UNSAFE_WORDS = ("enable_unsafe_deserialization", "safe_mode_saving", "unsafe_deserialization")
+#: Config keys whose string value is a path that a layer reads (or loads) while being built:
+#: lookup/vectorization vocabularies, KerasHub tokenizer files, TFSMLayer's SavedModel.
+_FILE_KEYS = frozenset(
+    {"vocabulary", "vocabulary_file", "filepath", "proto", "merges", "spm_model_file"}
+)
 
 
 def _words(text: str) -> frozenset[str]:
@@ -278,6 +283,18 @@ class _ConfigScanner:
         name = _layer_name(value)
         me = _Node(value, [], (*node.layers, name)) if name else node
 
+        for key in sorted(_FILE_KEYS.intersection(value)):
+            target = value[key]
+            if isinstance(target, str) and target:
+                handled.add(key)
+                self.add(
+                    "file-reference",
+                    node,
+                    f"{key}={target[:120]!r} is a path read while the layer is built: loading "
+                    "would read (or fetch) that file from the loading machine instead of the "
+                    "archive (Keras 3.12+ refuses it in safe mode, older Keras reads it)",
+                    [key],
+                )
         if "safe_mode" in value and value["safe_mode"] in (False, 0, "false", "False"):
             self.add(
                 "unsafe-switch",
@@ -916,20 +933,52 @@ def _scan_keras_zip(path: Path, allowed: tuple[str, ...]) -> list[Finding]:
                     window = _stored_member_window(raw, weights, path)
                 except HygieneError as error:
                     findings.append(
-                        Finding("zip-header-mismatch", "model.weights.h5", error.reason)
+                        Finding(
+                            "zip-header-mismatch", "zip member 'model.weights.h5'", error.reason
+                        )
                     )
                 else:
                     findings += _scan_h5_artifact(window, "model.weights.h5: ", allowed)
             npz = names.get("model.weights.npz")
             if npz is not None:
-                findings.append(
-                    Finding(
-                        "npz-weights",
-                        "zip member 'model.weights.npz'",
-                        "weights stored as .npz are not scanned for pickled arrays; "
-                        "re-save the model with .weights.h5",
+                findings += _scan_npz_member(zf, npz)
+    return findings
+
+
+def _scan_npz_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> list[Finding]:
+    """Weights saved as ``.npz`` (a zip of ``.npy`` files): refuse object arrays, which numpy
+    stores as pickles. Only each ``.npy`` header is parsed (numpy's literal parser), no data."""
+    from numpy.lib import format as npy
+
+    label = "model.weights.npz"
+    findings: list[Finding] = []
+    try:
+        with zf.open(info) as member, zipfile.ZipFile(member) as inner:
+            infos = inner.infolist()
+            if len(infos) > ZIP_MAX_MEMBERS:
+                return [Finding("zip-member-count", f"{label}", f"{len(infos)} arrays")]
+            for array in infos:
+                where = f"{label}: array {array.filename!r}"
+                if _bad_name(array.filename):
+                    findings.append(Finding("zip-path", where, _bad_name(array.filename) or ""))
+                with inner.open(array) as fh:
+                    version = npy.read_magic(fh)
+                    if version == (1, 0):
+                        _, _, dtype = npy.read_array_header_1_0(fh)
+                    else:
+                        _, _, dtype = npy.read_array_header_2_0(fh)
+                if dtype.hasobject:
+                    findings.append(
+                        Finding(
+                            "npz-pickle",
+                            where,
+                            f"object array (dtype {dtype}) stored as a pickle: reading it needs "
+                            "numpy's allow_pickle=True, which runs any code the pickle holds "
+                            "(Keras 3.15 refuses it)",
+                        )
                     )
-                )
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, SyntaxError) as error:
+        findings.append(Finding("unreadable", label, f"cannot be read as .npz: {error}"))
     return findings
 
 

@@ -404,6 +404,37 @@ def tf_op_write_file_h5(folder: Path) -> Path:
     return path
 
 
+def vocabulary_path_keras(folder: Path) -> Path:
+    """A StringLookup whose vocabulary is a path on the loading machine (file read on load)."""
+
+    def edit(config: dict[str, Any]) -> None:
+        config["config"]["layers"].append(
+            {
+                "module": "keras.layers",
+                "class_name": "StringLookup",
+                "config": {"name": "lookup", "vocabulary": "/etc/passwd", "output_mode": "int"},
+                "registered_name": None,
+                "name": "lookup",
+                "inbound_nodes": [],
+            }
+        )
+
+    return _write(folder, "vocabulary_path.keras", edit_keras_config(_base("dense.keras"), edit))
+
+
+def npz_pickle_keras(folder: Path) -> Path:
+    """Weights stored as model.weights.npz holding an object (pickled) array."""
+    buffer = io.BytesIO()
+    np.savez(buffer, kernel=np.zeros((4, 3), "float32"), evil=np.array([{"x": 1}], dtype=object))
+    members = [
+        (name, payload)
+        for name, payload in _zip_members(_base("dense.keras"))
+        if name != "model.weights.h5"
+    ]
+    members.append(("model.weights.npz", buffer.getvalue()))
+    return _write(folder, "npz_pickle.keras", _zip_bytes(members))
+
+
 # ---------------------------------------------------------------------------------------------
 # HDF5 attacks
 # ---------------------------------------------------------------------------------------------
@@ -704,6 +735,8 @@ ATTACKS: dict[str, tuple[Callable[[Path], Path], str, str]] = {
     "gadget_get_file_keras": (gadget_get_file_keras, "dangerous-function", "'clf/double'"),
     "gadget_load_model_keras": (gadget_load_model_keras, "dangerous-function", "'clf/double'"),
     "unsafe_switch_keras": (unsafe_switch_keras, "unsafe-switch", "'clf/double' > function"),
+    "vocabulary_path_keras": (vocabulary_path_keras, "file-reference", "'clf/lookup' > vocabulary"),
+    "npz_pickle_keras": (npz_pickle_keras, "npz-pickle", "array 'evil.npy'"),
     "tf_op_write_file_h5": (tf_op_write_file_h5, "tf-op", "tf.io.write_file"),
     "pickle_opaque_h5": (pickle_opaque_h5, "h5-object-data", "/layers/dense/pickled"),
     "object_array_h5": (object_array_h5, "h5-object-data", "/layers/dense/objects"),

@@ -158,6 +158,21 @@ def test_healthy_files_give_no_finding(healthy_files: dict[str, Path]) -> None:
     assert len(report) >= 14
 
 
+def test_keras_own_npz_weights_are_pickles(tmp_path: Path) -> None:
+    """Keras 3 can store weights as model.weights.npz; numpy stores those dicts as object arrays,
+    i.e. pickles. The installed Keras refuses to load them (allow_pickle=False): flagged."""
+    import keras
+    from keras.src.saving import saving_lib  # the public save_model hides weights_format
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    saving_lib.save_model(model, tmp_path / "npz.keras", weights_format="npz")
+    findings = scan_artifact(tmp_path / "npz.keras")
+    assert findings
+    assert {f.check for f in findings} == {"npz-pickle"}
+    assert all(f.where.startswith("model.weights.npz: array '") for f in findings)
+
+
 def test_scan_zip_and_scan_hdf5_on_healthy_files(healthy_files: dict[str, Path]) -> None:
     import h5py
 
@@ -311,6 +326,16 @@ def test_unsafe_switches_anywhere() -> None:
     text = {"note": "call keras.config.enable_unsafe_deserialization() first"}
     [finding] = scan_config(text)
     assert (finding.check, finding.where) == ("unsafe-switch", "note")
+
+
+def test_file_references() -> None:
+    lookup = {"class_name": "StringLookup", "config": {"name": "lk", "vocabulary": "/etc/passwd"}}
+    [finding] = scan_config(lookup)
+    assert (finding.check, finding.where) == ("file-reference", "layer 'lk' > vocabulary")
+    inline = {"class_name": "StringLookup", "config": {"name": "lk", "vocabulary": ["a", "b"]}}
+    assert scan_config(inline) == []
+    tfsm = {"class_name": "TFSMLayer", "config": {"name": "sm", "filepath": "gs://bucket/m"}}
+    assert [f.check for f in scan_config(tfsm)] == ["file-reference"]
 
 
 def test_tf_op_layers() -> None:
