@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "KerasModelError": "pytest_kerasmodel.errors",
     "RoundtripError": "pytest_kerasmodel.errors",
     "StructureError": "pytest_kerasmodel.errors",
+    "GoldenError": "pytest_kerasmodel.errors",
     "ArtifactError": "pytest_kerasmodel.errors",
     "UnsafeArtifactError": "pytest_kerasmodel.errors",
     "Finding": "pytest_kerasmodel.safety",
@@ -34,6 +35,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "ArtifactError",
     "Finding",
+    "GoldenError",
     "KerasModelError",
     "Roundtrip",
     "RoundtripDiff",
@@ -54,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pytest_kerasmodel.describe import describe_artifact
     from pytest_kerasmodel.errors import (
         ArtifactError,
+        GoldenError,
         KerasModelError,
         RoundtripError,
         StructureError,

@@ -6,11 +6,15 @@ Nothing here imports TensorFlow, Keras or h5py: they load when a fixture or help
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_kerasmodel.fixtures import Roundtrip
 from pytest_kerasmodel.options import get_settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pytest_kerasmodel.golden import StructureGolden
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -131,6 +135,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     get_settings(config)
+    config.pluginmanager.register(_GoldenWrites(), "kerasmodel-golden-writes")
 
 
 @pytest.fixture
@@ -143,3 +148,36 @@ def keras_roundtrip(request: pytest.FixtureRequest, tmp_path: Path) -> Roundtrip
         formats=settings.roundtrip_formats,
         folder=tmp_path / "roundtrip",
     )
+
+
+@pytest.fixture
+def keras_golden_structure(request: pytest.FixtureRequest) -> StructureGolden:
+    """Compare an artifact's structure with the golden stored beside the test module.
+
+    ``keras_golden_structure(path)`` fails when no golden is recorded or the structure changed;
+    ``--keras-update-golden`` records or updates it (listed in the terminal summary).
+    """
+    from pytest_kerasmodel.golden import StructureGolden
+
+    return StructureGolden(request.node, get_settings(request.config).update_golden)
+
+
+class _GoldenWrites:
+    """Collects the goldens that --keras-update-golden wrote and lists them in the summary.
+
+    The writes travel in each report's ``user_properties``, so under xdist the controller
+    sees the workers' writes too.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.lines.extend(str(v) for k, v in report.user_properties if k == "keras_golden_written")
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        lines = list(dict.fromkeys(self.lines))
+        if lines:
+            terminalreporter.write_sep("-", f"keras goldens written: {len(lines)}")
+            for line in lines:
+                terminalreporter.write_line(line)

@@ -297,9 +297,9 @@ def _keras_layout_weights(artifact: Artifact) -> list[NamedWeight]:
     layers = model_layers(artifact.config)
     by_key: dict[str, LayerConfig] = {}
     used: dict[str, int] = {}
-    for layer in layers:
-        by_key[_unique(to_snake_case(layer.class_name), used)] = layer
-    order = {layer.name: i for i, layer in enumerate(layers)}
+    for config_layer in layers:
+        by_key[_unique(to_snake_case(config_layer.class_name), used)] = config_layer
+    order = {config_layer.name: i for i, config_layer in enumerate(layers)}
 
     # top-level units: layers/<key>, or any other root group (subclassed models)
     has_container = any(n.split("/")[0] in KERAS_CONTAINERS for n in datasets)
@@ -319,7 +319,7 @@ def _keras_layout_weights(artifact: Artifact) -> list[NamedWeight]:
     named: list[tuple[tuple[Any, ...], list[NamedWeight]]] = []
     for unit, paths in units.items():
         key = unit.split("/")[-1]
-        layer = by_key.get(key) if "/" in unit else None
+        layer: LayerConfig | None = by_key.get(key) if "/" in unit else None
         vars_group = groups.get(f"{unit}/vars")
         recorded = vars_group.attrs.get("name") if vars_group is not None else None
         if layer is not None:

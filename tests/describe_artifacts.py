@@ -13,7 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-REALWORLD = Path(__file__).resolve().parents[2] / "shared" / "realworld"
+# ../shared/realworld beside the repository (PYTEST_KERASMODEL_REALWORLD overrides, e.g. in a
+# git worktree that does not sit beside shared/)
+REALWORLD = Path(
+    os.environ.get("PYTEST_KERASMODEL_REALWORLD")
+    or Path(__file__).resolve().parents[2] / "shared" / "realworld"
+)
 
 # Keras-level names of the tiny model's variables, whatever the format
 TINY_WEIGHTS = {

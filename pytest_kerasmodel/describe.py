@@ -1,0 +1,379 @@
+"""An artifact explained as plain data: :func:`describe_artifact` and its text rendering.
+
+The description is computed with h5py, zipfile and json only (never Keras or TensorFlow), reads
+metadata and never weight values (unless ``scan_values=True``), and is deterministic and
+JSON-serialisable: the same file always gives the same dict, so it can be stored as a golden.
+
+Schema (``DESCRIPTION_VERSION`` 1)::
+
+    {
+      "description_version": 1,
+      "file": "model.keras",             # the file's name (not its folder: goldens travel)
+      "file_size": 51690,                # bytes (a SavedModel: the sum of its files)
+      "format": "keras",                 # keras | h5 | h5-weights | weights.h5 | savedmodel
+      "format_title": "...",             # the format in words
+      "extension": ".keras",
+      "keras_version": "3.15.1",         # as the file records it, else null
+      "backend": "tensorflow",           # legacy HDF5 only, else null
+      "metadata": {...},                 # metadata.json of a .keras (e.g. date_saved)
+      "model": {"class_name": "Functional", "name": "tiny"} | null,
+      "layers": [{"name", "class_name", "params", "weights": ["hidden/kernel", ...]}],
+      "params": 220,                     # values in the saved model variables
+      "weights": {"hidden/kernel": {"shape": [6, 4], "dtype": "float32"}, ...},
+      "weight_paths": {"hidden/kernel": "layers/dense/vars/0", ...},
+      "optimizer": {"class_name": "Adam", "variables": {"optimizer/0": {...}}} | null,
+      "lambda_layers": ["lambda_3"],     # Lambda layers anywhere in the config
+      "hdf5": {"<path>": {"kind": "group", "attrs": {...}}
+               | {"kind": "dataset", "shape": [...], "dtype": "float32", "attrs": {...}}
+               | {"kind": "softlink", "target": "/x"}},   # "" is the root group
+      "zip": [{"name", "size", "compressed_size", "method"}] | null,
+      "savedmodel_files": [["saved_model.pb", 1234], ...] | null,
+      "notes": ["anything unusual, in words"],
+      "values": {"hidden/kernel": {"nan": 0, "inf": 0}} | null   # only with scan_values=True
+    }
+
+For a ``.keras`` archive, ``hdf5`` is the tree of the inner ``model.weights.h5``.
+``weights`` is the same dict for one model saved in any format (see
+:mod:`pytest_kerasmodel.weightnames` for the naming rule).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from pytest_kerasmodel.formats import (
+    FORMAT_TITLES,
+    Artifact,
+    H5Node,
+    extension_of,
+    iter_optimizer_weights,
+    open_artifact,
+)
+
+DESCRIPTION_VERSION = 1
+_SHORT_TEXT = 120
+_SHORT_LIST = 16
+_SCAN_BLOCK_BYTES = 64 * 1024**2
+
+
+def describe_artifact(path: str | os.PathLike[str], *, scan_values: bool = False) -> dict[str, Any]:
+    """Describe a Keras artifact without loading it: format, writer, layers, weights, tree.
+
+    ``scan_values=True`` also reads every weight, block by block, to count NaN and infinite
+    values (the only part whose cost grows with the weights).
+    Raises :class:`~pytest_kerasmodel.errors.ArtifactError` when the file cannot be read safely.
+    """
+    with open_artifact(path) as artifact:
+        return _describe(artifact, scan_values=scan_values)
+
+
+def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
+    from pytest_kerasmodel import weightnames
+
+    named = weightnames.model_weights(artifact)
+    datasets = {n.path: n for n in artifact.nodes if n.kind == "dataset"}
+    weights: dict[str, dict[str, Any]] = {}
+    weight_paths: dict[str, str] = {}
+    for w in named:
+        node = datasets.get(w.h5_path)
+        if node is None:
+            continue
+        weights[w.name] = {"shape": list(node.shape or ()), "dtype": node.dtype}
+        weight_paths[w.name] = w.h5_path
+
+    notes = list(artifact.notes)
+    config_layers = weightnames.model_layers(artifact.config)
+    layers = _layers(config_layers, named, weights)
+    lambdas = sorted(set(_lambda_layers(artifact.config)))
+    for name in lambdas:
+        notes.append(
+            f"Lambda layer {name!r}: its function is stored as Python bytecode or source; "
+            "loading it runs that code (Keras refuses it unless safe_mode=False)"
+        )
+    for node in artifact.nodes:
+        if node.kind == "dataset" and node.dtype == "object":
+            notes.append(f"dataset /{node.path} holds Python objects (variable-length data)")
+    if artifact.format in ("h5", "keras") and artifact.config is None:
+        notes.append("no model config in the file")
+
+    description: dict[str, Any] = {
+        "description_version": DESCRIPTION_VERSION,
+        "file": artifact.path.name,
+        "file_size": artifact.file_size,
+        "format": artifact.format,
+        "format_title": FORMAT_TITLES[artifact.format],
+        "extension": extension_of(artifact.path),
+        "keras_version": artifact.keras_version,
+        "backend": artifact.backend,
+        "metadata": _plain(artifact.metadata),
+        "model": _model(artifact.config),
+        "layers": layers,
+        "params": sum(_size(w["shape"]) for w in weights.values()),
+        "weights": weights,
+        "weight_paths": weight_paths,
+        "optimizer": _optimizer(artifact, datasets),
+        "lambda_layers": lambdas,
+        "hdf5": {node.path: _node(node) for node in artifact.nodes} if artifact.nodes else None,
+        "zip": (
+            [
+                {
+                    "name": m.name,
+                    "size": m.size,
+                    "compressed_size": m.compressed_size,
+                    "method": m.method,
+                }
+                for m in artifact.zip_members
+            ]
+            if artifact.format == "keras"
+            else None
+        ),
+        "savedmodel_files": (
+            [list(f) for f in artifact.savedmodel_files]
+            if artifact.format == "savedmodel"
+            else None
+        ),
+        "notes": notes,
+        "values": None,
+    }
+    if scan_values:
+        values: dict[str, dict[str, int]] = {}
+        root = artifact.weights_root.file if artifact.weights_root is not None else None
+        for name, h5_path in weight_paths.items():
+            assert root is not None
+            nan, inf = count_nonfinite(root[h5_path])
+            values[name] = {"nan": nan, "inf": inf}
+            if nan or inf:
+                notes.append(f"weight {name} holds {nan} NaN and {inf} infinite value(s)")
+        description["values"] = values
+    return description
+
+
+def _size(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _model(config: Any) -> dict[str, Any] | None:
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        return None
+    inner = config.get("config")
+    name = inner.get("name") if isinstance(inner, dict) else None
+    return {"class_name": config["class_name"], "name": name if isinstance(name, str) else None}
+
+
+def _layers(config_layers: list[Any], named: list[Any], weights: dict[str, Any]) -> list[Any]:
+    by_layer: dict[str, list[str]] = {}
+    for w in named:
+        if w.name in weights:
+            by_layer.setdefault(w.layer, []).append(w.name)
+    layers = []
+    seen = set()
+    for layer in config_layers:
+        names = by_layer.get(layer.name, [])
+        layers.append(
+            {
+                "name": layer.name,
+                "class_name": layer.class_name,
+                "params": sum(_size(weights[n]["shape"]) for n in names),
+                "weights": names,
+            }
+        )
+        seen.add(layer.name)
+    for layer_name, names in by_layer.items():  # weights-only files: layers known by name only
+        if layer_name not in seen:
+            layers.append(
+                {
+                    "name": layer_name,
+                    "class_name": None,
+                    "params": sum(_size(weights[n]["shape"]) for n in names),
+                    "weights": names,
+                }
+            )
+    return layers
+
+
+def _lambda_layers(config: Any, depth: int = 0) -> Iterator[str]:
+    """Names of Lambda layers anywhere in a config (nested models, wrappers)."""
+    if depth > 200:
+        return
+    if isinstance(config, dict):
+        if config.get("class_name") == "Lambda":
+            inner = config.get("config")
+            name = config.get("name") or (inner.get("name") if isinstance(inner, dict) else None)
+            yield str(name or "?")
+        for value in config.values():
+            yield from _lambda_layers(value, depth + 1)
+    elif isinstance(config, list):
+        for value in config:
+            yield from _lambda_layers(value, depth + 1)
+
+
+def _optimizer(artifact: Artifact, datasets: dict[str, H5Node]) -> dict[str, Any] | None:
+    variables: dict[str, dict[str, Any]] = {}
+    for name, h5_path, _ in iter_optimizer_weights(artifact):
+        node = datasets.get(h5_path)
+        if node is not None:
+            variables[name] = {"shape": list(node.shape or ()), "dtype": node.dtype}
+    class_name = _optimizer_class(artifact.training_config)
+    if class_name is None:  # a weights file: the optimizer's own name, e.g. "adam"
+        recorded = next(
+            (n.attrs.get("name") for n in artifact.nodes if n.path == "optimizer/vars"), None
+        )
+        class_name = str(recorded) if isinstance(recorded, str) and recorded else None
+    if not variables and class_name is None:
+        return None
+    return {"class_name": class_name, "variables": variables}
+
+
+def _optimizer_class(training_config: Any) -> str | None:
+    if not isinstance(training_config, dict):
+        return None
+    opt = training_config.get("optimizer_config") or training_config.get("optimizer")
+    if isinstance(opt, dict) and isinstance(opt.get("class_name"), str):
+        return str(opt["class_name"])
+    if isinstance(opt, str):
+        return opt
+    return None
+
+
+def _node(node: H5Node) -> dict[str, Any]:
+    if node.kind == "dataset":
+        return {
+            "kind": "dataset",
+            "shape": list(node.shape or ()),
+            "dtype": node.dtype,
+            "attrs": {k: summarise(v) for k, v in node.attrs.items()},
+        }
+    if node.kind == "softlink":
+        return {"kind": "softlink", "target": node.target}
+    if node.kind == "group":
+        return {"kind": "group", "attrs": {k: summarise(v) for k, v in node.attrs.items()}}
+    return {"kind": node.kind}
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def summarise(value: Any) -> Any:
+    """An attribute value as short plain JSON: long texts and arrays become a summary line."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        if len(value) <= _SHORT_TEXT:
+            return value
+        return f"<text of {len(value)} chars, sha256 {_digest(value.encode())}>"
+    if hasattr(value, "tolist"):
+        shape = getattr(value, "shape", ())
+        plain = _plain(value.tolist())
+        if not shape:
+            return summarise(plain) if isinstance(plain, str) else plain
+        if len(plain) <= _SHORT_LIST and len(repr(plain)) <= 4 * _SHORT_TEXT:
+            return plain
+        encoded = repr(plain).encode()
+        return f"<array of {len(plain)} items, sha256 {_digest(encoded)}>"
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    from pytest_kerasmodel.diff import jsonable
+
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return jsonable(value)
+
+
+def count_nonfinite(dataset: Any) -> tuple[int, int]:
+    """NaN and infinite values in a dataset, read block by block (bounded memory)."""
+    import numpy as np
+
+    if dataset.dtype.kind not in "fc":
+        return 0, 0
+    shape = dataset.shape or ()
+    if not shape or dataset.size == 0:
+        value = np.asarray(dataset[()])
+        return int(np.isnan(value).sum()), int(np.isinf(value).sum())
+    row_bytes = max(1, dataset.dtype.itemsize * (dataset.size // shape[0]))
+    step = max(1, _SCAN_BLOCK_BYTES // row_bytes)
+    nan = inf = 0
+    for start in range(0, shape[0], step):
+        block = dataset[start : start + step]
+        nan += int(np.isnan(block).sum())
+        inf += int(np.isinf(block).sum())
+    return nan, inf
+
+
+# --------------------------------------------------------------------------------------------
+# text
+
+
+def _shape(shape: list[int]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def render_description(description: dict[str, Any]) -> str:
+    """The description as text for a person: what ``python -m pytest_kerasmodel inspect`` prints."""
+    d = description
+    lines = [f"{d['file']}  ({d['file_size']:,} bytes)"]
+    lines.append(f"  format:         {d['format']}: {d['format_title']}")
+    writer = f"Keras {d['keras_version']}" if d["keras_version"] else "not recorded in the file"
+    if d["backend"]:
+        writer += f" (backend {d['backend']})"
+    lines.append(f"  written by:     {writer}")
+    if d["metadata"].get("date_saved"):
+        lines.append(f"  saved on:       {d['metadata']['date_saved']}")
+    if d["model"]:
+        name = f" {d['model']['name']!r}" if d["model"]["name"] else ""
+        lines.append(f"  model:          {d['model']['class_name']}{name}")
+    lines.append(f"  parameters:     {d['params']:,} in {len(d['weights'])} saved variable(s)")
+    if d["layers"]:
+        lines.append("")
+        lines.append("  layers (name, class, parameters, variables):")
+        width = max(len(layer["name"]) for layer in d["layers"])
+        for layer in d["layers"]:
+            cls = layer["class_name"] or "?"
+            lines.append(f"    {layer['name']:<{width}}  {cls:<20} {layer['params']:>10,}")
+            prefix = layer["name"] + "/"
+            for wname in layer["weights"]:
+                w = d["weights"][wname]
+                short = wname[len(prefix) :] if wname.startswith(prefix) else wname
+                lines.append(f"      {short:<28} {_shape(w['shape']):<16} {w['dtype']}")
+    opt = d["optimizer"]
+    lines.append("")
+    if opt:
+        variables = opt["variables"]
+        size = sum(_size(v["shape"]) for v in variables.values())
+        lines.append(
+            f"  optimizer:      {opt['class_name'] or 'unknown class'}, "
+            f"{len(variables)} saved variable(s), {size:,} values"
+        )
+    else:
+        lines.append("  optimizer:      none saved")
+    if d["zip"]:
+        lines.append(
+            "  archive:        " + ", ".join(f"{m['name']} ({m['method']})" for m in d["zip"])
+        )
+    if d["savedmodel_files"]:
+        lines.append(f"  files:          {len(d['savedmodel_files'])} in the directory")
+    if d["values"] is not None:
+        bad = {k: v for k, v in d["values"].items() if v["nan"] or v["inf"]}
+        lines.append(
+            f"  values:         {len(d['values'])} variable(s) scanned, "
+            f"{len(bad)} with NaN or infinite values"
+        )
+    lines.append("")
+    if d["notes"]:
+        lines.append("  unusual:")
+        lines.extend(f"    ! {note}" for note in d["notes"])
+    else:
+        lines.append("  unusual:        nothing")
+    return "\n".join(lines)
