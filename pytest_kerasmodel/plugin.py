@@ -14,6 +14,7 @@ from pytest_kerasmodel.fixtures import Roundtrip
 from pytest_kerasmodel.options import get_settings
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pytest_kerasmodel.gate.fixture import KerasArtifact
     from pytest_kerasmodel.golden import StructureGolden
 
 
@@ -134,8 +135,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    get_settings(config)
+    settings = get_settings(config)
     config.pluginmanager.register(_GoldenWrites(), "kerasmodel-golden-writes")
+    if settings.model_dirs:
+        from pytest_kerasmodel.gate.plugin import GatePlugin
+
+        config.pluginmanager.register(GatePlugin(config), "kerasmodel-gate")
 
 
 @pytest.fixture
@@ -181,3 +186,19 @@ class _GoldenWrites:
             terminalreporter.write_sep("-", f"keras goldens written: {len(lines)}")
             for line in lines:
                 terminalreporter.write_line(line)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "keras_artifact" in metafunc.fixturenames:
+        from pytest_kerasmodel.gate import fixture
+
+        fixture.parametrize(metafunc)
+
+
+@pytest.fixture
+def keras_artifact(request: pytest.FixtureRequest) -> KerasArtifact:
+    """One artifact under ``--keras-model-dir`` (the test runs once per artifact): ``.path``,
+    ``.description``, ``.format`` and ``.model`` (loaded safely, on first use)."""
+    from pytest_kerasmodel.gate import fixture
+
+    return fixture.make(request)

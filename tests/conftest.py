@@ -63,3 +63,11 @@ def compiled_untrained() -> Any:
     model = roundtrip_models.conv()
     model.compile(optimizer="adam", loss="mean_squared_error", metrics=["mae"])
     return model
+
+
+@pytest.fixture(scope="session")
+def gate_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Healthy, broken, unsafe and hostile artifacts for the gate tests (built once)."""
+    from gate_artifacts import build_gate_files
+
+    return build_gate_files(tmp_path_factory.mktemp("gate"))

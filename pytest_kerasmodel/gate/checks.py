@@ -1,0 +1,556 @@
+"""The gate's checks on one artifact.
+
+integrity, safety, load, finite, structure, predictions and budgets.
+
+:func:`check_artifact` runs the requested checks (and the checks they depend on) on one artifact and
+returns plain JSON data, so that it can run in the isolated worker and travel back over a pipe.
+Nothing here imports Keras unless a load or predictions check needs the model; h5py is imported
+inside the functions that read HDF5.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import sys
+import time
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_kerasmodel import formats
+from pytest_kerasmodel.errors import ArtifactError
+
+CHECKS = ("integrity", "safety", "load", "finite", "structure", "predictions", "budgets")
+# check -> checks whose failure means it cannot run
+DEPENDS = {
+    "integrity": (),
+    "safety": ("integrity",),
+    "load": ("integrity", "safety"),
+    "finite": ("integrity",),
+    "structure": ("integrity",),
+    "predictions": ("integrity", "safety", "load"),
+    "budgets": ("integrity",),
+}
+WEIGHTS_ONLY_FORMATS = ("h5-weights", "weights.h5")
+# Largest number of values read at once by the finite check, whatever the dataset's size.
+FINITE_BLOCK = 1 << 20
+
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+
+
+@dataclass
+class CheckResult:
+    status: str
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Request:
+    """What the pytest process asks about one artifact (plain data: it travels as JSON)."""
+
+    path: str
+    checks: list[str]
+    rtol: float = 1e-5
+    atol: float = 1e-6
+    allowed_modules: list[str] = field(default_factory=list)
+    max_file_size: int | None = None
+    max_params: int | None = None
+    allowed_versions: list[str] = field(default_factory=list)
+    golden_structure: str = ""
+    golden_predictions: str = ""
+    inputs_file: str = ""
+    update_golden: bool = False
+
+
+class CheckFailure(Exception):
+    """Raised inside a check: the artifact fails it, for the reason given."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class CheckSkipped(Exception):
+    """Raised inside a check: the check does not apply to this artifact, for the reason given."""
+
+
+@dataclass
+class Subject:
+    """The artifact under check and what the checks learn about it, shared between them.
+
+    ``opened`` is the :class:`~pytest_kerasmodel.formats.Artifact` that the integrity check opened
+    (read-only, hygiene checked); it stays open for the other checks and is closed at the end.
+    """
+
+    path: Path
+    request: Request
+    stack: ExitStack = field(default_factory=ExitStack)
+    opened: formats.Artifact | None = None
+    format: str = "unknown"
+    writer: str = ""
+    backend: str = ""
+    size: int = 0
+    params: int | None = None
+    findings: list[str] = field(default_factory=list)
+    model: Any = None
+    # told {"event": "import"} / {"event": "imported"} around the first import of Keras, so that
+    # the worker's client does not count Keras's start-up against this artifact's time limit
+    notify: Callable[[dict[str, Any]], None] | None = None
+
+    @property
+    def config(self) -> Any:
+        return self.opened.config if self.opened is not None else None
+
+    @property
+    def weights_only(self) -> bool:
+        return self.format in WEIGHTS_ONLY_FORMATS
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "writer": self.writer,
+            "backend": self.backend,
+            "size": self.size,
+            "params": self.params,
+        }
+
+    def weights(self) -> Iterator[formats.WeightEntry]:
+        assert self.opened is not None
+        return formats.iter_weights(self.opened)
+
+
+# -- integrity -------------------------------------------------------------------------------------
+
+
+def _test_zip_crcs(path: Path) -> None:
+    """Read every member once (chunk by chunk): a damaged member fails its CRC check here."""
+    with zipfile.ZipFile(path) as zf:
+        try:
+            bad = zf.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise CheckFailure(f"a damaged zip archive: {exc}") from None
+    if bad is not None:
+        raise CheckFailure(f"a damaged zip archive: member {bad!r} fails its CRC check")
+
+
+def size_on_disk(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def check_integrity(subject: Subject) -> CheckResult:
+    path = subject.path
+    subject.size = size_on_disk(path)
+    try:
+        opened = subject.stack.enter_context(formats.open_artifact(path))
+    except formats.HygieneError as exc:
+        subject.findings.append(f"{exc.check}: {exc.reason}")
+        raise CheckFailure(f"refused before reading any data: {exc.reason}") from None
+    except ArtifactError as exc:
+        raise CheckFailure(exc.reason + (f" ({exc.hint})" if exc.hint else "")) from None
+    subject.opened = opened
+    subject.format = opened.format
+    subject.writer = opened.keras_version or ""
+    subject.backend = opened.backend or ""
+    subject.size = opened.file_size
+    if opened.format == formats.FORMAT_KERAS:
+        _test_zip_crcs(path)
+        if opened.h5 is None:
+            raise CheckFailure(f"the archive has no {formats.KERAS_ZIP_WEIGHTS}")
+    if opened.format != formats.FORMAT_SAVEDMODEL:
+        subject.params = sum(
+            int(w.dataset.size) for w in subject.weights() if w.dataset.dtype.kind in "fc"
+        )
+    writer = f", written by Keras {subject.writer}" if subject.writer else ""
+    notes = "".join(f"; note: {n}" for n in opened.notes)
+    return CheckResult(PASSED, f"{opened.title}{writer}{notes}")
+
+
+# -- safety ----------------------------------------------------------------------------------------
+
+_KERAS_MODULES = ("keras", "tensorflow.keras", "tf_keras", "builtins")
+
+
+def _scan_config(node: Any, where: str, allowed: tuple[str, ...], findings: list[str]) -> None:
+    if isinstance(node, dict):
+        name = (
+            node.get("config", {}).get("name", "") if isinstance(node.get("config"), dict) else ""
+        )
+        here = f"{where}/{name}" if name else where
+        if node.get("class_name") == "Lambda":
+            findings.append(f"{here}: Lambda layer (arbitrary Python code)")
+        module = node.get("module")
+        if isinstance(module, str) and module and not module.startswith(_KERAS_MODULES + allowed):
+            findings.append(f"{here}: references module {module!r} outside Keras")
+        for value in node.values():
+            _scan_config(value, here, allowed, findings)
+    elif isinstance(node, list):
+        for value in node:
+            _scan_config(value, where, allowed, findings)
+
+
+def _findings_result(findings: list[str]) -> CheckResult:
+    lines = "\n".join(f"  - {f}" for f in findings)
+    return CheckResult(FAILED, f"{len(findings)} finding(s):\n{lines}", {"findings": findings})
+
+
+def check_safety(subject: Subject) -> CheckResult:
+    if subject.format == "savedmodel":
+        raise CheckSkipped("not applicable: SavedModel folders are not scanned")
+    allowed = tuple(subject.request.allowed_modules)
+    _scan_config(subject.config, "model", allowed, subject.findings)
+    if subject.findings:
+        result = _findings_result(subject.findings)
+        raise CheckFailure(result.message, **result.details)
+    return CheckResult(PASSED, "no findings")
+
+
+# -- load ------------------------------------------------------------------------------------------
+
+
+def _explain_load_error(subject: Subject, exc: BaseException) -> str:
+    message = str(exc).strip() or type(exc).__name__
+    if len(message) > 1500:
+        message = message[:1500] + " ..."
+    writer = f"Keras {subject.writer}" if subject.writer else "an unknown Keras version"
+    from pytest_kerasmodel import _keras
+
+    installed = _keras.keras_version()
+    lines = [f"load_model failed on a file written by {writer} (installed: Keras {installed})"]
+    suffix = subject.path.name.lower()
+    if subject.format == "h5" and suffix.endswith(".keras"):
+        lines.append(
+            "why: this is a legacy HDF5 file named .keras; Keras 3 picks its loader from the file "
+            "name and looks for a zip archive, hence its 'File not found'. Rename it to .h5."
+        )
+    elif subject.format == "keras" and not suffix.endswith(".keras"):
+        lines.append(
+            "why: this is a .keras zip archive under another name; Keras 3 picks its loader from "
+            "the file name. Rename it to .keras."
+        )
+    elif isinstance(subject.config, list) or "pop expected at most 1 argument" in message:
+        lines.append(
+            "why: a Keras 1 Sequential model (its config is a plain list of layers), which Keras 3 "
+            "cannot rebuild. Re-save it with Keras 2 or 3."
+        )
+    elif "OOM when allocating" in message or isinstance(exc, MemoryError):
+        lines.append(
+            "why: building the model needs more memory than the worker may use "
+            "(keras_memory_limit): its config declares layers far larger than its weights"
+        )
+    elif unrecognized := re.search(
+        r"Unrecognized keyword arguments passed to (\w+): (.*)", message
+    ):
+        lines.append(
+            f"why: the saved config of a {unrecognized.group(1)} layer has argument(s) "
+            f"{unrecognized.group(2)} that the installed Keras no longer accepts (written by an "
+            "older Keras); re-save the model with the installed Keras"
+        )
+    else:
+        match = re.search(
+            r"(?:Could not locate (?:class|function)|Unknown (?:layer|object|class)(?: name)?:?)"
+            r"\s*'?([\w.]+)'?",
+            message,
+        )
+        if match:
+            lines.append(
+                f"why: the class {match.group(1)!r} could not be built: it is not part of the "
+                "installed Keras (a custom object from the writer's code, or removed from Keras)."
+            )
+    lines.append(f"Keras said: {type(exc).__name__}: {message}")
+    return "\n".join(lines)
+
+
+def _import_keras(subject: Subject) -> None:
+    from pytest_kerasmodel import _keras
+
+    if "keras" in sys.modules or subject.notify is None:
+        _keras.keras()
+        return
+    subject.notify({"event": "import"})
+    _keras.keras()
+    subject.notify({"event": "imported"})
+
+
+def load(subject: Subject) -> Any:
+    if subject.model is None:
+        from pytest_kerasmodel import _keras
+
+        _import_keras(subject)
+        try:
+            subject.model = _keras.load_model(subject.path, safe_mode=True, compile=False)
+        except Exception as exc:
+            raise CheckFailure(_explain_load_error(subject, exc)) from None
+    return subject.model
+
+
+def check_load(subject: Subject) -> CheckResult:
+    if subject.format == "savedmodel":
+        raise CheckSkipped(
+            "not applicable: Keras 3 load_model cannot load a TensorFlow SavedModel "
+            "(wrap it with keras.layers.TFSMLayer for inference)"
+        )
+    if subject.weights_only:
+        raise CheckSkipped(
+            f"not applicable: a weights-only file ({subject.format}) holds no model config; "
+            "load it with model.load_weights() into a model built by your code"
+        )
+    model = load(subject)
+    subject.params = int(model.count_params())
+    return CheckResult(
+        PASSED, f"{type(model).__name__} {model.name!r}, {subject.params} parameters"
+    )
+
+
+# -- finite ----------------------------------------------------------------------------------------
+
+
+def _blocks(dataset: Any) -> Iterator[Any]:
+    """Slices of ``dataset`` holding at most FINITE_BLOCK values (or one chunk) each."""
+    if dataset.shape == () or dataset.size <= FINITE_BLOCK:
+        yield ()
+        return
+    if dataset.chunks is not None:
+        yield from dataset.iter_chunks()
+        return
+    row = max(1, dataset.size // dataset.shape[0])
+    step = max(1, FINITE_BLOCK // row)
+    for start in range(0, dataset.shape[0], step):
+        yield slice(start, start + step)
+
+
+def check_finite(subject: Subject) -> CheckResult:
+    import numpy as np
+
+    if subject.format == "savedmodel":
+        raise CheckSkipped("not applicable: SavedModel variables are not read")
+    bad: dict[str, dict[str, int]] = {}
+    count = values = 0
+    for name, _, dataset in subject.weights():
+        count += 1
+        values += int(dataset.size)
+        if dataset.dtype.kind not in "fc":
+            continue
+        nan = posinf = neginf = 0
+        for block in _blocks(dataset):
+            data = np.asarray(dataset[block])
+            if np.isfinite(data).all():
+                continue
+            nan += int(np.isnan(data).sum())
+            posinf += int(np.isposinf(data).sum())
+            neginf += int(np.isneginf(data).sum())
+        if nan or posinf or neginf:
+            bad[name] = {"nan": nan, "+inf": posinf, "-inf": neginf, "size": int(dataset.size)}
+    if bad:
+        lines = [f"{len(bad)} of {count} weight variable(s) hold NaN or Inf:"]
+        for name, c in bad.items():
+            parts = [f"{c[k]} {k}" for k in ("nan", "+inf", "-inf") if c[k]]
+            lines.append(f"  - {name}: {', '.join(parts)} of {c['size']} values")
+        raise CheckFailure("\n".join(lines), variables=bad)
+    return CheckResult(PASSED, f"{count} weight variable(s), {values} values, all finite")
+
+
+# -- goldens ---------------------------------------------------------------------------------------
+
+
+def structure_of(subject: Subject) -> dict[str, Any]:
+    """The artifact's structure as recorded in a golden: format and weight names, shapes, dtypes."""
+    weights: dict[str, Any] = {}
+    for name, _, dataset in subject.weights():
+        weights[name] = {"shape": list(dataset.shape), "dtype": str(dataset.dtype)}
+    return {"format": subject.format, "weights": weights}
+
+
+def check_structure(subject: Subject) -> CheckResult:
+    from pytest_kerasmodel.gate import goldens
+
+    if subject.format == "savedmodel":
+        raise CheckSkipped("not applicable: SavedModel folders have no HDF5 structure")
+    golden_path = Path(subject.request.golden_structure)
+    actual = structure_of(subject)
+    if subject.request.update_golden:
+        goldens.write_structure(golden_path, actual)
+        return CheckResult(PASSED, f"golden structure recorded in {golden_path}")
+    expected = goldens.read_structure(golden_path)
+    if expected is None:
+        raise CheckSkipped(f"no golden structure ({golden_path}); {goldens.HOW_TO_RECORD}")
+    problems = goldens.diff_structure(expected, actual)
+    if problems:
+        raise CheckFailure(
+            f"the structure differs from the golden {golden_path}:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+            + f"\n{goldens.HOW_TO_UPDATE}"
+        )
+    return CheckResult(PASSED, f"matches {golden_path.name}")
+
+
+def check_predictions(subject: Subject) -> CheckResult:
+    from pytest_kerasmodel.gate import goldens
+
+    if subject.format == "savedmodel" or subject.weights_only:
+        raise CheckSkipped(f"not applicable: a {subject.format} artifact is not a loadable model")
+    request = subject.request
+    golden_path = Path(request.golden_predictions)
+    if request.update_golden:
+        model = load(subject)
+        inputs = goldens.golden_inputs(model, request.inputs_file or None)
+        outputs = goldens.predict(model, inputs)
+        goldens.write_predictions(golden_path, inputs, outputs)
+        return CheckResult(PASSED, f"golden inputs and outputs recorded in {golden_path}")
+    golden = goldens.read_predictions(golden_path)
+    if golden is None:
+        raise CheckSkipped(f"no golden predictions ({golden_path}); {goldens.HOW_TO_RECORD}")
+    inputs, expected = golden
+    outputs = goldens.predict(load(subject), inputs)
+    problems = goldens.diff_outputs(expected, outputs, request.rtol, request.atol)
+    if problems:
+        raise CheckFailure(
+            f"the predictions differ from the golden {golden_path} "
+            f"(rtol={request.rtol}, atol={request.atol}):\n"
+            + "\n".join(problems)
+            + f"\n{goldens.HOW_TO_UPDATE}"
+        )
+    return CheckResult(PASSED, f"{len(expected)} output(s) match {golden_path.name}")
+
+
+# -- budgets ---------------------------------------------------------------------------------------
+
+
+def check_budgets(subject: Subject) -> CheckResult:
+    request = subject.request
+    if (
+        request.max_file_size is None
+        and request.max_params is None
+        and not request.allowed_versions
+    ):
+        raise CheckSkipped(
+            "no budget set (keras_max_file_size, keras_max_params, keras_allowed_versions)"
+        )
+    over: list[str] = []
+    within: list[str] = []
+    if request.max_file_size is not None:
+        line = f"size {subject.size} bytes, budget {request.max_file_size}"
+        (over if subject.size > request.max_file_size else within).append(line)
+    if request.max_params is not None:
+        params = subject.params or 0
+        line = f"{params} parameters, budget {request.max_params}"
+        (over if params > request.max_params else within).append(line)
+    if request.allowed_versions:
+        allowed = request.allowed_versions
+        writer = subject.writer or "unknown"
+        line = f"written by Keras {writer}, allowed {allowed}"
+        ok = any(fnmatch.fnmatchcase(writer, pattern) for pattern in allowed)
+        (within if ok else over).append(line)
+    if over:
+        raise CheckFailure("over budget:\n" + "\n".join(f"  - {line}" for line in over))
+    return CheckResult(PASSED, "; ".join(within))
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+RUNNERS = {
+    "integrity": check_integrity,
+    "safety": check_safety,
+    "load": check_load,
+    "finite": check_finite,
+    "structure": check_structure,
+    "predictions": check_predictions,
+    "budgets": check_budgets,
+}
+
+
+def _needed(requested: list[str]) -> list[str]:
+    needed: set[str] = set()
+    stack = list(requested)
+    while stack:
+        name = stack.pop()
+        if name not in needed:
+            needed.add(name)
+            stack.extend(DEPENDS[name])
+    return [c for c in CHECKS if c in needed]
+
+
+def iter_checks(
+    request: Request, notify: Callable[[dict[str, Any]], None] | None = None
+) -> Iterator[tuple[str, CheckResult | None, dict[str, Any]]]:
+    """Run the requested checks (and those they depend on) in order.
+
+    Yields ``(check, None, info)`` when a check starts and ``(check, result, info)`` when it ends,
+    so that the worker can tell which check was running if a library brings the process down.
+    """
+    unknown = [c for c in request.checks if c not in RUNNERS]
+    if unknown:
+        raise ValueError(f"unknown check(s) {unknown}; known: {list(CHECKS)}")
+    subject = Subject(Path(request.path), request, notify=notify)
+    results: dict[str, CheckResult] = {}
+    try:
+        for name in _needed(request.checks):
+            results[name] = _blocked(name, subject, results) or CheckResult("")
+            if not results[name].status:
+                yield name, None, subject.info()
+                results[name] = _run_one(name, subject)
+            yield name, results[name], subject.info()
+    finally:
+        subject.model = None
+        subject.stack.close()
+
+
+def _blocked(name: str, subject: Subject, results: dict[str, CheckResult]) -> CheckResult | None:
+    """The result of a check that cannot run because of an earlier one, else None."""
+    if subject.findings and name == "safety":  # refused by the hygiene checks while opening
+        return _findings_result(subject.findings)
+    if subject.findings and name in ("load", "predictions"):
+        return CheckResult(
+            FAILED,
+            f"refused: the safety scan has {len(subject.findings)} finding(s), so the model "
+            "is never deserialised (see the safety check)",
+        )
+    broken = [d for d in DEPENDS[name] if results[d].status == FAILED]
+    if broken:
+        return CheckResult(FAILED, f"not checked: the {broken[0]} check failed")
+    return None
+
+
+def _run_one(name: str, subject: Subject) -> CheckResult:
+    from pytest_kerasmodel.gate.goldens import GoldenVersionError
+
+    try:
+        return RUNNERS[name](subject)
+    except CheckFailure as exc:
+        return CheckResult(FAILED, str(exc), exc.details)
+    except CheckSkipped as exc:
+        return CheckResult(SKIPPED, str(exc))
+    except GoldenVersionError as exc:
+        return CheckResult(FAILED, str(exc))
+    except MemoryError:
+        return CheckResult(
+            FAILED, "ran out of memory (the worker's memory limit, keras_memory_limit)"
+        )
+    except Exception as exc:  # an unexpected library error: say which check met it
+        return CheckResult(FAILED, f"the {name} check raised {type(exc).__name__}: {exc}")
+
+
+def check_artifact(request: Request | dict[str, Any]) -> dict[str, Any]:
+    """Run the requested checks on one artifact in this process: plain JSON data."""
+    if isinstance(request, dict):
+        request = Request(**request)
+    start = time.perf_counter()
+    checks: dict[str, Any] = {}
+    info: dict[str, Any] = {}
+    for name, result, last_info in iter_checks(request):
+        info = last_info
+        if result is not None:
+            checks[name] = asdict(result)
+    return {
+        "path": request.path,
+        "info": info,
+        "checks": checks,
+        "elapsed": round(time.perf_counter() - start, 4),
+    }

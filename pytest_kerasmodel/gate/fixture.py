@@ -1,0 +1,105 @@
+"""The ``keras_artifact`` fixture: one test run per artifact under ``--keras-model-dir``.
+
+A team writes its own per-artifact checks (accuracy on a validation set, say) as ordinary tests;
+the fixture hands each run the artifact's path, its description and a model that is loaded only
+when asked for, and only after the artifact passed the integrity and safety checks (run in the
+isolated worker, results shared with the gate's own items).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_kerasmodel.errors import ArtifactError, UnsafeArtifactError
+from pytest_kerasmodel.gate.checks import FAILED, WEIGHTS_ONLY_FORMATS
+from pytest_kerasmodel.gate.discover import find_artifacts, model_dir_of
+from pytest_kerasmodel.gate.session import gate_state
+from pytest_kerasmodel.options import get_settings
+
+
+def artifact_id(path: Path, config: pytest.Config) -> str:
+    try:
+        return path.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        return os.path.relpath(path, config.rootpath)
+
+
+def parametrize(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``keras_artifact`` over every artifact under the model folders."""
+    config = metafunc.config
+    artifacts = find_artifacts(get_settings(config).model_dirs)
+    if not artifacts:
+        skip = pytest.mark.skip(
+            reason="no artifacts: give --keras-model-dir DIR (or keras_model_dir)"
+        )
+        metafunc.parametrize("keras_artifact", [pytest.param(None, marks=skip)], indirect=True)
+        return
+    ids = [artifact_id(p, config) for p in artifacts]
+    metafunc.parametrize("keras_artifact", artifacts, ids=ids, indirect=True)
+
+
+class KerasArtifact:
+    """One artifact under ``--keras-model-dir``: its path, description and (lazily) its model."""
+
+    def __init__(self, path: Path, config: pytest.Config) -> None:
+        self.path = path
+        self.id = artifact_id(path, config)
+        self._config = config
+        self._model: Any = None
+
+    def __repr__(self) -> str:
+        return f"KerasArtifact({self.id!r})"
+
+    def _checked(self) -> dict[str, Any]:
+        """Integrity and safety results, from the isolated worker (shared with the gate items)."""
+        state = gate_state(self._config)
+        cached = state.results.get(self.path)
+        if cached is None or not {"integrity", "safety"} <= cached["checks"].keys():
+            model_dir = model_dir_of(self.path, state.settings.model_dirs) or self.path.parent
+            request = state.request_for(self.path, model_dir, ["integrity", "safety"])
+            cached = state.get_runner().run(asdict(request))
+            state.results[self.path] = cached
+        return cached
+
+    @property
+    def description(self) -> dict[str, Any]:
+        """Format, writer Keras version, backend, size and parameter count, read without Keras."""
+        return dict(self._checked()["info"])
+
+    @property
+    def format(self) -> str:
+        return str(self.description.get("format", "unknown"))
+
+    @property
+    def model(self) -> Any:
+        """The model, loaded (``safe_mode=True, compile=False``) once it passed the safety scan."""
+        __tracebackhide__ = True
+        if self._model is None:
+            checks = self._checked()["checks"]
+            for name in ("integrity", "safety"):
+                if checks[name]["status"] == FAILED:
+                    findings = checks[name].get("details", {}).get("findings")
+                    if findings:
+                        raise UnsafeArtifactError(self.id, findings)
+                    raise ArtifactError(self.id, name, checks[name]["message"])
+            if self.format in WEIGHTS_ONLY_FORMATS:
+                raise ArtifactError(
+                    self.id,
+                    "load",
+                    "a weights-only file holds no model to load",
+                    hint="skip weights-only artifacts with: if keras_artifact.format in "
+                    "('h5-weights', 'weights.h5'): pytest.skip(...)",
+                )
+            from pytest_kerasmodel import _keras
+
+            self._model = _keras.load_model(self.path, safe_mode=True, compile=False)
+        return self._model
+
+
+def make(request: pytest.FixtureRequest) -> KerasArtifact:
+    return KerasArtifact(Path(request.param), request.config)

@@ -1,0 +1,244 @@
+"""Running an artifact's checks: in the isolated worker process (default) or in this process.
+
+One worker serves every artifact of a pytest process (of each xdist worker under pytest-xdist),
+so Keras is imported at most once. When it crashes, hangs past the time limit or is killed for
+memory, the artifact it was checking gets a failed result saying so, and the next artifact gets
+a fresh worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from pytest_kerasmodel.gate.checks import DEPENDS, FAILED, size_on_disk
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+# Longest time importing Keras (and TensorFlow) in the worker may take, not counted per artifact.
+IMPORT_TIMEOUT = 300.0
+
+
+def _culprit(check: str) -> str:
+    if check in ("load", "predictions"):
+        return "Keras (or the HDF5 library under it)"
+    return "the HDF5 library"
+
+
+def dependents(check: str) -> set[str]:
+    """``check`` and every check that needs it."""
+    found = {check}
+    changed = True
+    while changed:
+        changed = False
+        for name, needs in DEPENDS.items():
+            if name not in found and found & set(needs):
+                found.add(name)
+                changed = True
+    return found
+
+
+class InProcessRunner:
+    """``--keras-no-isolation``: checks run in the pytest process (trusted artifacts only)."""
+
+    def run(self, request: dict[str, Any]) -> dict[str, Any]:
+        from pytest_kerasmodel.gate.checks import check_artifact
+
+        return check_artifact(request)
+
+    def close(self) -> None:
+        pass
+
+
+class WorkerRunner:
+    """Checks run in ``python -m pytest_kerasmodel.gate.worker``, with a time and memory limit."""
+
+    def __init__(self, timeout: float, memory_limit_mb: int) -> None:
+        self.timeout = timeout
+        self.memory_limit_mb = memory_limit_mb
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stderr: IO[bytes] | None = None
+        self.started = 0
+        self._buffer = b""
+        self._deadline = 0.0
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        if self.proc is not None and self.proc.poll() is None:
+            return self.proc
+        # A private, anonymous file: the worker's library noise, read back to explain a crash.
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
+        self._buffer = b""
+        env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest_kerasmodel.gate.worker",
+                "--memory-limit",
+                str(self.memory_limit_mb),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            env=env,
+        )
+        self.started += 1
+        return self.proc
+
+    def _stderr_tail(self, since: int) -> str:
+        if self.stderr is None:
+            return ""
+        self.stderr.seek(since)
+        text = self.stderr.read().decode("utf-8", "replace")
+        lines = [line for line in text.splitlines() if line.strip()]
+        return "\n".join(lines[-8:])
+
+    def _read_line(self, proc: subprocess.Popen[bytes], deadline: float) -> bytes | None:
+        """One line from the worker, or None on EOF; raises TimeoutError past the deadline."""
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run the request; after a crash, run the checks that did not depend on the crashed one
+        in a fresh worker, within the same time limit."""
+        start = time.monotonic()
+        self._deadline = start + self.timeout
+        response: dict[str, Any] = {"path": request["path"], "info": {}, "checks": {}}
+        todo = list(request["checks"])
+        while todo:
+            running, death, timed_out = self._attempt(dict(request, checks=todo), response)
+            if not death:
+                break
+            lost = dependents(running) if running else set(todo)
+            for check in todo:
+                if check in response["checks"]:
+                    continue
+                if check == running or not running:
+                    text = death
+                elif timed_out or check in lost:
+                    cause = "timed out" if timed_out else "crashed the worker"
+                    text = f"not checked: the {running or 'previous'} check {cause}"
+                else:
+                    continue
+                response["checks"][check] = {"status": FAILED, "message": text, "details": {}}
+            todo = [c for c in todo if c not in response["checks"]]
+            if timed_out:
+                break
+        if not response["info"]:  # the worker died before it could say
+            response["info"] = {"format": "unknown", "size": size_on_disk(Path(request["path"]))}
+        response["elapsed"] = round(time.monotonic() - start, 4)
+        return response
+
+    def _attempt(self, request: dict[str, Any], response: dict[str, Any]) -> tuple[str, str, bool]:
+        """One worker round trip, filling ``response``: (running check, death text, timed out)."""
+        proc = self._start()
+        assert proc.stdin is not None and self.stderr is not None
+        self.stderr.seek(0, os.SEEK_END)
+        since = self.stderr.tell()
+        running = ""
+        left = 0.0
+        try:
+            proc.stdin.write((json.dumps(request) + "\n").encode())
+            proc.stdin.flush()
+            while True:
+                line = self._read_line(proc, self._deadline)
+                if line is None:
+                    return running, self._death_message(proc, since, running), False
+                event = json.loads(line)
+                kind = event["event"]
+                if kind == "import":  # Keras's start-up is not the artifact's time
+                    paused = time.monotonic()
+                    left = self._deadline - paused
+                    self._deadline = paused + max(IMPORT_TIMEOUT, self.timeout)
+                elif kind == "imported":
+                    self._deadline = time.monotonic() + left
+                elif kind == "start":
+                    running = event["check"]
+                elif kind == "result":
+                    response["checks"][event["check"]] = event["result"]
+                    response["info"] = event["info"]
+                    running = ""
+                elif kind == "error":
+                    return running, f"the gate's worker failed:\n{event['traceback']}", False
+                elif kind == "done":
+                    response["elapsed_worker"] = event["elapsed"]
+                    return running, "", False
+        except TimeoutError:
+            self._kill()
+            where = f" in the {running} check" if running else ""
+            return (
+                running,
+                f"timed out{where}: checking this artifact took longer than {self.timeout:g} s "
+                "(keras_timeout); the worker was stopped",
+                True,
+            )
+        except BrokenPipeError:
+            return running, self._death_message(proc, since, running), False
+
+    def _death_message(self, proc: subprocess.Popen[bytes], since: int, running: str) -> str:
+        try:
+            returncode = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            returncode = -signal.SIGKILL
+        tail = self._stderr_tail(since)
+        where = f" in the {running} check" if running else ""
+        self.proc = None
+        if returncode < 0:
+            name = _signal_name(returncode)
+            if name == "SIGKILL":
+                text = (
+                    f"the worker was killed (SIGKILL) while reading this file{where}, most "
+                    f"likely for memory (keras_memory_limit is {self.memory_limit_mb} MB)"
+                )
+            else:
+                text = f"{_culprit(running)} crashed while reading this file{where} (signal {name})"
+        else:
+            text = f"the worker exited with status {returncode} while reading this file{where}"
+        return text + (f"\nlast messages of the worker:\n{tail}" if tail else "")
+
+    def _kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._kill()
+        self.proc = None
+        if self.stderr is not None:
+            self.stderr.close()
+            self.stderr = None

@@ -1,0 +1,41 @@
+"""The gate's hooks, registered by ``pytest_kerasmodel.plugin`` when model folders are given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_kerasmodel.gate import collect
+from pytest_kerasmodel.gate import report as gate_report
+from pytest_kerasmodel.gate.session import gate_state
+
+
+class GatePlugin:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.state = gate_state(config)
+        collect.adjust_args(config)
+
+    def pytest_collect_file(
+        self, file_path: Path, parent: pytest.Collector
+    ) -> pytest.Collector | None:
+        return collect.collect_file(file_path, parent)
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_collect_directory(
+        self, path: Path, parent: pytest.Collector
+    ) -> pytest.Collector | None:
+        return collect.collect_directory(path, parent)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        gate_report.record(self.state, report)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        gate_report.terminal_summary(self.state, terminalreporter)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.state.close()
+        path = self.state.settings.report
+        if path is not None and not hasattr(self.config, "workerinput"):
+            gate_report.write_report(self.state, path)

@@ -1,0 +1,110 @@
+"""The gate's terminal summary table and ``--keras-report`` JSON.
+
+Both are built from the per-item records that :class:`~pytest_kerasmodel.gate.collect.CheckItem`
+puts in ``report.user_properties``: pytest-xdist carries them to the controller, so the summary
+is complete whichever worker checked which artifact.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_kerasmodel.gate.checks import CHECKS, FAILED, PASSED, SKIPPED
+from pytest_kerasmodel.gate.goldens import write_atomic
+from pytest_kerasmodel.gate.session import REPORT_PROPERTY, GateState
+
+REPORT_VERSION = 1
+CELL = {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip"}
+
+
+def record(state: GateState, report: pytest.TestReport) -> None:
+    for name, value in report.user_properties:
+        if name != REPORT_PROPERTY:
+            continue
+        data = json.loads(str(value))
+        row = state.rows.setdefault(data["artifact"], {"info": {}, "checks": {}})
+        if data.get("info"):
+            row["info"] = data["info"]
+        row["checks"][data["check"]] = {"status": data["status"], "message": data["message"]}
+
+
+def _size(size: Any) -> str:
+    if not isinstance(size, int):
+        return "?"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return "?"
+
+
+def table(rows: dict[str, dict[str, Any]]) -> list[str]:
+    header = ["artifact", "format", "writer", "params", "size", *CHECKS]
+    lines = [header]
+    for artifact in sorted(rows):
+        info, checks = rows[artifact]["info"], rows[artifact]["checks"]
+        params = info.get("params")
+        lines.append(
+            [
+                artifact,
+                str(info.get("format") or "?"),
+                str(info.get("writer") or "?"),
+                f"{params:,}" if isinstance(params, int) else "?",
+                _size(info.get("size")),
+                *(CELL.get(checks.get(c, {}).get("status", ""), "-") for c in CHECKS),
+            ]
+        )
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in lines
+    ]
+
+
+def terminal_summary(state: GateState, terminalreporter: Any) -> None:
+    if not state.rows:
+        return
+    terminalreporter.write_sep("=", "keras artifacts")
+    for line in table(state.rows):
+        terminalreporter.write_line(line)
+    failed = sum(
+        any(c["status"] == FAILED for c in row["checks"].values()) for row in state.rows.values()
+    )
+    terminalreporter.write_line(
+        f"{len(state.rows)} artifact(s), {failed} failing at least one check"
+    )
+    if state.settings.report is not None:
+        terminalreporter.write_line(f"report written to {state.settings.report}")
+
+
+def report_data(state: GateState) -> dict[str, Any]:
+    from pytest_kerasmodel import _keras
+
+    artifacts = []
+    for artifact in sorted(state.rows):
+        row = state.rows[artifact]
+        statuses = [c["status"] for c in row["checks"].values()]
+        artifacts.append(
+            {
+                "artifact": artifact,
+                **row["info"],
+                "result": FAILED if FAILED in statuses else PASSED,
+                "checks": {c: row["checks"][c] for c in CHECKS if c in row["checks"]},
+            }
+        )
+    return {
+        "kerasmodel_report": REPORT_VERSION,
+        "keras_version": _keras.keras_version(),
+        "artifacts": artifacts,
+        "failed": sum(a["result"] == FAILED for a in artifacts),
+    }
+
+
+def write_report(state: GateState, path: Path) -> None:
+    text = json.dumps(report_data(state), indent=1) + "\n"
+    write_atomic(path, text.encode())

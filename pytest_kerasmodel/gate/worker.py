@@ -1,0 +1,68 @@
+"""The isolated worker: ``python -m pytest_kerasmodel.gate.worker --memory-limit MB``.
+
+It reads one JSON request per line on stdin (an artifact and the checks to run), runs
+:func:`~pytest_kerasmodel.gate.checks.check_artifact` and writes one JSON result per line.
+Anything a library prints goes to stderr, so it cannot corrupt the protocol on stdout.
+Keras is imported only when a load or predictions check first needs it, then kept for the next
+artifacts. A crash, hang or memory blow-up ends this process, not the pytest session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Iterable
+from dataclasses import asdict
+from typing import IO, Any
+
+
+def limit_memory(megabytes: int) -> None:
+    """Cap the address space; allocations beyond it fail (MemoryError) instead of swapping."""
+    if megabytes > 0:
+        limit = megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def serve(requests: Iterable[str], out: IO[str]) -> None:
+    """Answer each request line: one event line per check start and end, then ``done``."""
+    from pytest_kerasmodel.gate.checks import Request, iter_checks
+
+    def send(event: dict[str, Any]) -> None:
+        out.write(json.dumps(event) + "\n")
+        out.flush()
+
+    for line in requests:
+        if not line.strip():
+            continue
+        start = time.perf_counter()
+        try:
+            for name, result, info in iter_checks(Request(**json.loads(line)), notify=send):
+                if result is None:
+                    send({"event": "start", "check": name})
+                else:
+                    send({"event": "result", "check": name, "result": asdict(result), "info": info})
+        except Exception:
+            send({"event": "error", "traceback": traceback.format_exc()})
+        send({"event": "done", "elapsed": round(time.perf_counter() - start, 4)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_kerasmodel.gate.worker")
+    parser.add_argument("--memory-limit", type=int, default=0, metavar="MB")
+    args = parser.parse_args(argv)
+    # Keep the real stdout for the protocol; point fd 1 at stderr for everything else.
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    limit_memory(args.memory_limit)
+    serve(sys.stdin, protocol)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""--keras-model-dir collection: one item per artifact and check, sorted, and only where asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from gate_artifacts import stage
+
+CHECKS = ["integrity", "safety", "load", "finite", "structure", "predictions", "budgets"]
+
+
+def _ids(result: pytest.RunResult) -> list[str]:
+    return [line for line in result.stdout.lines if "::" in line and " " not in line]
+
+
+def test_every_artifact_and_check_is_an_item_in_sorted_order(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    models = stage(pytester.path / "models", gate_files, ["clf.keras", "clf.weights.h5"])
+    stage(models / "sub", gate_files, ["clf.h5"])
+    (models / "notes.txt").write_text("not an artifact")
+    (models / "clf.keras.golden.json").write_text("{}")  # goldens are not artifacts
+    result = pytester.runpytest("--keras-model-dir", "models", "--collect-only", "-q")
+    assert _ids(result) == [
+        *(f"models/clf.keras::{c}" for c in CHECKS),
+        *(f"models/clf.weights.h5::{c}" for c in CHECKS),
+        *(f"models/sub/clf.h5::{c}" for c in CHECKS),
+    ]
+
+
+def test_model_dir_alone_ignores_testpaths(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    """`pytest --keras-model-dir DIR` from a project whose ini sets testpaths gates DIR only."""
+    stage(pytester.path / "models", gate_files, ["clf.keras"])
+    pytester.makeini("[pytest]\ntestpaths = tests\n")
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_unit.py").write_text("def test_unit():\n    pass\n")
+    only_models = pytester.runpytest("--keras-model-dir", "models", "--collect-only", "-q")
+    assert _ids(only_models) == [f"models/clf.keras::{c}" for c in CHECKS]
+    both = pytester.runpytest("tests", "--keras-model-dir", "models", "--collect-only", "-q")
+    assert _ids(both) == ["tests/test_unit.py::test_unit", *_ids(only_models)]
+    plain = pytester.runpytest("--collect-only", "-q")
+    assert _ids(plain) == ["tests/test_unit.py::test_unit"]
+
+
+def test_ini_model_dir_adds_artifacts_to_the_test_suite(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    stage(pytester.path / "models", gate_files, ["clf.h5"])
+    pytester.makeini("[pytest]\ntestpaths = tests\nkeras_model_dir = models\n")
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_unit.py").write_text("def test_unit():\n    pass\n")
+    result = pytester.runpytest("--collect-only", "-q")
+    assert _ids(result) == [
+        "tests/test_unit.py::test_unit",
+        *(f"models/clf.h5::{c}" for c in CHECKS),
+    ]
+
+
+def test_artifacts_outside_the_model_dirs_are_not_collected(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    stage(pytester.path / "models", gate_files, ["clf.keras"])
+    stage(pytester.path / "tests" / "data", gate_files, ["clf.h5"])
+    (pytester.path / "tests" / "test_unit.py").write_text("def test_unit():\n    pass\n")
+    result = pytester.runpytest("tests", "--keras-model-dir", "models", "--collect-only", "-q")
+    ids = _ids(result)
+    assert "tests/test_unit.py::test_unit" in ids
+    assert not [i for i in ids if i.startswith("tests/data")]
+    without = pytester.runpytest("tests", "--collect-only", "-q")
+    assert _ids(without) == ["tests/test_unit.py::test_unit"]
+
+
+def test_a_savedmodel_folder_is_one_artifact(pytester: pytest.Pytester) -> None:
+    saved = pytester.path / "models" / "exported"
+    saved.mkdir(parents=True)
+    (saved / "saved_model.pb").write_bytes(b"\x08\x01")
+    (saved / "variables").mkdir()
+    (saved / "variables" / "inner.h5").write_bytes(b"")  # not entered: part of the SavedModel
+    result = pytester.runpytest("--keras-model-dir", "models", "--collect-only", "-q")
+    assert _ids(result) == [f"models/exported::{c}" for c in CHECKS]
+
+
+def test_keyword_selects_one_check(pytester: pytest.Pytester, gate_files: dict[str, Path]) -> None:
+    stage(pytester.path / "models", gate_files, ["clf.keras", "clf.h5"])
+    result = pytester.runpytest("--keras-model-dir", "models", "-k", "finite", "-q")
+    result.assert_outcomes(passed=2, deselected=12)
+
+
+def test_missing_model_dir_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--keras-model-dir", "nowhere")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--keras-model-dir: no such folder:*nowhere*"])
