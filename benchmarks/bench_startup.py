@@ -72,19 +72,16 @@ def run(opts: Options) -> Section:
     suite = make_suite(opts.workdir, n)
     repeats = opts.repeats if opts.quick else max(3, opts.repeats * 3)
 
-    # Which modules each configuration loaded (one run each, not timed).
-    seen: dict[str, dict[str, bool]] = {}
-    for label, extra in (("plugin enabled", ()), ("-p no:kerasmodel", ("-p", "no:kerasmodel"))):
-        out = opts.workdir / f"modules-{len(seen)}.json"
-        _pytest(suite, *extra, modules_out=out)
-        seen[label] = json.loads(out.read_text())
-
     opts.log(f"startup: {n} tests, {repeats} alternating runs per configuration")
     configs = {"plugin enabled": (), "-p no:kerasmodel": ("-p", "no:kerasmodel")}
     cpu: dict[str, list[float]] = {label: [] for label in configs}
 
+    seen: dict[str, dict[str, bool]] = {}
+
     def measure(label: str) -> float:
-        run = _pytest(suite, *configs[label])
+        out = opts.workdir / f"modules-{len(seen)}-{label.replace(' ', '_')}.json"
+        run = _pytest(suite, *configs[label], modules_out=out)
+        seen[label] = json.loads(out.read_text())  # which modules the session ended with
         cpu[label].append(run.cpu_seconds)
         return run.seconds
 
