@@ -22,10 +22,15 @@ Every one of them is named here ``<layer name>/<variable name>``, e.g. ``hidden/
    by position in legacy HDF5 (whose order is trainable then non-trainable variables) and by
    group path in ``.keras`` (``cell/vars/1`` is an LSTM's ``recurrent_kernel``). This makes the
    names identical across formats for built-in layers.
-3. Otherwise (custom layers, a Keras 1 LSTM's twelve arrays, tables that do not fit), legacy HDF5
-   keeps the name it recorded, shortened (``:0`` and the leading path up to the layer's name
-   removed, down to the last component when that is unique in the layer); ``.keras`` and
-   ``.weights.h5`` use the group path without ``vars``: ``<layer>/0``, ``<layer>/cell/1``.
+3. Without a config (weights-only files) the class is guessed: in ``.weights.h5`` from the group
+   key (``dense_3`` -> Dense; nested models recursively, each sublayer named by its recorded
+   ``vars`` name), and the table is used when exactly one of its variants fits; legacy HDF5
+   keeps the names it recorded, shortened: ``:0`` and the path up to the layer's name removed,
+   then ``kernel`` when all variables sit in one (sub)layer, ``forward/kernel`` for a
+   Bidirectional, ``<sublayer>/kernel`` for a nested model. These give the same names as 2.
+4. Otherwise (custom layers, a Keras 1 LSTM's twelve arrays, tables that do not fit), legacy HDF5
+   keeps its shortened recorded names and ``.keras`` / ``.weights.h5`` use the group path
+   without ``vars`` (``<layer>/0``, ``<layer>/cell/1``): such names may differ across formats.
 
 The optimizer's variables are named ``optimizer/<i>`` in the optimizer's own order, which is the
 same in ``.keras``, ``.weights.h5`` and Keras 3 legacy HDF5.
@@ -331,19 +336,53 @@ def _keras_layout_weights(artifact: Artifact) -> list[NamedWeight]:
         rels = {p[len(unit) + 1 :]: p for p in paths} if unit != "vars" else {p: p for p in paths}
         if layer is not None:
             specs = variable_specs(layer.class_name, layer.config)
+            if specs is not None and {s.keras_path for s in specs} == set(rels):
+                named_rels = [(s.name, rels[s.keras_path]) for s in specs]
+            else:
+                named_rels = _fallback_names(rels)
         else:
-            specs = guess_specs(key, set(rels))
-        weights: list[NamedWeight]
-        if specs is not None and {s.keras_path for s in specs} == set(rels):
-            weights = [NamedWeight(layer_name, s.name, rels[s.keras_path]) for s in specs]
-        else:
-            weights = [
-                NamedWeight(layer_name, _strip_vars(rel) or rel, p)
-                for rel, p in sorted(rels.items(), key=lambda kv: _index_key(kv[0]))
-            ]
+            named_rels = _guess_names(unit, key, rels, groups)
+        weights = [NamedWeight(layer_name, v, p) for v, p in named_rels]
         rank = order.get(layer_name, len(order))
         named.append(((rank, _index_key(unit)), weights))
     return [w for _, ws in sorted(named, key=lambda item: item[0]) for w in ws]
+
+
+def _fallback_names(rels: dict[str, str]) -> list[tuple[str, str]]:
+    """Variables named by their group path without ``vars``: ``0``, ``cell/1``."""
+    ordered = sorted(rels.items(), key=lambda kv: _index_key(kv[0]))
+    return [(_strip_vars(rel) or rel, path) for rel, path in ordered]
+
+
+def _guess_names(
+    unit: str, key: str, rels: dict[str, str], groups: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """Names for a layer without config: guessed from its group key, recursing into nested
+    models (``layers/<key>`` subgroups, each named by its recorded ``vars`` name)."""
+    specs = guess_specs(key, set(rels))
+    if specs is not None:
+        return [(s.name, rels[s.keras_path]) for s in specs]
+    subunits: dict[str, dict[str, str]] = {}
+    own: dict[str, str] = {}
+    for rel, path in rels.items():
+        parts = rel.split("/")
+        if parts[0] in KERAS_CONTAINERS and len(parts) > 2:
+            subunits.setdefault(parts[1], {})["/".join(parts[2:])] = path
+        else:
+            own[rel] = path
+    if not subunits:
+        return _fallback_names(rels)
+    named = _fallback_names(own)
+    for subkey, subrels in sorted(subunits.items(), key=lambda kv: _index_key(kv[0])):
+        container = next(iter(subrels.values())).split("/" + subkey + "/")[0]
+        vars_group = groups.get(f"{container}/{subkey}/vars")
+        recorded = vars_group.attrs.get("name") if vars_group is not None else None
+        sub_name = str(recorded) if isinstance(recorded, str) and recorded else subkey
+        sub_unit = f"{container}/{subkey}"
+        named += [
+            (f"{sub_name}/{v}", p) for v, p in _guess_names(sub_unit, subkey, subrels, groups)
+        ]
+    return named
 
 
 def _attr_list(group: Any, name: str) -> list[str]:
@@ -370,7 +409,8 @@ def _short_names(layer: str, stored: list[str]) -> list[str]:
             parts = [name[len(layer) + 1 :]]
         shortened.append("/".join(parts))
     lasts = [s.split("/")[-1] for s in shortened]
-    if len(set(lasts)) == len(lasts):
+    parents = {s.rsplit("/", 1)[0] if "/" in s else "" for s in shortened}
+    if len(parents) == 1 and len(set(lasts)) == len(lasts):  # one (sub)layer: lstm_cell/kernel
         return lasts
     # a Bidirectional wrapper: forward_lstm/lstm_cell/kernel -> forward/kernel
     directions = [s.split("/")[0].split("_")[0] for s in shortened]
@@ -378,6 +418,10 @@ def _short_names(layer: str, stored: list[str]) -> list[str]:
         paired = [f"{d}/{last}" for d, last in zip(directions, lasts, strict=True)]
         if len(set(paired)) == len(paired):
             return paired
+    # several sublayers (a nested model): keep <sublayer>/<variable>
+    tails = ["/".join(s.split("/")[-2:]) if "/" in s else s for s in shortened]
+    if len(set(tails)) == len(tails):
+        return tails
     if len(set(shortened)) == len(shortened):
         return shortened
     return [f"{i}" for i in range(len(stored))]

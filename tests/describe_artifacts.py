@@ -53,6 +53,43 @@ def _tiny(k: object) -> object:
     return model
 
 
+# A second model exercising the naming table: embeddings, normalisation, TimeDistributed, GRU,
+# convolution and a nested Sequential ("inner/<sublayer>/<variable>").
+RICH_WEIGHTS = {
+    "emb/embeddings": [20, 4],
+    "ln/gamma": [4],
+    "ln/beta": [4],
+    "td/kernel": [4, 3],
+    "td/bias": [3],
+    "gru/kernel": [3, 6],
+    "gru/recurrent_kernel": [2, 6],
+    "gru/bias": [2, 6],
+    "conv/kernel": [2, 2, 2],
+    "conv/bias": [2],
+    "inner/a/kernel": [8, 3],
+    "inner/a/bias": [3],
+    "inner/b/gamma": [3],
+    "inner/b/beta": [3],
+    "inner/b/moving_mean": [3],
+    "inner/b/moving_variance": [3],
+}
+
+
+def _rich(k: object) -> object:
+    layers = k.layers  # type: ignore[attr-defined]
+    inp = k.Input((5,), dtype="int32", name="tokens")  # type: ignore[attr-defined]
+    h = layers.Embedding(20, 4, name="emb")(inp)
+    h = layers.LayerNormalization(name="ln")(h)
+    h = layers.TimeDistributed(layers.Dense(3), name="td")(h)
+    h = layers.GRU(2, return_sequences=True, name="gru")(h)
+    h = layers.Conv1D(2, 2, name="conv")(h)
+    h = layers.Flatten(name="flat")(h)
+    inner = k.Sequential(  # type: ignore[attr-defined]
+        [layers.Dense(3, name="a"), layers.BatchNormalization(name="b")], name="inner"
+    )
+    return k.Model(inp, inner(h), name="rich")  # type: ignore[attr-defined]
+
+
 def build_keras3(folder: Path) -> dict[str, Path]:
     """The tiny model saved by Keras 3 in every format it writes."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -74,6 +111,12 @@ def build_keras3(folder: Path) -> dict[str, Path]:
     )
     paths["sequential.keras"] = folder / "seq.keras"
     seq.save(paths["sequential.keras"])
+    rich = _rich(keras)
+    for key, name in (("rich.keras", "rich.keras"), ("rich.h5", "rich.h5")):
+        paths[key] = folder / name
+        rich.save(paths[key])
+    paths["rich.weights.h5"] = folder / "rich.weights.h5"
+    rich.save_weights(paths["rich.weights.h5"])
     return paths
 
 
@@ -94,4 +137,12 @@ def build_tf_keras(folder: Path) -> dict[str, Path]:
         model.save(paths["h5"])
     model.save_weights(paths["h5-weights"])
     model.save(paths["keras"])
+    rich = _rich(tf_keras)
+    paths["rich.h5"], paths["rich.keras"] = folder / "rich_tfk.h5", folder / "rich_tfk.keras"
+    paths["rich.h5-weights"] = folder / "rich_tfk_weights.h5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        rich.save(paths["rich.h5"])
+    rich.save(paths["rich.keras"])
+    rich.save_weights(paths["rich.h5-weights"])
     return paths

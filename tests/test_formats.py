@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from describe_artifacts import TINY_WEIGHTS
+from describe_artifacts import RICH_WEIGHTS, TINY_WEIGHTS
 
 from pytest_kerasmodel.errors import ArtifactError
 from pytest_kerasmodel.formats import (
@@ -51,6 +51,15 @@ def test_weight_names_are_identical_in_every_format(
     files += [tf_keras_files[k] for k in ("keras", "h5", "h5-weights")]
     for path in files:
         assert _weights(path) == TINY_WEIGHTS, path.name
+
+
+def test_naming_table_covers_nested_models_wrappers_and_recurrent_layers(
+    keras3_files: dict[str, Path], tf_keras_files: dict[str, Path]
+) -> None:
+    files = [keras3_files[k] for k in ("rich.keras", "rich.h5", "rich.weights.h5")]
+    files += [tf_keras_files[k] for k in ("rich.keras", "rich.h5", "rich.h5-weights")]
+    for path in files:
+        assert _weights(path) == RICH_WEIGHTS, path.name
 
 
 def test_weights_carry_their_hdf5_path_and_unread_dataset(keras3_files: dict[str, Path]) -> None:
