@@ -160,11 +160,11 @@ def optimizer_state(model: Any) -> dict[str, Any] | None:
             cut = name.rfind("_", 0, cut)
             if cut <= 0:
                 break
-            wkey = by_path.get(name[:cut])
-            if wkey is not None:
+            owner = by_path.get(name[:cut])
+            if owner is not None:
                 slot = name[cut + 1 :]
-                key = f"{slot} of {wkey}"
-                label = f"{slot} of {weight_labels.get(wkey, name[:cut])}"
+                key = f"{slot} of {owner}"
+                label = f"{slot} of {weight_labels.get(owner, name[:cut])}"
                 break
         n = counts.get(key, 0)
         counts[key] = n + 1
@@ -329,6 +329,24 @@ def registered_name(class_name: str) -> str | None:
         if key.rsplit(">", 1)[-1] == class_name and key != class_name:
             return str(key)
     return None
+
+
+def unregistered_classes(model: Any, custom_objects: dict[str, Any] | None = None) -> list[str]:
+    """Custom (non-Keras) layer classes of ``model`` that Keras could not find on reload:
+    neither registered with ``register_keras_serializable`` nor in ``custom_objects``."""
+    k = keras()
+    given = set(custom_objects or {})
+    given |= {getattr(v, "__name__", "") for v in (custom_objects or {}).values()}
+    found: list[str] = []
+    for _, layer in iter_layers(model):
+        cls = type(layer)
+        if cls.__module__.startswith("keras.") or cls.__name__ in given:
+            continue
+        if k.saving.get_registered_object(k.saving.get_registered_name(cls)) is cls:
+            continue
+        if cls.__name__ not in found:
+            found.append(cls.__name__)
+    return found
 
 
 # --- inputs and calls -----------------------------------------------------------------------

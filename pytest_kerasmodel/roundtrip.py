@@ -18,8 +18,12 @@ Config keys ignored on reload (:data:`IGNORED_CONFIG_KEYS`), at any depth of the
 
 - ``compile_config`` of the model: compared by the ``compile`` and ``optimizer`` checks, with
   losses and metrics by what they compute (``"mse"`` equals ``"mean_squared_error"``);
-- ``build_config`` of the model under the ``h5`` and ``weights`` formats only, where Keras
-  rebuilds from the layers' own shapes rather than the recorded ``build_config``.
+- ``build_config`` under the ``h5`` format only: legacy HDF5 stores none, so Keras rebuilds
+  layers from the model's input shapes and a batch size a layer recorded when it was built
+  (e.g. by ``Normalization.adapt()``) comes back as ``None``.
+
+The ``name`` attribute of layers is not compared by the ``layers`` check (auto-generated names
+such as ``dense_3`` change on reload; the names that matter are in the config).
 
 Nothing else is ignored. Numbers in configs compare with a relative tolerance of 1e-6 (a
 hyperparameter read back from a float32 variable differs in its last digits).
@@ -55,11 +59,7 @@ from pytest_kerasmodel.options import DEFAULT_ATOL, DEFAULT_FORMATS, DEFAULT_RTO
 #: config keys ignored at every depth when comparing a model's config with its reloaded twin
 IGNORED_CONFIG_KEYS: tuple[str, ...] = ("compile_config",)
 #: extra keys ignored for formats that do not store a ``build_config``
-IGNORED_CONFIG_KEYS_BY_FORMAT: dict[str, tuple[str, ...]] = {
-    "h5": ("build_config",),
-    "weights": (),
-    "keras": (),
-}
+IGNORED_CONFIG_KEYS_BY_FORMAT: dict[str, tuple[str, ...]] = {"h5": ("build_config",)}
 
 #: the checks, in the order a report shows them
 CHECKS = ("load", "outputs", "weights", "optimizer", "compile", "config", "layers")
@@ -77,7 +77,10 @@ class LoadFailure:
 
     def render(self) -> str:
         first = {"save": "saving failed", "load": "reloading failed", "call": "calling failed"}
-        text = f"{first.get(self.stage, self.stage)}: {self.error_type}: {self.message.strip()}"
+        message = "\n".join(
+            _short_text(line, 240) for line in self.message.strip().splitlines() if line.strip()
+        )
+        text = f"{first.get(self.stage, self.stage)}: {self.error_type}: {message}"
         lines = [_indent_rest(text, "      ")]
         if self.missing_class:
             lines.append(f"    class not found: {self.missing_class}")
@@ -158,10 +161,10 @@ class FormatDiff(Diff):
             lines.append(f"  load: {self.failure.render()}")
         if self.outputs:
             lines.append(f"  outputs: {len(self.outputs)} output(s) differ")
-            lines += [_indent(d.render(), "    ") for d in self.outputs]
+            lines += _capped([d.render() for d in self.outputs])
         if self.weights:
             lines.append(f"  weights: {len(self.weights)} weight(s) differ")
-            lines += [_indent(d.render(), "    ") for d in self.weights]
+            lines += _capped([d.render() for d in self.weights])
         if self.optimizer:
             lost = [d for d in self.optimizer if d.kind == "missing"]
             name = self.optimizer_name or "optimizer"
@@ -169,16 +172,16 @@ class FormatDiff(Diff):
             if lost:
                 summary += f", {len(lost)} lost on reload"
             lines.append(f"  optimizer: {name}: {summary}")
-            lines += [_indent(_optimizer_line(d), "    ") for d in self.optimizer]
+            lines += _capped([_optimizer_line(d) for d in self.optimizer])
         if self.compile:
             lines.append(f"  compile: {len(self.compile)} difference(s)")
-            lines += [f"    {c.render()}" for c in self.compile]
+            lines += _capped([c.render() for c in self.compile])
         if self.config:
             lines.append(f"  config: {len(self.config)} difference(s)")
-            lines += [f"    {c.render()}" for c in self.config]
+            lines += _capped([c.render() for c in self.config])
         if self.layers:
             lines.append(f"  layers: {len(self.layers)} attribute(s) differ after reload")
-            lines += [f"    {c.render()}" for c in self.layers]
+            lines += _capped([c.render() for c in self.layers])
         if self.warnings:
             lines.append("  Keras warned while reloading:")
             lines += [f"    {_short_text(w)}" for w in self.warnings[:5]]
@@ -225,6 +228,17 @@ class RoundtripResult:
     @property
     def formats(self) -> tuple[str, ...]:
         return tuple(self.models)
+
+
+#: how many items of one check a report lists before "... N more"
+MAX_LISTED = 10
+
+
+def _capped(items: list[str], prefix: str = "    ") -> list[str]:
+    lines = [_indent(item, prefix) for item in items[:MAX_LISTED]]
+    if len(items) > MAX_LISTED:
+        lines.append(f"{prefix}... {len(items) - MAX_LISTED} more (see the error's .diff)")
+    return lines
 
 
 def _indent(text: str, prefix: str) -> str:
@@ -400,10 +414,6 @@ def _compare_compile(
     if new_opt is None:
         result.compile.append(ConfigChange("optimizer", old_opt["class_name"], "<missing>"))
         return
-    if new_opt["class_name"] != old_opt["class_name"]:
-        result.compile.append(
-            ConfigChange("optimizer.class_name", old_opt["class_name"], new_opt["class_name"])
-        )
     result.compile += compare_configs(old_opt["config"], new_opt["config"], path="optimizer")
     if old_opt["built"]:
         # Keras names slots after the weight's path, which changes on reload: both sides
@@ -444,6 +454,15 @@ def _check_format(
         )
     except Exception as exc:
         result.failure = _failure("load", exc)
+        if result.failure.missing_class is None:
+            missing = _keras.unregistered_classes(model, custom_objects)
+            if missing:
+                result.failure.missing_class = ", ".join(missing)
+                result.failure.hint = result.failure.hint or (
+                    f"Keras may not find {missing[0]!r}: decorate it with "
+                    "@keras.saving.register_keras_serializable(package=...) or pass "
+                    f"custom_objects={{{missing[0]!r}: {missing[0]}}}"
+                )
         return result, None
     try:
         outputs = _keras.call_model(reloaded, inputs)

@@ -19,10 +19,12 @@ import numpy as np
 L = keras.layers
 
 def mlp():
-    return keras.Sequential([keras.Input((4,)), L.Dense(3), L.Dense(2)], name="mlp")
+    return keras.Sequential(
+        [keras.Input((4,)), L.Dense(3, name="hidden"), L.Dense(2, name="out")], name="mlp"
+    )
 """
 
-FORGETFUL = """
+BROKEN = """
 @keras.saving.register_keras_serializable(package="{package}")
 class Scale(L.Layer):
     def __init__(self, factor=1.0, **kwargs):
@@ -35,9 +37,66 @@ class Scale(L.Layer):
     def get_config(self):
         return super().get_config()
 
-def test_forgetful(keras_roundtrip):
+
+@keras.saving.register_keras_serializable(package="{package}")
+class Offset(L.Layer):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.offset = 0.0
+
+    def call(self, x):
+        return x + self.offset
+
+
+@keras.saving.register_keras_serializable(package="{package}")
+class Skipper(L.Layer):
+    def build(self, input_shape):
+        self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], 2))
+        self.counter = self.add_weight(name="counter", shape=(), trainable=False)
+
+    def call(self, x):
+        return keras.ops.matmul(x, self.kernel)
+
+    def save_own_variables(self, store):
+        store["0"] = self.kernel.numpy()
+
+    def load_own_variables(self, store):
+        self.kernel.assign(store["0"])
+
+
+class NotRegistered(L.Layer):
+    def call(self, x):
+        return x * 2.0
+
+
+def test_forgotten_argument(keras_roundtrip):
     model = keras.Sequential([keras.Input((3,)), Scale(factor=2.0, name="scale")], name="m")
     keras_roundtrip(model)
+
+
+def test_state_outside_variables(keras_roundtrip):
+    model = keras.Sequential([keras.Input((3,)), Offset(name="off")], name="m")
+    model.get_layer("off").offset = 4.0
+    keras_roundtrip(model)
+
+
+def test_skipped_variable(keras_roundtrip):
+    model = keras.Sequential([keras.Input((3,)), Skipper(name="skipper")], name="m")
+    model.get_layer("skipper").counter.assign(7.0)
+    keras_roundtrip(model)
+
+
+def test_unregistered_class(keras_roundtrip):
+    model = keras.Sequential([keras.Input((3,)), NotRegistered(name="twice")], name="m")
+    keras_roundtrip(model)
+
+
+def test_h5_optimizer(keras_roundtrip):
+    model = mlp()
+    model.compile(optimizer="adam", loss="mean_squared_error")
+    x = np.ones((4, 4), "float32")
+    model.fit(x, np.zeros((4, 2), "float32"), batch_size=4, epochs=1, verbose=0)
+    keras_roundtrip(model, x, formats=("keras", "h5"))
 """
 
 
@@ -56,13 +115,15 @@ def test_mlp(keras_roundtrip, tmp_path):
     result.assert_outcomes(passed=1)
 
 
-def test_failure_text_names_the_forgotten_argument(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(HEADER + FORGETFUL.format(package="fixture_failure_text"))
+def test_failure_texts_of_real_broken_models(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(HEADER + BROKEN.format(package="fixture_failure_texts"))
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=5)
     result.stdout.fnmatch_lines(
         [
-            "*keras_roundtrip(model)",
+            # a constructor argument get_config() forgets: outputs differ, the argument named
+            "*_ test_forgotten_argument _*",
+            ">*keras_roundtrip(model)",
             "E*RoundtripError: assert_roundtrip: the model changed when saved and reloaded"
             " as 'keras' (rtol=1e-05, atol=1e-06)",
             "E*[[]keras[]] model.keras: outputs, layers differ",
@@ -75,10 +136,71 @@ def test_failure_text_names_the_forgotten_argument(pytester: pytest.Pytester) ->
             "E*'factor' is a constructor argument of Scale that get_config() does not return:"
             " add it to get_config()",
             "E*saved files kept in *roundtrip*",
+            # state outside Keras variables
+            "*_ test_state_outside_variables _*",
+            "E*off: shape (4, 3) float32: 12 of 12 elements differ (100%), max abs diff 4*",
+            "E*off (Offset).offset: 4.0 -> 0.0",
+            "E*'offset' is state kept outside Keras variables and the config*",
+            # save_own_variables skipping a variable: the variable named
+            "*_ test_skipped_variable _*",
+            "E*[[]keras[]] model.keras: weights differ",
+            "E*weights: 1 weight(s) differ",
+            "E*m/skipper/counter: shape () float32: 1 of 1 elements differ (100%)*",
+            # an unregistered class: the class named, with the hint
+            "*_ test_unregistered_class _*",
+            "E*[[]keras[]] model.keras: load differ",
+            "E*load: reloading failed: TypeError: *",
+            "E*Could not locate class 'NotRegistered'*",
+            "E*class not found: NotRegistered",
+            "E*hint: Keras cannot find 'NotRegistered': decorate the class with"
+            " @keras.saving.register_keras_serializable(package=...) or pass"
+            " custom_objects={'NotRegistered': NotRegistered}",
+            # legacy .h5 loses Adam's slots: the optimizer named
+            "*_ test_h5_optimizer _*",
+            "E*[[]keras[]] model.keras: ok",
+            "E*[[]h5[]] model.h5: optimizer differ",
+            "E*optimizer: Adam 'adam*': 8 variable(s) differ, 8 lost on reload",
+            "E*momentum of mlp/hidden/kernel: lost on reload (expected shape (4, 3))",
         ]
     )
     # __tracebackhide__: the user's line is shown, not the plugin's internals
     assert "def assert_roundtrip" not in result.stdout.str()
+
+
+def test_healthy_models_through_the_fixture_and_ini_formats(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nkeras_roundtrip_formats = keras h5 weights\n")
+    pytester.makepyfile(
+        HEADER
+        + """
+import pytest
+
+
+def conv():
+    return keras.Sequential(
+        [keras.Input((6, 6, 1)), L.Conv2D(2, 3), L.BatchNormalization(), L.Dropout(0.3),
+         L.Flatten(), L.Dense(2)]
+    )
+
+
+def tokens():
+    inp = keras.Input((5,), dtype="int32", name="tokens")
+    feat = keras.Input((2,), name="feat")
+    pooled = L.GlobalAveragePooling1D()(L.Embedding(20, 3)(inp))
+    a = L.Dense(1, name="a")(L.Concatenate()([pooled, feat]))
+    out = {"a": a, "b": L.Dense(2, name="b")(feat)}
+    return keras.Model({"tokens": inp, "feat": feat}, out)
+
+
+@pytest.mark.parametrize("build", [mlp, conv, tokens])
+def test_healthy(keras_roundtrip, build):
+    model = build()
+    model.compile(optimizer="adam", loss="mean_squared_error")
+    result = keras_roundtrip(model)
+    assert result.formats == ("keras", "h5", "weights")
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
 
 
 def test_formats_and_tolerances_from_the_command_line(pytester: pytest.Pytester) -> None:
