@@ -685,6 +685,8 @@ H5_MAX_ATTR_BYTES = 64 * 1024 * 1024
 #: HDF5 filters built into the library or h5py; any other needs a plugin library loaded at read.
 _BUILTIN_FILTERS = frozenset({1, 2, 3, 4, 5, 6, 32000})
 _PICKLE_PROTOCOLS = frozenset({2, 3, 4, 5})
+#: What h5py raises on a damaged file (the HDF5 C library's errors surface as these).
+_H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError)
 #: formats.walk_hdf5 refuses a file with one HygieneError; its reason says which rule broke.
 _HYGIENE_CHECKS = (
     ("external link", "h5-external-link"),
@@ -751,6 +753,13 @@ class _H5Scanner:
             match = re.search(r"(?:^|\s)(/\S*?)(?::|\s|$)", error.reason)
             self.add(check, match.group(1) if match else "/", error.reason)
             return self.findings
+        except _H5_ERRORS as error:
+            self.findings.append(
+                Finding(
+                    "unreadable", f"{self.label}HDF5", f"the HDF5 structure is damaged: {error}"
+                )
+            )
+            return self.findings
         for node in nodes:
             path = "/" + node.path
             if node.kind == "softlink":
@@ -766,7 +775,7 @@ class _H5Scanner:
                 self.scan_attrs(obj, path)
                 if isinstance(obj, h5py.Dataset):
                     self.scan_dataset(obj, path)
-            except (KeyError, OSError, ValueError, RuntimeError, TypeError) as error:
+            except _H5_ERRORS as error:
                 self.add("h5-unreadable", path, f"cannot be read: {error}")
         return self.findings
 
@@ -776,7 +785,7 @@ class _H5Scanner:
                 attr = obj.attrs.get_id(name)
                 dtype, shape = attr.dtype, attr.shape
                 declared = _declared_bytes(shape, dtype.itemsize)
-            except (KeyError, OSError, ValueError, RuntimeError, TypeError) as error:
+            except _H5_ERRORS as error:
                 self.add("h5-unreadable", f"{path}@{name}", f"attribute cannot be read: {error}")
                 continue
             problem = _dtype_problem(dtype)
@@ -873,7 +882,12 @@ def _scan_h5_artifact(source: Any, label: str, allowed: tuple[str, ...]) -> list
     with h5file:
         findings = scan_hdf5(h5file, label=label)
         for attr in ("model_config", "training_config"):
-            text, problems = _read_h5_config_attr(h5file, attr)
+            try:
+                text, problems = _read_h5_config_attr(h5file, attr)
+            except _H5_ERRORS as error:
+                where = f"{label}HDF5 '/@{attr}'"
+                findings.append(Finding("unreadable-config", where, f"cannot be read: {error}"))
+                continue
             findings += problems
             if text is None:
                 continue

@@ -716,6 +716,24 @@ def _raw_zip(
     return body + cd + end
 
 
+# ---------------------------------------------------------------------------------------------
+# Files that break the HDF5 library itself (found by fuzzing): only isolation contains them
+# ---------------------------------------------------------------------------------------------
+
+
+def hdf5_hang_h5(folder: Path) -> Path:
+    """A healthy Keras 3 ``.h5`` with 29 bytes zeroed in its global heap: h5py/HDF5 (h5py 3.14,
+    HDF5 1.14) then loops forever reading the ``model_config`` attribute. Found by the mutation
+    fuzzing of the test suite; Keras's legacy ``.h5`` writer is byte-deterministic, so this
+    builder reproduces it. No in-process reader can stop it: the gate's worker timeout must."""
+    data = bytearray(_base("dense.h5"))
+    data[2081:2110] = bytes(29)
+    return _write(folder, "hdf5_hang.h5", bytes(data))
+
+
+#: Artifacts that hang the HDF5 library in-process; the gate must turn them into a failed item.
+HANGS: dict[str, Callable[[Path], Path]] = {"hdf5_hang_h5": hdf5_hang_h5}
+
 #: id -> (builder, expected finding check, text expected in the finding's location)
 ATTACKS: dict[str, tuple[Callable[[Path], Path], str, str]] = {
     "lambda_top_keras": (lambda_top_keras, "lambda-bytecode", "layer 'clf/double'"),
