@@ -269,6 +269,20 @@ _LOSS_AND_METRIC_KEYS = ("loss", "metrics", "weighted_metrics")
 _SIMPLE = (bool, int, float, str, type(None))
 #: attributes that legitimately differ on reload: auto-generated names (``dense`` -> ``dense_3``)
 IGNORED_LAYER_ATTRIBUTES = frozenset({"name"})
+#: a model's training-loop state, and compile arguments the ``compile`` check compares already
+IGNORED_MODEL_ATTRIBUTES = frozenset(
+    {
+        "compiled",
+        "loss",
+        "loss_weights",
+        "steps_per_execution",
+        "jit_compile",
+        "run_eagerly",
+        "stop_training",
+        "stop_evaluating",
+        "stop_predicting",
+    }
+)
 
 
 def _simple_value(value: Any) -> tuple[bool, Any]:
@@ -294,11 +308,15 @@ def layer_attributes(model: Any) -> dict[str, dict[str, Any]]:
     """
     import inspect
 
+    model_class = keras().Model
     result: dict[str, dict[str, Any]] = {}
     for key, layer in iter_layers(model):
         attrs: dict[str, Any] = {}
+        ignored = IGNORED_LAYER_ATTRIBUTES
+        if isinstance(layer, model_class):
+            ignored = ignored | IGNORED_MODEL_ATTRIBUTES
         for name, value in vars(layer).items():
-            if name.startswith("_") or name in IGNORED_LAYER_ATTRIBUTES:
+            if name.startswith("_") or name in ignored:
                 continue
             ok, simple = _simple_value(value)
             if ok:

@@ -22,8 +22,10 @@ Config keys ignored on reload (:data:`IGNORED_CONFIG_KEYS`), at any depth of the
   layers from the model's input shapes and a batch size a layer recorded when it was built
   (e.g. by ``Normalization.adapt()``) comes back as ``None``.
 
-The ``name`` attribute of layers is not compared by the ``layers`` check (auto-generated names
-such as ``dense_3`` change on reload; the names that matter are in the config).
+The ``layers`` check does not compare a layer's ``name`` (auto-generated names such as
+``dense_3`` change on reload; the names that matter are in the config), nor a model's
+training-loop state and compile arguments (``_keras.IGNORED_MODEL_ATTRIBUTES``), which the
+``compile`` check compares.
 
 Nothing else is ignored. Numbers in configs compare with a relative tolerance of 1e-6 (a
 hyperparameter read back from a float32 variable differs in its last digits).
@@ -273,6 +275,14 @@ _CLASS_PATTERNS = (
 )
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _plain(message: str) -> str:
+    """Keras's message without the terminal colour codes TensorFlow puts in some."""
+    return _ANSI.sub("", message)
+
+
 def _failure(stage: str, exc: BaseException) -> LoadFailure:
     """Describe an exception from saving, reloading or calling, with a hint where known."""
     message = str(exc)
@@ -284,6 +294,15 @@ def _failure(stage: str, exc: BaseException) -> LoadFailure:
             break
     hint = None
     registered = None
+    if missing and missing.startswith("keras."):
+        alias = missing.rsplit(".", 1)[-1]
+        hint = (
+            f"{missing!r} is Keras's own name, which Keras cannot load back from this format "
+            f"(a Keras limitation, not your code): compile with the full name instead of the "
+            f"alias {alias!r} (e.g. loss='mean_squared_error') or a loss/metric object, or "
+            "save as .keras"
+        )
+        return LoadFailure(stage, type(exc).__name__, _plain(message), hint, missing)
     if missing and stage == "load":
         from pytest_kerasmodel import _keras
 
@@ -316,7 +335,7 @@ def _failure(stage: str, exc: BaseException) -> LoadFailure:
         hint = "implement get_config() returning every constructor argument"
     elif stage == "load" and "__init__" in message and "argument" in message:
         hint = "get_config() and __init__() disagree: get_config() must return every argument"
-    return LoadFailure(stage, type(exc).__name__, message, hint, missing)
+    return LoadFailure(stage, type(exc).__name__, _plain(message), hint, missing)
 
 
 @dataclass

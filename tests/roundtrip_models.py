@@ -212,3 +212,44 @@ def unregistered() -> Any:
 
 def trained_dense() -> Any:
     return train_one_step(dense())
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Drifting(L.Layer):
+    """get_config returns a derived value (``size + 1``) instead of the argument."""
+
+    def __init__(self, size: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.size = size
+
+    def call(self, x: Any) -> Any:
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "size": self.size + 1}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ConfigMeddler(L.Layer):
+    """Changes Keras's global config and the random state while being deserialised."""
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Any:
+        import random
+
+        keras.config.set_image_data_format("channels_first")
+        keras.config.set_epsilon(0.5)
+        random.random()
+        np.random.rand()
+        return super().from_config(config)
+
+    def call(self, x: Any) -> Any:
+        return x
+
+
+def drifting() -> Any:
+    return keras.Sequential([keras.Input((3,)), Drifting(size=2, name="drift")], name="drifts")
+
+
+def config_meddler() -> Any:
+    return keras.Sequential([keras.Input((3,)), ConfigMeddler(name="meddler")], name="meddles")

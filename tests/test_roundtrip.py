@@ -159,6 +159,40 @@ def test_lambda_layer_failure_hints_at_safe_mode() -> None:
     assert "safe mode" in (failure.hint or "")
 
 
+def test_config_difference_names_the_json_path() -> None:
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(rm.drifting())
+    fmt = _only(info.value.diff, "keras")
+    assert [(c.path, c.old, c.new) for c in fmt.config] == [("config.layers[1].config.size", 3, 4)]
+    assert "config.layers[1].config.size: 3 -> 4" in str(info.value)
+
+
+def test_legacy_h5_loses_steps_per_execution() -> None:
+    model = rm.dense()
+    model.compile(optimizer="sgd", loss="mean_squared_error", steps_per_execution=2)
+    assert_roundtrip(model, formats=("keras", "weights"))
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(model, formats=("h5",))
+    h5 = _only(info.value.diff, "h5")
+    assert [(c.path, c.old, c.new) for c in h5.compile] == [("compile.steps_per_execution", 2, 1)]
+    assert not h5.layers  # a compile argument, not a layer attribute
+
+
+def test_compile_false_skips_the_compile_state(trained_dense: Any) -> None:
+    result = assert_roundtrip(trained_dense, formats=ALL_FORMATS, compile=False)
+    assert not result["h5"].compiled
+
+
+def test_keras_alias_that_legacy_h5_cannot_load_back() -> None:
+    model = rm.dense()
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(model, formats=("h5",))
+    failure = _only(info.value.diff, "h5").failure
+    assert failure is not None and failure.missing_class == "keras.metrics.mse"
+    assert "Keras's own name" in (failure.hint or "") and "'mse'" in (failure.hint or "")
+
+
 # --- the report -------------------------------------------------------------------------------
 
 
@@ -231,6 +265,16 @@ def test_leaves_seeds_keras_config_and_cwd_unchanged(healthy_model: Any) -> None
     assert dict(global_state.get_global_attribute("object_name_uids")) == uids
     assert keras.config.floatx() == "float32"
     assert keras.config.image_data_format() == "channels_last"
+
+
+def test_global_config_changed_while_loading_is_restored() -> None:
+    random.seed(7)
+    np.random.seed(7)
+    assert_roundtrip(rm.config_meddler(), formats=("keras", "weights"))
+    assert keras.config.image_data_format() == "channels_last"
+    assert keras.config.epsilon() == 1e-7
+    assert random.random() == random.Random(7).random()
+    assert np.random.rand() == np.random.RandomState(7).rand()
 
 
 def test_temporary_files_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
