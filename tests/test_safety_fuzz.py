@@ -1,0 +1,162 @@
+"""Untrusted bytes through the whole gate: mutants of healthy artifacts of every format, crafted
+attacks and real-world files. The gate must give every artifact its items and a verdict, contain
+crashes and hangs of the libraries it uses, and change no artifact's bytes.
+
+One gate run (in a subprocess, as CI runs it) covers a few hundred mutants, so the test stays fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import warnings
+from pathlib import Path
+
+import attacks
+import pytest
+
+from pytest_kerasmodel.gate.checks import CHECKS
+
+SEED = 20261129
+MUTANTS_PER_SOURCE = 40
+TIMEOUT = "5"  # seconds per artifact in the worker (Keras's import is not counted)
+REALWORLD = Path(
+    os.environ.get(
+        "KERASMODEL_REALWORLD", Path(__file__).resolve().parents[2] / "shared" / "realworld"
+    )
+)
+MUTATIONS = ("bitflip", "truncate", "zeroed", "duplicated")
+
+
+def mutate(data: bytes, kind: str, rng: random.Random) -> bytes:
+    """One mutant of ``data``: bit flips, a truncation, a zeroed or a duplicated byte range."""
+    out = bytearray(data)
+    if kind == "bitflip":
+        for _ in range(rng.randint(1, 8)):
+            position = rng.randrange(len(out))
+            out[position] ^= 1 << rng.randrange(8)
+    elif kind == "truncate":
+        del out[rng.randrange(len(out)) :]
+    elif kind == "zeroed":
+        start = rng.randrange(len(out))
+        end = min(len(out), start + rng.randint(1, 512))
+        out[start:end] = bytes(end - start)
+    else:
+        start = rng.randrange(len(out))
+        chunk = out[start : start + rng.randint(1, 512)]
+        at = rng.randrange(len(out))
+        out[at:at] = chunk
+    return bytes(out)
+
+
+def _suffix(path: Path) -> str:
+    return ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Healthy artifacts of every file format: Keras 3 .keras / .h5 / .weights.h5, and the
+    legacy HDF5 full model and weights-only file of tf-keras (Keras 2)."""
+    folder = tmp_path_factory.mktemp("sources")
+    files = attacks.healthy(folder)
+    import tf_keras
+
+    inputs = tf_keras.Input((4,))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(2)(inputs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "HDF5 is legacy"
+        model.save(folder / "k2_full.h5")
+    model.save_weights(folder / "k2_weights.h5")
+    files["k2_full.h5"] = folder / "k2_full.h5"
+    files["k2_weights.h5"] = folder / "k2_weights.h5"
+    return files
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _gate(pytester: pytest.Pytester, folder: Path, *args: str) -> tuple[pytest.RunResult, dict]:
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_subprocess(
+        "--keras-model-dir",
+        str(folder),
+        "--keras-report",
+        str(report),
+        "--keras-timeout",
+        TIMEOUT,
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        *args,
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), result.stdout.str()
+    return result, json.loads(report.read_text())
+
+
+def _assert_every_artifact_has_a_verdict(
+    result: pytest.RunResult, report: dict, names: list[str]
+) -> dict[str, dict]:
+    rows = {Path(a["artifact"]).name: a for a in report["artifacts"]}
+    assert sorted(rows) == sorted(names)
+    for name, row in rows.items():
+        assert row["result"] in ("passed", "failed"), name
+        assert sorted(row["checks"]) == sorted(CHECKS), name
+        for check, outcome in row["checks"].items():
+            assert outcome["status"] in ("passed", "failed", "skipped"), (name, check)
+    outcomes = result.parseoutcomes()
+    items = sum(outcomes.get(k, 0) for k in ("passed", "failed", "skipped", "error"))
+    assert items == len(names) * len(CHECKS)
+    assert outcomes.get("error", 0) == 0
+    return rows
+
+
+def test_fuzzed_artifacts_all_get_a_verdict_and_are_never_changed(
+    pytester: pytest.Pytester, sources: dict[str, Path], tmp_path: Path
+) -> None:
+    rng = random.Random(SEED)
+    folder = tmp_path / "mutants"
+    folder.mkdir()
+    for label, source in sorted(sources.items()):
+        data = source.read_bytes()
+        stem = label.replace(".", "_")
+        for index in range(MUTANTS_PER_SOURCE):
+            kind = MUTATIONS[index % len(MUTATIONS)]
+            name = f"{stem}-{index:03d}-{kind}{_suffix(source)}"
+            (folder / name).write_bytes(mutate(data, kind, rng))
+    hang = attacks.hdf5_hang_h5(tmp_path / "hang")
+    shutil.copy(hang, folder / hang.name)
+    before = _digests(folder)
+
+    result, report = _gate(pytester, folder)
+
+    assert _digests(folder) == before, "the gate changed or created files in the model folder"
+    rows = _assert_every_artifact_has_a_verdict(result, report, sorted(before))
+    hang_row = rows["hdf5_hang.h5"]
+    assert hang_row["result"] == "failed"
+    text = json.dumps(hang_row["checks"])
+    assert "time limit" in text or "timed out" in text, text
+
+    verdicts = {name: row["result"] for name, row in rows.items()}
+    contained: dict[str, str] = {}
+    for name, row in sorted(rows.items()):
+        for check, outcome in row["checks"].items():
+            message = outcome.get("message", "")
+            words = ("time limit", "timed out", "crashed", "killed", "signal")
+            if name not in contained and any(word in message.lower() for word in words):
+                contained[name] = f"{check}: {message.splitlines()[0][:90]}"
+    print(
+        f"\nFUZZ: {len(rows)} artifacts ({len(rows) - 1} mutants, seed {SEED}): "
+        f"{sum(v == 'failed' for v in verdicts.values())} failed, "
+        f"{sum(v == 'passed' for v in verdicts.values())} passed; "
+        f"{len(contained)} crashes/hangs contained; 0 artifacts changed\n"
+        + "\n".join(f"  {name}: {text}" for name, text in contained.items())
+    )
