@@ -95,12 +95,17 @@ def test_a_lambda_layer_is_never_executed(
     result, verdicts = run_gate(pytester, *isolation)
     for name in ("lambda.keras", "lambda.h5"):
         assert status(verdicts, name)["safety"] == "failed"
-        assert "lam/touch: Lambda layer" in message(verdicts, name, "safety")
+        assert "[lambda-bytecode]" in message(verdicts, name, "safety")
+        assert "layer 'lam/touch' > function: serialised Python lambda" in message(
+            verdicts, name, "safety"
+        )
         assert message(verdicts, name, "load").startswith("refused: the safety scan has")
         assert status(verdicts, name)["predictions"] == "failed"
         assert status(verdicts, name)["finite"] == "passed"
     assert not marker.exists(), "the Lambda layer's code ran"
-    result.stdout.fnmatch_lines(["models/lambda.h5: safety: 1 finding(s):", "*touch: Lambda*"])
+    result.stdout.fnmatch_lines(
+        ["models/lambda.h5: safety: 1 finding(s):", "  - [lambda-bytecode] *'lam/touch'*"]
+    )
 
 
 def test_a_config_naming_a_function_outside_keras_fails_safety(
@@ -109,7 +114,9 @@ def test_a_config_naming_a_function_outside_keras_fails_safety(
     stage(pytester.path / "models", gate_files, ["foreign.keras"])
     _, verdicts = run_gate(pytester)
     assert status(verdicts, "foreign.keras")["safety"] == "failed"
-    assert "clf/out: references module 'os'" in message(verdicts, "foreign.keras", "safety")
+    assert "layer 'clf/out' > activation: function os.system is outside Keras" in message(
+        verdicts, "foreign.keras", "safety"
+    )
     assert message(verdicts, "foreign.keras", "load").startswith("refused")
     _, verdicts = run_gate(pytester, "--keras-allowed-modules", "os", "-k", "safety")
     assert status(verdicts, "foreign.keras") == {"safety": "passed"}

@@ -17,7 +17,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ CHECKS = ("integrity", "safety", "load", "finite", "structure", "predictions", "
 # check -> checks whose failure means it cannot run
 DEPENDS = {
     "integrity": (),
-    "safety": ("integrity",),
+    "safety": (),
     "load": ("integrity", "safety"),
     "finite": ("integrity",),
     "structure": ("integrity",),
@@ -84,28 +84,24 @@ class CheckSkipped(Exception):
 class Subject:
     """The artifact under check and what the checks learn about it, shared between them.
 
-    ``opened`` is the :class:`~pytest_kerasmodel.formats.Artifact` that the integrity check opened
-    (read-only, hygiene checked); it stays open for the other checks and is closed at the end.
+    Each check that reads the file opens it itself (:meth:`open`, read-only, hygiene checked) and
+    closes it before the next one: HDF5 refuses a second open of a file held with other flags.
     """
 
     path: Path
     request: Request
-    stack: ExitStack = field(default_factory=ExitStack)
-    opened: formats.Artifact | None = None
     format: str = "unknown"
     writer: str = ""
     backend: str = ""
     size: int = 0
     params: int | None = None
     findings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    config_is_list: bool = False  # a Keras 1 Sequential
     model: Any = None
     # told {"event": "import"} / {"event": "imported"} around the first import of Keras, so that
     # the worker's client does not count Keras's start-up against this artifact's time limit
     notify: Callable[[dict[str, Any]], None] | None = None
-
-    @property
-    def config(self) -> Any:
-        return self.opened.config if self.opened is not None else None
 
     @property
     def weights_only(self) -> bool:
@@ -120,9 +116,10 @@ class Subject:
             "params": self.params,
         }
 
-    def weights(self) -> Iterator[formats.WeightEntry]:
-        assert self.opened is not None
-        return formats.iter_weights(self.opened)
+    @contextmanager
+    def open(self) -> Iterator[formats.Artifact]:
+        with formats.open_artifact(self.path) as opened:
+            yield opened
 
 
 # -- integrity -------------------------------------------------------------------------------------
@@ -149,66 +146,48 @@ def check_integrity(subject: Subject) -> CheckResult:
     path = subject.path
     subject.size = size_on_disk(path)
     try:
-        opened = subject.stack.enter_context(formats.open_artifact(path))
+        with subject.open() as opened:
+            _read_integrity(subject, opened)
     except formats.HygieneError as exc:
-        subject.findings.append(f"{exc.check}: {exc.reason}")
         raise CheckFailure(f"refused before reading any data: {exc.reason}") from None
     except ArtifactError as exc:
         raise CheckFailure(exc.reason + (f" ({exc.hint})" if exc.hint else "")) from None
-    subject.opened = opened
+    writer = f", written by Keras {subject.writer}" if subject.writer else ""
+    notes = "".join(f"; note: {n}" for n in subject.notes)
+    return CheckResult(PASSED, f"{formats.FORMAT_TITLES[subject.format]}{writer}{notes}")
+
+
+def _read_integrity(subject: Subject, opened: formats.Artifact) -> None:
     subject.format = opened.format
     subject.writer = opened.keras_version or ""
     subject.backend = opened.backend or ""
     subject.size = opened.file_size
     if opened.format == formats.FORMAT_KERAS:
-        _test_zip_crcs(path)
+        _test_zip_crcs(subject.path)
         if opened.h5 is None:
             raise CheckFailure(f"the archive has no {formats.KERAS_ZIP_WEIGHTS}")
     if opened.format != formats.FORMAT_SAVEDMODEL:
         subject.params = sum(
-            int(w.dataset.size) for w in subject.weights() if w.dataset.dtype.kind in "fc"
+            int(w.dataset.size)
+            for w in formats.iter_weights(opened)
+            if w.dataset.dtype.kind in "fc"
         )
-    writer = f", written by Keras {subject.writer}" if subject.writer else ""
-    notes = "".join(f"; note: {n}" for n in opened.notes)
-    return CheckResult(PASSED, f"{opened.title}{writer}{notes}")
+    subject.notes = list(opened.notes)
+    subject.config_is_list = isinstance(opened.config, list)
 
 
-# -- safety ----------------------------------------------------------------------------------------
-
-_KERAS_MODULES = ("keras", "tensorflow.keras", "tf_keras", "builtins")
-
-
-def _scan_config(node: Any, where: str, allowed: tuple[str, ...], findings: list[str]) -> None:
-    if isinstance(node, dict):
-        name = (
-            node.get("config", {}).get("name", "") if isinstance(node.get("config"), dict) else ""
-        )
-        here = f"{where}/{name}" if name else where
-        if node.get("class_name") == "Lambda":
-            findings.append(f"{here}: Lambda layer (arbitrary Python code)")
-        module = node.get("module")
-        if isinstance(module, str) and module and not module.startswith(_KERAS_MODULES + allowed):
-            findings.append(f"{here}: references module {module!r} outside Keras")
-        for value in node.values():
-            _scan_config(value, here, allowed, findings)
-    elif isinstance(node, list):
-        for value in node:
-            _scan_config(value, where, allowed, findings)
-
-
-def _findings_result(findings: list[str]) -> CheckResult:
-    lines = "\n".join(f"  - {f}" for f in findings)
-    return CheckResult(FAILED, f"{len(findings)} finding(s):\n{lines}", {"findings": findings})
+# -- safety --------------------------------------------------------------------------------------
 
 
 def check_safety(subject: Subject) -> CheckResult:
-    if subject.format == "savedmodel":
-        raise CheckSkipped("not applicable: SavedModel folders are not scanned")
-    allowed = tuple(subject.request.allowed_modules)
-    _scan_config(subject.config, "model", allowed, subject.findings)
+    """The safety scan of :mod:`pytest_kerasmodel.safety`: config, zip container, HDF5 hygiene."""
+    from pytest_kerasmodel.safety import scan_artifact
+
+    findings = scan_artifact(subject.path, allowed_modules=subject.request.allowed_modules)
+    subject.findings = [str(f) for f in findings]
     if subject.findings:
-        result = _findings_result(subject.findings)
-        raise CheckFailure(result.message, **result.details)
+        lines = "\n".join(f"  - {f}" for f in subject.findings)
+        raise CheckFailure(f"{len(findings)} finding(s):\n{lines}", findings=subject.findings)
     return CheckResult(PASSED, "no findings")
 
 
@@ -235,7 +214,7 @@ def _explain_load_error(subject: Subject, exc: BaseException) -> str:
             "why: this is a .keras zip archive under another name; Keras 3 picks its loader from "
             "the file name. Rename it to .keras."
         )
-    elif isinstance(subject.config, list) or "pop expected at most 1 argument" in message:
+    elif subject.config_is_list or "pop expected at most 1 argument" in message:
         lines.append(
             "why: a Keras 1 Sequential model (its config is a plain list of layers), which Keras 3 "
             "cannot rebuild. Re-save it with Keras 2 or 3."
@@ -333,21 +312,23 @@ def check_finite(subject: Subject) -> CheckResult:
         raise CheckSkipped("not applicable: SavedModel variables are not read")
     bad: dict[str, dict[str, int]] = {}
     count = values = 0
-    for name, _, dataset in subject.weights():
-        count += 1
-        values += int(dataset.size)
-        if dataset.dtype.kind not in "fc":
-            continue
-        nan = posinf = neginf = 0
-        for block in _blocks(dataset):
-            data = np.asarray(dataset[block])
-            if np.isfinite(data).all():
+    with subject.open() as opened:
+        for name, _, dataset in formats.iter_weights(opened):
+            count += 1
+            values += int(dataset.size)
+            if dataset.dtype.kind not in "fc":
                 continue
-            nan += int(np.isnan(data).sum())
-            posinf += int(np.isposinf(data).sum())
-            neginf += int(np.isneginf(data).sum())
-        if nan or posinf or neginf:
-            bad[name] = {"nan": nan, "+inf": posinf, "-inf": neginf, "size": int(dataset.size)}
+            nan = posinf = neginf = 0
+            for block in _blocks(dataset):
+                data = np.asarray(dataset[block])
+                if np.isfinite(data).all():
+                    continue
+                nan += int(np.isnan(data).sum())
+                posinf += int(np.isposinf(data).sum())
+                neginf += int(np.isneginf(data).sum())
+            if nan or posinf or neginf:
+                size = int(dataset.size)
+                bad[name] = {"nan": nan, "+inf": posinf, "-inf": neginf, "size": size}
     if bad:
         lines = [f"{len(bad)} of {count} weight variable(s) hold NaN or Inf:"]
         for name, c in bad.items():
@@ -357,41 +338,34 @@ def check_finite(subject: Subject) -> CheckResult:
     return CheckResult(PASSED, f"{count} weight variable(s), {values} values, all finite")
 
 
-# -- goldens ---------------------------------------------------------------------------------------
-
-
-def structure_of(subject: Subject) -> dict[str, Any]:
-    """The artifact's structure as recorded in a golden: format and weight names, shapes, dtypes."""
-    weights: dict[str, Any] = {}
-    for name, _, dataset in subject.weights():
-        weights[name] = {"shape": list(dataset.shape), "dtype": str(dataset.dtype)}
-    return {"format": subject.format, "weights": weights}
+# -- goldens -------------------------------------------------------------------------------------
 
 
 def check_structure(subject: Subject) -> CheckResult:
+    from pytest_kerasmodel.describe import describe_artifact
+    from pytest_kerasmodel.diff import jsonable
     from pytest_kerasmodel.gate import goldens
+    from pytest_kerasmodel.structure import StructureDiff, compare_descriptions, structure_view
 
-    if subject.format == "savedmodel":
-        raise CheckSkipped("not applicable: SavedModel folders have no HDF5 structure")
     golden_path = Path(subject.request.golden_structure)
-    actual = structure_of(subject)
+    key = subject.path.name
+    view = jsonable(structure_view(describe_artifact(subject.path)))
     if subject.request.update_golden:
-        goldens.write_structure(golden_path, actual)
+        goldens.write_structure(golden_path, key, view)
         return CheckResult(PASSED, f"golden structure recorded in {golden_path}")
-    expected = goldens.read_structure(golden_path)
+    expected = goldens.read_structure(golden_path, key)
     if expected is None:
         raise CheckSkipped(f"no golden structure ({golden_path}); {goldens.HOW_TO_RECORD}")
-    problems = goldens.diff_structure(expected, actual)
-    if problems:
-        raise CheckFailure(
-            f"the structure differs from the golden {golden_path}:\n"
-            + "\n".join(f"  - {p}" for p in problems)
-            + f"\n{goldens.HOW_TO_UPDATE}"
-        )
+    changes = compare_descriptions(expected, view, exact=True)
+    if changes:
+        diff = StructureDiff(key, f"its golden {golden_path}", changes)
+        raise CheckFailure(f"{diff.render()}\n{goldens.HOW_TO_UPDATE}", diff=diff.to_dict())
     return CheckResult(PASSED, f"matches {golden_path.name}")
 
 
 def check_predictions(subject: Subject) -> CheckResult:
+    from pytest_kerasmodel import _keras
+    from pytest_kerasmodel.compare import compare_named_arrays
     from pytest_kerasmodel.gate import goldens
 
     if subject.format == "savedmodel" or subject.weights_only:
@@ -400,22 +374,31 @@ def check_predictions(subject: Subject) -> CheckResult:
     golden_path = Path(request.golden_predictions)
     if request.update_golden:
         model = load(subject)
-        inputs = goldens.golden_inputs(model, request.inputs_file or None)
-        outputs = goldens.predict(model, inputs)
+        sidecar = Path(request.inputs_file) if request.inputs_file else None
+        if sidecar is not None and sidecar.is_file():
+            inputs, source = goldens.sidecar_inputs(sidecar), f"from {sidecar.name}"
+        else:
+            from pytest_kerasmodel.inputs import make_inputs
+
+            inputs, source = make_inputs(model), "generated"
+        outputs = goldens.named_outputs(model, _keras.call_model(model, inputs))
         goldens.write_predictions(golden_path, inputs, outputs)
-        return CheckResult(PASSED, f"golden inputs and outputs recorded in {golden_path}")
+        return CheckResult(
+            PASSED, f"golden predictions ({source} inputs) recorded in {golden_path}"
+        )
     golden = goldens.read_predictions(golden_path)
     if golden is None:
         raise CheckSkipped(f"no golden predictions ({golden_path}); {goldens.HOW_TO_RECORD}")
     inputs, expected = golden
-    outputs = goldens.predict(load(subject), inputs)
-    problems = goldens.diff_outputs(expected, outputs, request.rtol, request.atol)
-    if problems:
+    model = load(subject)
+    actual = goldens.named_outputs(model, _keras.call_model(model, inputs))
+    diffs = compare_named_arrays(expected, actual, request.rtol, request.atol)
+    if diffs:
+        body = "\n".join("  " + d.render().replace("\n", "\n  ") for d in diffs)
         raise CheckFailure(
             f"the predictions differ from the golden {golden_path} "
-            f"(rtol={request.rtol}, atol={request.atol}):\n"
-            + "\n".join(problems)
-            + f"\n{goldens.HOW_TO_UPDATE}"
+            f"(rtol={request.rtol:g}, atol={request.atol:g}):\n{body}\n{goldens.HOW_TO_UPDATE}",
+            diffs=[d.to_dict() for d in diffs],
         )
     return CheckResult(PASSED, f"{len(expected)} output(s) match {golden_path.name}")
 
@@ -499,13 +482,10 @@ def iter_checks(
             yield name, results[name], subject.info()
     finally:
         subject.model = None
-        subject.stack.close()
 
 
 def _blocked(name: str, subject: Subject, results: dict[str, CheckResult]) -> CheckResult | None:
     """The result of a check that cannot run because of an earlier one, else None."""
-    if subject.findings and name == "safety":  # refused by the hygiene checks while opening
-        return _findings_result(subject.findings)
     if subject.findings and name in ("load", "predictions"):
         return CheckResult(
             FAILED,

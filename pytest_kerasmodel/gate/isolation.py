@@ -183,12 +183,15 @@ class WorkerRunner:
                     running = event["check"]
                 elif kind == "result":
                     response["checks"][event["check"]] = event["result"]
-                    response["info"] = event["info"]
+                    for key, value in event["info"].items():  # a rerun knows less: keep the best
+                        if value not in (None, "", 0, "unknown") or key not in response["info"]:
+                            response["info"][key] = value
                     running = ""
                 elif kind == "error":
                     return running, f"the gate's worker failed:\n{event['traceback']}", False
                 elif kind == "done":
                     response["elapsed_worker"] = event["elapsed"]
+                    response["worker"] = {"pid": event["pid"], "keras": event["keras_imported"]}
                     return running, "", False
         except TimeoutError:
             self._kill()

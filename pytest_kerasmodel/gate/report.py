@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from pytest_kerasmodel.gate.checks import CHECKS, FAILED, PASSED, SKIPPED
-from pytest_kerasmodel.gate.goldens import write_atomic
 from pytest_kerasmodel.gate.session import REPORT_PROPERTY, GateState
+from pytest_kerasmodel.golden import write_json_atomic
 
 REPORT_VERSION = 1
 CELL = {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip"}
@@ -106,5 +106,4 @@ def report_data(state: GateState) -> dict[str, Any]:
 
 
 def write_report(state: GateState, path: Path) -> None:
-    text = json.dumps(report_data(state), indent=1) + "\n"
-    write_atomic(path, text.encode())
+    write_json_atomic(path, report_data(state))

@@ -48,7 +48,14 @@ def serve(requests: Iterable[str], out: IO[str]) -> None:
                     send({"event": "result", "check": name, "result": asdict(result), "info": info})
         except Exception:
             send({"event": "error", "traceback": traceback.format_exc()})
-        send({"event": "done", "elapsed": round(time.perf_counter() - start, 4)})
+        send(
+            {
+                "event": "done",
+                "elapsed": round(time.perf_counter() - start, 4),
+                "pid": os.getpid(),
+                "keras_imported": "keras" in sys.modules,
+            }
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

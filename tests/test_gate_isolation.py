@@ -1,0 +1,103 @@
+"""The isolated worker: reused across artifacts, Keras imported only when a model is loaded,
+and a crash, hang or memory blow-up fails that artifact only."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gate_artifacts import message, run_gate, stage, status
+
+from pytest_kerasmodel.gate.checks import CHECKS, Request
+from pytest_kerasmodel.gate.isolation import WorkerRunner
+
+
+def _request(path: Path, checks: list[str]) -> dict[str, Any]:
+    return asdict(Request(path=str(path), checks=checks))
+
+
+def test_one_worker_serves_every_artifact_and_imports_keras_only_to_load(
+    gate_files: dict[str, Path],
+) -> None:
+    runner = WorkerRunner(timeout=60, memory_limit_mb=4096)
+    try:
+        files_only = ["integrity", "safety", "finite", "budgets"]
+        first = runner.run(_request(gate_files["clf.keras"], files_only))
+        second = runner.run(_request(gate_files["clf.h5"], files_only))
+        assert first["checks"]["finite"]["status"] == "passed"
+        assert (
+            first["worker"] == second["worker"] == {"pid": first["worker"]["pid"], "keras": False}
+        )
+        loaded = runner.run(_request(gate_files["clf.h5"], ["load"]))
+        assert loaded["checks"]["load"]["status"] == "passed"
+        assert loaded["worker"] == {"pid": first["worker"]["pid"], "keras": True}
+        assert runner.started == 1
+    finally:
+        runner.close()
+
+
+def test_a_crash_fails_that_artifact_and_a_fresh_worker_takes_the_next(
+    gate_files: dict[str, Path],
+) -> None:
+    runner = WorkerRunner(timeout=60, memory_limit_mb=4096)
+    try:
+        crashed = runner.run(_request(gate_files["segv.h5"], list(CHECKS)))
+        assert crashed["checks"]["integrity"] == {
+            "status": "failed",
+            "message": "the HDF5 library crashed while reading this file in the integrity check "
+            "(signal SIGSEGV)",
+            "details": {},
+        }
+        # the checks that do not need the crashed one ran in a fresh worker
+        assert crashed["checks"]["safety"]["status"] == "failed"
+        assert "[h5-object-data]" in crashed["checks"]["safety"]["message"]
+        assert crashed["checks"]["finite"]["message"] == (
+            "not checked: the integrity check crashed the worker"
+        )
+        healthy = runner.run(_request(gate_files["clf.keras"], ["integrity", "finite"]))
+        assert healthy["checks"]["finite"]["status"] == "passed"
+        assert healthy["worker"]["pid"] == crashed["worker"]["pid"]  # the rerun's worker, reused
+        assert runner.started == 2
+    finally:
+        runner.close()
+
+
+def test_crash_and_hang_in_a_gate_run_leave_the_other_artifacts_checked(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    stage(pytester.path / "models", gate_files, ["segv.h5", "hang.h5", "clf.keras"])
+    result, verdicts = run_gate(pytester, "--keras-timeout", "4", "-k", "not predictions")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert message(verdicts, "segv.h5", "integrity") == (
+        "the HDF5 library crashed while reading this file in the integrity check (signal SIGSEGV)"
+    )
+    assert message(verdicts, "hang.h5", "integrity") == (
+        "timed out in the integrity check: checking this artifact took longer than 4 s "
+        "(keras_timeout); the worker was stopped"
+    )
+    assert message(verdicts, "hang.h5", "load") == "not checked: the integrity check timed out"
+    assert status(verdicts, "clf.keras") == {
+        "integrity": "passed",
+        "safety": "passed",
+        "load": "passed",
+        "finite": "passed",
+        "structure": "skipped",
+        "budgets": "skipped",
+    }
+    result.stdout.fnmatch_lines(
+        ["models/segv.h5: integrity: the HDF5 library crashed while reading this file*SIGSEGV*"]
+    )
+
+
+@pytest.mark.slow
+def test_a_memory_bomb_config_fails_load_within_the_memory_limit(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    """A .keras whose config asks for a 200000 x 200000 kernel: 160 GB when built."""
+    stage(pytester.path / "models", gate_files, ["membomb.keras"])
+    _, verdicts = run_gate(pytester, "--keras-memory-limit", "3000", "-k", "load")
+    text = message(verdicts, "membomb.keras", "load")
+    assert "why: building the model needs more memory than the worker may use" in text
+    assert "OOM when allocating tensor with shape[200000,200000]" in text
