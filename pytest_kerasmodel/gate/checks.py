@@ -486,15 +486,15 @@ def iter_checks(
 
 def _blocked(name: str, subject: Subject, results: dict[str, CheckResult]) -> CheckResult | None:
     """The result of a check that cannot run because of an earlier one, else None."""
-    if subject.findings and name in ("load", "predictions"):
+    broken = [d for d in DEPENDS[name] if results[d].status == FAILED]
+    if broken and broken[0] != "safety":
+        return CheckResult(FAILED, f"not checked: the {broken[0]} check failed")
+    if broken or (subject.findings and name in ("load", "predictions")):
         return CheckResult(
             FAILED,
             f"refused: the safety scan has {len(subject.findings)} finding(s), so the model "
             "is never deserialised (see the safety check)",
         )
-    broken = [d for d in DEPENDS[name] if results[d].status == FAILED]
-    if broken:
-        return CheckResult(FAILED, f"not checked: the {broken[0]} check failed")
     return None
 
 
