@@ -7,12 +7,15 @@ timed as whole commands (interpreter, imports and all), alternating, over the sa
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
 import generate
+from bench_startup import make_suite
 from gate_runs import FILE_ONLY, WITH_LOAD, gate_available, record_goldens, run_gate
 from harness import (
+    PYTEST_BASE,
     Options,
     Section,
     Table,
@@ -27,6 +30,9 @@ from harness import (
 )
 
 FILE_ONLY_SPEEDUP = 20.0
+# integrity, safety, finite, structure, budgets: the items of one artifact in a file-only run
+ITEMS_FILE_ONLY = 5
+PYTEST_FLOOR = f"pytest alone: {ITEMS_FILE_ONLY} trivial tests per artifact (floor of any gate)"
 XDIST_SPEEDUP = 1.7
 
 NAIVE_SCRIPT = textwrap.dedent(
@@ -44,6 +50,42 @@ NAIVE_SCRIPT = textwrap.dedent(
             if not np.isfinite(weight.numpy()).all():
                 bad.append(f"{path.name}: {weight.path}")
     print(f"{len(bad)} non-finite weights")
+    """
+)
+
+
+# The gate's checks called directly, one process, no pytest and no worker: what each costs.
+BREAKDOWN_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time
+    from dataclasses import asdict
+    from pathlib import Path
+    import h5py, numpy
+    from pytest_kerasmodel.gate.checks import Request, check_artifact
+    from pytest_kerasmodel.gate.goldens import golden_paths
+
+    folder, goldens = Path(sys.argv[1]), Path(sys.argv[2])
+    files = sorted(folder.iterdir())
+
+    def request(path, checks):
+        structure, predictions = golden_paths(path, folder, goldens)
+        return asdict(Request(path=str(path), checks=checks, golden_structure=str(structure),
+                              golden_predictions=str(predictions)))
+
+    steps = [["integrity"], ["integrity", "safety"], ["integrity", "finite"],
+             ["integrity", "structure"], ["integrity", "budgets"],
+             ["integrity", "safety", "finite", "structure", "budgets"]]
+    out = {}
+    for checks in steps:
+        check_artifact(request(files[0], checks))  # warm
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            for path in files:
+                check_artifact(request(path, checks))
+            best = min(best, (time.perf_counter() - start) / len(files))
+        out[" + ".join(checks)] = best
+    print(json.dumps(out))
     """
 )
 
@@ -100,7 +142,15 @@ def run_many(opts: Options) -> Section:
         def gate(*extra: str, folder: Path = folder, goldens: Path | None = goldens) -> float:
             return run_gate(opts.workdir, folder, *extra, golden_dir=goldens).seconds
 
-        variants = {"naive script (reference)": lambda folder=folder: _naive(folder)}
+        suite = make_suite(opts.workdir, ITEMS_FILE_ONLY * size, name=f"pytest-floor-{size}")
+        variants = {
+            "naive script (reference)": lambda folder=folder: _naive(folder),
+            PYTEST_FLOOR: lambda suite=suite: (
+                run_process([python(), *PYTEST_BASE], cwd=suite, env=bench_env())
+                .check("pytest floor")
+                .seconds
+            ),
+        }
         if has_gate:
             variants.update(
                 {
@@ -167,6 +217,23 @@ def run_many(opts: Options) -> Section:
                     linear,
                 )
             )
+    folder, goldens = _prepare(opts, sizes[1])
+    breakdown = run_process(
+        [python(), "-c", BREAKDOWN_SCRIPT, str(folder), str(goldens)], env=bench_env()
+    )
+    if breakdown.returncode == 0:
+        costs = json.loads(breakdown.stdout.strip().splitlines()[-1])
+        section.tables.append(
+            Table(
+                f"Where the file-only time goes: the gate's checks called directly "
+                f"(`check_artifact`, one process, no pytest, no worker), {sizes[1]} artifacts, "
+                "best of 3",
+                ["checks", "per artifact"],
+                [[k, f"{v * 1000:.2f} ms"] for k, v in costs.items()],
+            )
+        )
+    else:
+        section.notes.append("The per-check breakdown failed: " + breakdown.stderr[-500:])
     slope = {name: b for name, _a, b, _r2, _last in fits}
     naive_slope = slope["naive script (reference)"]
 

@@ -44,9 +44,9 @@ _CONFTEST = textwrap.dedent(
 )
 
 
-def make_suite(root: Path, n_tests: int, per_file: int = 10) -> Path:
+def make_suite(root: Path, n_tests: int, per_file: int = 10, name: str = "startup_suite") -> Path:
     """A suite of `n_tests` trivial tests in files of `per_file`, with its own rootdir."""
-    suite = root / "startup_suite"
+    suite = root / name
     suite.mkdir(parents=True, exist_ok=True)
     (suite / "pytest.ini").write_text("[pytest]\n")
     (suite / "conftest.py").write_text(_CONFTEST)
