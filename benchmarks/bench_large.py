@@ -151,7 +151,7 @@ def run(opts: Options) -> Section:
     env = bench_env()
     rows: list[list[str]] = []
     peaks: list[list[str]] = []
-    worst_ratio, worst_peak = 0.0, 0.0
+    worst_ratio, worst_net, worst_peak = 0.0, 0.0, 0.0
     verified = False
 
     for size in sizes:
@@ -194,24 +194,28 @@ def run(opts: Options) -> Section:
                 )
                 goldens = opts.workdir / "large-goldens" / f"{size}-{fmt}"
                 record_goldens(opts.workdir, model_dir, goldens)
-                checks, walls, peak = [], [], 0.0
+                checks, integrity, walls, peak = [], [], [], 0.0
                 for i in range(repeats):
-                    junit = opts.workdir / f"large-{size}-{fmt}-{i}.xml"
-                    g = run_gate(
-                        opts.workdir,
-                        model_dir,
-                        "-k",
-                        "finite or structure",
-                        golden_dir=goldens,
-                        junit=junit,
-                        what=f"gate {tag}",
-                    )
-                    checks.append(item_seconds(junit, artifact=path.name)["total"])
-                    walls.append(g.seconds)
-                    peak = max(peak, g.maxrss_mib)
+                    for select, into in (("finite or structure", checks), ("integrity", integrity)):
+                        junit = opts.workdir / f"large-{size}-{fmt}-{i}.xml"
+                        g = run_gate(
+                            opts.workdir,
+                            model_dir,
+                            "-k",
+                            select,
+                            golden_dir=goldens,
+                            junit=junit,
+                            what=f"gate {tag}",
+                        )
+                        into.append(item_seconds(junit, artifact=path.name)["total"])
+                        if into is checks:
+                            walls.append(g.seconds)
+                            peak = max(peak, g.maxrss_mib)
                 check_s, wall = median(checks), median(walls)
-                ratio = check_s / floor
-                worst_ratio = max(worst_ratio, ratio)
+                integrity_s = median(integrity)
+                net_s = max(0.0, check_s - integrity_s)
+                worst_ratio = max(worst_ratio, check_s / floor)
+                worst_net = max(worst_net, net_s / floor)
                 worst_peak = max(worst_peak, peak)
                 shutil.rmtree(model_dir)
             rows.append(
@@ -223,6 +227,8 @@ def run(opts: Options) -> Section:
                     fmt_s(zip_open) if fmt == "keras" else "-",
                     fmt_s(check_s),
                     f"{check_s / floor:.2f}" if has_gate else "-",
+                    fmt_s(integrity_s),
+                    f"{net_s / floor:.2f}" if has_gate else "-",
                     fmt_s(wall),
                     fmt_s(load_info["seconds"]),
                 ]
@@ -259,8 +265,10 @@ def run(opts: Options) -> Section:
                 "floor: h5py reads every dataset",
                 "floor min-max (s)",
                 "zipfile.open + h5py (info)",
-                "gate finite+structure items",
+                "gate `-k 'finite or structure'` items (runs integrity too)",
                 "ratio to floor",
+                "gate `-k integrity` items",
+                "finite+structure net of integrity / floor",
                 "gate run wall time",
                 "plain load_model",
             ],
@@ -281,7 +289,17 @@ def run(opts: Options) -> Section:
     if has_gate:
         section.targets.append(
             Target(
-                "finite + structure checks / plain h5py read (worst size and format)",
+                "finite + structure checks / plain h5py read (worst size and format), "
+                "net of the integrity check they depend on",
+                f"{worst_net:.2f}",
+                f"<= {FLOOR_RATIO}",
+                worst_net <= FLOOR_RATIO,
+            )
+        )
+        section.targets.append(
+            Target(
+                "the same as the gate runs them (`-k 'finite or structure'` also runs "
+                "integrity, which for `.keras` verifies the zip CRC: one more full read)",
                 f"{worst_ratio:.2f}",
                 f"<= {FLOOR_RATIO}",
                 worst_ratio <= FLOOR_RATIO,
