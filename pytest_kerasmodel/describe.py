@@ -44,8 +44,10 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from pytest_kerasmodel.errors import ArtifactError
 from pytest_kerasmodel.formats import (
     FORMAT_TITLES,
+    H5_ERRORS,
     Artifact,
     H5Node,
     extension_of,
@@ -67,7 +69,12 @@ def describe_artifact(path: str | os.PathLike[str], *, scan_values: bool = False
     Raises :class:`~pytest_kerasmodel.errors.ArtifactError` when the file cannot be read safely.
     """
     with open_artifact(path) as artifact:
-        return _describe(artifact, scan_values=scan_values)
+        try:
+            return _describe(artifact, scan_values=scan_values)
+        except H5_ERRORS as exc:  # a damaged file that passed the structural walk
+            raise ArtifactError(
+                path, "describe", f"cannot read the file: {type(exc).__name__}: {exc}"
+            ) from None
 
 
 def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:

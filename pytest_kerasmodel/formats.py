@@ -63,6 +63,10 @@ ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _HDF5_SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 
 KERAS_ZIP_WEIGHTS = "model.weights.h5"
+
+# What h5py raises on a damaged file (besides crashing or hanging, which only a separate process
+# can contain): these become an ArtifactError naming the file.
+H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, UnicodeError, EOFError)
 KERAS_ZIP_CONFIG = "config.json"
 KERAS_ZIP_METADATA = "metadata.json"
 
@@ -510,8 +514,11 @@ def _json_member(zf: zipfile.ZipFile, name: str, path: Path, limits: Limits) -> 
         raise HygieneError(
             path, "zip", f"{name} declares {info.file_size} bytes (limit {limits.max_json_bytes})"
         )
-    with zf.open(info) as fh:
-        data = fh.read(limits.max_json_bytes + 1)
+    try:
+        with zf.open(info) as fh:
+            data = fh.read(limits.max_json_bytes + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise ArtifactError(path, "zip", f"cannot read {name} from the archive: {exc}") from None
     return _parse_json(data, f"{name} in the archive", path)
 
 
@@ -635,20 +642,20 @@ def open_artifact(
         if kind == "hdf5":
             try:
                 f = stack.enter_context(h5py.File(p, "r"))
-            except OSError as exc:
+            except H5_ERRORS as exc:
                 raise ArtifactError(
                     p, "hdf5", f"HDF5 library cannot open the file: {exc}"
                 ) from None
             artifact = Artifact(path=p, format=FORMAT_H5, file_size=size)
             try:
                 _fill_hdf5(artifact, f, limits, inner=False)
-            except (OSError, RuntimeError, KeyError) as exc:
+            except H5_ERRORS as exc:
                 raise ArtifactError(p, "hdf5", f"cannot read the file's structure: {exc}") from None
         else:
             fh = stack.enter_context(open(p, "rb"))
             try:
                 zf = stack.enter_context(zipfile.ZipFile(fh))
-            except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
                 raise ArtifactError(p, "zip", f"not a readable zip archive: {exc}") from None
             artifact = Artifact(path=p, format=FORMAT_KERAS, file_size=size)
             artifact.zip_members = check_zip(zf, p, limits)
@@ -678,13 +685,13 @@ def open_artifact(
                     raw = stack.enter_context(zf.open(info))
                 try:
                     f = stack.enter_context(h5py.File(raw, "r"))
-                except OSError as exc:
+                except H5_ERRORS as exc:
                     raise ArtifactError(
                         p, "hdf5", f"{KERAS_ZIP_WEIGHTS} inside the archive is not HDF5: {exc}"
                     ) from None
                 try:
                     _fill_hdf5(artifact, f, limits, inner=True)
-                except (OSError, RuntimeError, KeyError) as exc:
+                except H5_ERRORS as exc:
                     raise ArtifactError(
                         p, "hdf5", f"cannot read {KERAS_ZIP_WEIGHTS} structure: {exc}"
                     ) from None

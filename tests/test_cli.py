@@ -86,6 +86,29 @@ def test_inspect_unreadable_file_exits_2(
 ) -> None:
     path = tmp_path / "notes.h5"
     path.write_text("just text")
-    assert main(["inspect", str(path)]) == 2
+    assert main(["inspect", str(path), "--no-isolation"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}: format: neither HDF5 nor zip")
+
+
+def test_inspect_survives_an_hdf5_hang(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from attacks import hdf5_hang_h5
+
+    path = hdf5_hang_h5(tmp_path)
+    assert main(["inspect", str(path), "--timeout", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: isolation: reading the file did not finish within 3 s")
+
+
+def test_inspect_reports_multiline_errors_from_the_child(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "script.keras"
+    path.write_text("print('hello')")
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[:2] == [
+        f"error: {path}: format: neither HDF5 nor zip: the file starts with b\"print('h\"",
+        "  hint: Keras artifacts are .keras zips, HDF5 files (.h5, .weights.h5) "
+        "or SavedModel directories",
+    ]
