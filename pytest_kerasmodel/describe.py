@@ -73,7 +73,7 @@ def describe_artifact(path: str | os.PathLike[str], *, scan_values: bool = False
             return _describe(artifact, scan_values=scan_values)
         except H5_ERRORS as exc:  # a damaged file that passed the structural walk
             raise ArtifactError(
-                path, "describe", f"cannot read the file: {type(exc).__name__}: {exc}"
+                artifact.path, "describe", f"cannot read the file: {type(exc).__name__}: {exc}"
             ) from None
 
 
