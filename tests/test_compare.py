@@ -8,6 +8,9 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from pytest_kerasmodel.compare import (
     ArrayDiff,
@@ -150,3 +153,28 @@ def test_compare_imports_no_keras() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+_floats = hnp.arrays(
+    np.float32,
+    st.integers(1, 6),
+    elements=st.floats(-1e3, 1e3, width=32) | st.sampled_from([np.nan, np.inf, -np.inf]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(expected=_floats, noise=_floats, rtol=st.sampled_from([0.0, 1e-5, 0.1]))
+def test_matches_exactly_when_np_allclose_does(
+    expected: np.ndarray, noise: np.ndarray, rtol: float
+) -> None:
+    size = min(expected.size, noise.size)
+    with np.errstate(invalid="ignore", over="ignore"):
+        expected, actual = expected[:size], (expected[:size] + noise[:size] * 1e-3)
+    diff = compare_arrays("x", expected, actual, rtol, 1e-6)
+    with np.errstate(invalid="ignore", over="ignore"):
+        close = np.isclose(actual, expected, rtol, 1e-6, equal_nan=True)
+    assert (diff is None) == bool(close.all())
+    if diff is not None:
+        mismatched = ~close
+        assert diff.mismatched == int(mismatched.sum())
+        assert {p.index for p in diff.worst} <= {(int(i),) for i in np.flatnonzero(mismatched)}
