@@ -228,12 +228,14 @@ def canonical_compile_entry(entry: Any) -> Any:
         if entry["class_name"] == "function" and isinstance(cfg, str):
             return canonical_compile_entry(cfg)
         if isinstance(cfg, dict):
+            defaults = _default_config(entry)
             rest = {
                 key: value
                 for key, value in cfg.items()
                 if key not in ("name", "dtype")
                 and not (key == "reduction" and value == "sum_over_batch_size")
                 and not (key == "fn" and isinstance(value, str))
+                and not (key in defaults and _json_roundtrip(defaults[key]) == value)
             }
             base = _snake(str(entry["class_name"]))
             return base if not rest else {"class": base, "config": canonical_compile_entry(rest)}
@@ -243,6 +245,18 @@ def canonical_compile_entry(entry: Any) -> Any:
     if isinstance(entry, (list, tuple)):
         return [canonical_compile_entry(value) for value in entry]
     return entry
+
+
+def _default_config(entry: dict[str, Any]) -> dict[str, Any]:
+    """The config of a default-constructed instance of a serialized loss or metric class,
+    so that ``"AUC"`` and a serialized ``AUC()`` with every default compare equal."""
+    k = keras()
+    try:
+        obj = k.saving.deserialize_keras_object(entry)
+        config = type(obj)().get_config()
+    except Exception:
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def compile_config(model: Any) -> dict[str, Any] | None:
@@ -256,11 +270,32 @@ def compile_config(model: Any) -> dict[str, Any] | None:
     if not isinstance(config, dict):
         return None
     config = _json_roundtrip(config)
-    return {
+    result = {
         key: canonical_compile_entry(value) if key in _LOSS_AND_METRIC_KEYS else value
         for key, value in config.items()
         if key != "optimizer"
     }
+    arguments = _loss_arguments(getattr(model, "loss", None))
+    if arguments is not None:
+        result["loss_arguments"] = arguments
+    return result
+
+
+def _loss_arguments(loss: Any) -> Any:
+    """The arguments a loss object calls its function with (``Huber(delta=2.0)``: delta).
+
+    Some loss classes do not return them from ``get_config`` (Keras 3.15's ``Huber`` drops
+    ``delta``), so the reloaded loss silently computes something else; comparing them
+    catches it.
+    """
+    if isinstance(loss, dict):
+        found = {str(key): _loss_arguments(value) for key, value in loss.items()}
+        return found if any(v is not None for v in found.values()) else None
+    if isinstance(loss, (list, tuple)):
+        items = [_loss_arguments(value) for value in loss]
+        return items if any(v is not None for v in items) else None
+    kwargs = getattr(loss, "_fn_kwargs", None)
+    return _json_roundtrip(dict(kwargs)) if isinstance(kwargs, dict) and kwargs else None
 
 
 _LOSS_AND_METRIC_KEYS = ("loss", "metrics", "weighted_metrics")

@@ -9,8 +9,9 @@ reloads it and compares the reloaded model with the original:
   :data:`IGNORED_CONFIG_KEYS`;
 - ``optimizer`` and ``compile``: the optimizer's class, hyperparameters and variables (step
   counter and slots, matched so that Keras renaming them on reload does not matter), the
-  loss and the metrics. An optimizer the original never built (compiled, never trained) has
-  no state to lose: its variables are not compared;
+  loss (with the arguments a loss object calls its function with) and the metrics. An
+  optimizer the original never built (compiled, never trained) has no state to lose: its
+  variables are not compared;
 - ``layers``: the simple public attributes of every layer, to name a constructor argument
   that ``get_config`` forgot or state kept outside Keras variables.
 
