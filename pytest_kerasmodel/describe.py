@@ -93,7 +93,7 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
 
     notes = list(artifact.notes)
     config_layers = weightnames.model_layers(artifact.config)
-    layers = _layers(config_layers, named, weights)
+    layers = _layers(config_layers, named, weights, _recorded_layer_names(artifact))
     lambdas = sorted(set(_lambda_layers(artifact.config)))
     for name in lambdas:
         notes.append(
@@ -173,7 +173,26 @@ def _model(config: Any) -> dict[str, Any] | None:
     return {"class_name": config["class_name"], "name": name if isinstance(name, str) else None}
 
 
-def _layers(config_layers: list[Any], named: list[Any], weights: dict[str, Any]) -> list[Any]:
+def _recorded_layer_names(artifact: Artifact) -> list[str]:
+    """Layer names a file without config still records, weightless layers included."""
+    from pytest_kerasmodel import weightnames
+
+    if artifact.config is not None or artifact.weights_root is None:
+        return []
+    if artifact.format == "h5-weights":
+        return weightnames._attr_list(artifact.weights_root, "layer_names")
+    names = []
+    for node in artifact.nodes:
+        parts = node.path.split("/")
+        if len(parts) == 3 and parts[0] in weightnames.KERAS_CONTAINERS and parts[2] == "vars":
+            recorded = node.attrs.get("name")
+            names.append(str(recorded) if isinstance(recorded, str) and recorded else parts[1])
+    return names
+
+
+def _layers(
+    config_layers: list[Any], named: list[Any], weights: dict[str, Any], recorded: list[str]
+) -> list[Any]:
     by_layer: dict[str, list[str]] = {}
     for w in named:
         if w.name in weights:
@@ -191,8 +210,11 @@ def _layers(config_layers: list[Any], named: list[Any], weights: dict[str, Any])
             }
         )
         seen.add(layer.name)
-    for layer_name, names in by_layer.items():  # weights-only files: layers known by name only
+    # weights-only files: layers known by name only
+    for layer_name in [*recorded, *by_layer]:
+        names = by_layer.get(layer_name, [])
         if layer_name not in seen:
+            seen.add(layer_name)
             layers.append(
                 {
                     "name": layer_name,
