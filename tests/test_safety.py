@@ -435,3 +435,49 @@ def test_a_lambda_inserted_anywhere_is_found(config: Any, data: st.DataObject) -
     else:
         target[data.draw(st.sampled_from(["hidden", "function", "x", "layer"]))] = lam
     assert any(f.check == "lambda-bytecode" for f in scan_config(config))
+
+
+_member_names = st.sampled_from(
+    [
+        "config.json",
+        "metadata.json",
+        "model.weights.h5",
+        "assets/vocab.txt",
+        "../evil",
+        "a/../../evil",
+        "/etc/passwd",
+        "C:\\evil",
+        "payload.py",
+        "assets/../../x",
+    ]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    members=st.lists(
+        st.tuples(_member_names, st.binary(max_size=64), st.booleans()), min_size=1, max_size=6
+    )
+)
+def test_random_zip_archives_never_raise_and_name_bad_members(
+    members: list[tuple[str, bytes, bool]],
+) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # duplicate names
+        with zipfile.ZipFile(buffer, "w") as zf:
+            for name, data, deflate in members:
+                method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+                zf.writestr(name, data, compress_type=method)
+    with zipfile.ZipFile(buffer) as zf:
+        findings = scan_zip(zf)
+        assert scan_zip(zf) == findings
+    flagged = {f.where for f in findings if f.check == "zip-path"}
+    for name, _, _ in members:
+        if ".." in name.replace("\\", "/").split("/") or name.startswith("/") or ":" in name:
+            assert any(repr(name) in where for where in flagged), (name, findings)
+    names = [name for name, _, _ in members]
+    if len(set(names)) < len(names):
+        assert any(f.check == "zip-duplicate" for f in findings)
