@@ -68,6 +68,9 @@ IGNORED_CONFIG_KEYS_BY_FORMAT: dict[str, tuple[str, ...]] = {"h5": ("build_confi
 CHECKS = ("load", "outputs", "weights", "optimizer", "compile", "config", "layers")
 
 
+_STAGE_FAILED = {"save": "saving", "load": "reloading", "call": "calling the reloaded model"}
+
+
 @dataclass
 class LoadFailure:
     """Saving, reloading or calling the reloaded model raised: Keras's message and a hint."""
@@ -79,7 +82,7 @@ class LoadFailure:
     missing_class: str | None = None
 
     def render(self) -> str:
-        first = {"save": "saving failed", "load": "reloading failed", "call": "calling failed"}
+        first = {stage: f"{word} failed" for stage, word in _STAGE_FAILED.items()}
         message = "\n".join(
             _short_text(line, 240) for line in self.message.strip().splitlines() if line.strip()
         )
@@ -159,7 +162,13 @@ class FormatDiff(Diff):
         head = f"[{self.format}] {self.file}"
         if self.is_empty():
             return f"{head}: ok"
-        lines = [f"{head}: {', '.join(self.failed_checks)} differ"]
+        parts = []
+        if self.failure:
+            parts.append(_STAGE_FAILED.get(self.failure.stage, self.failure.stage) + " failed")
+        differ = [c for c in self.failed_checks if c != "load"]
+        if differ:
+            parts.append(f"{', '.join(differ)} differ")
+        lines = [f"{head}: {'; '.join(parts)}"]
         if self.failure:
             lines.append(f"  load: {self.failure.render()}")
         if self.outputs:

@@ -148,7 +148,7 @@ def test_failure_texts_of_real_broken_models(pytester: pytest.Pytester) -> None:
             "E*m/skipper/counter: shape () float32: 1 of 1 elements differ (100%)*",
             # an unregistered class: the class named, with the hint
             "*_ test_unregistered_class _*",
-            "E*[[]keras[]] model.keras: load differ",
+            "E*[[]keras[]] model.keras: reloading failed",
             "E*load: reloading failed: TypeError: *",
             "E*Could not locate class 'NotRegistered'*",
             "E*class not found: NotRegistered",
