@@ -118,8 +118,21 @@ _DANGEROUS_MODULES = (
     "keras.src.utils",
     "keras.src.visualization",
 )
-#: Classes may come from these Keras modules (models and layers live there); functions may not.
-_CLASS_OK_MODULES = ("keras.models", "keras.src.models", "keras.utils", "keras.backend")
+#: Classes, unlike functions, are refused only from the modules that hold no modelling object at
+#: all (legacy layers, dtype policies, FeatureSpace... live in the other modules above).
+_DANGEROUS_CLASS_MODULES = (
+    "keras.callbacks",
+    "keras.config",
+    "keras.datasets",
+    "keras.saving",
+    "keras.src.backend.common.global_state",
+    "keras.src.backend.config",
+    "keras.src.callbacks",
+    "keras.src.datasets",
+    "keras.src.legacy.saving",
+    "keras.src.saving",
+    "keras.src.utils.file_utils",
+)
 _UNSAFE_WORDS = ("enable_unsafe_deserialization", "safe_mode_saving", "unsafe_deserialization")
 #: Config keys whose string value is a path that a layer reads (or loads) while being built:
 #: lookup/vectorization vocabularies, KerasHub tokenizer files, TFSMLayer's SavedModel.
@@ -387,9 +400,7 @@ class _ConfigScanner:
                     )
                 # An allowed module vouches for its classes' registered names too.
                 return handled
-            elif _module_in(module, _DANGEROUS_MODULES) and not _module_in(
-                module, _CLASS_OK_MODULES
-            ):
+            elif _module_in(module, _DANGEROUS_CLASS_MODULES):
                 self.add(
                     "dangerous-function",
                     me,

@@ -315,6 +315,16 @@ def test_function_references(module: str, name: str, check: str) -> None:
     assert (finding.check, finding.where) == (check, "layer 'lam' > function")
 
 
+def test_keras_classes_pass_except_from_saving_and_config_internals() -> None:
+    def obj(module: str, name: str) -> dict[str, Any]:
+        return {"module": module, "class_name": name, "config": {"name": "x"}}
+
+    for module in ("keras.mixed_precision", "keras.utils", "keras.src.legacy.layers", "keras"):
+        assert scan_config(obj(module, "Thing")) == [], module
+    for module in ("keras.src.saving.saving_lib", "keras.callbacks", "keras.config"):
+        assert [f.check for f in scan_config(obj(module, "Thing"))] == ["dangerous-function"]
+
+
 def test_safe_keras_functions_pass() -> None:
     for module, name in (("keras.activations", "relu"), ("keras.ops", "add"), ("builtins", "mse")):
         fn = {"module": module, "class_name": "function", "config": name}
