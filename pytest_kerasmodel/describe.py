@@ -180,7 +180,7 @@ def _recorded_layer_names(artifact: Artifact) -> list[str]:
     if artifact.config is not None or artifact.weights_root is None:
         return []
     if artifact.format == "h5-weights":
-        return weightnames._attr_list(artifact.weights_root, "layer_names")
+        return weightnames.attr_list(artifact.weights_root, "layer_names")
     names = []
     for node in artifact.nodes:
         parts = node.path.split("/")

@@ -10,6 +10,7 @@ An older ``golden_version`` is not compared (the diff would be a mystery): readi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -132,7 +133,9 @@ def read_golden(path: str | os.PathLike[str], key: str | None = None) -> dict[st
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Serialise read-modify-write of one golden file across processes (xdist workers)."""
-    lock = path.with_name(f".{path.name}.lock")
+    # the lock lives in the temporary folder, not beside the golden: nothing litters the repo
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
+    lock = Path(tempfile.gettempdir()) / f"pytest-kerasmodel-golden-{digest}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl

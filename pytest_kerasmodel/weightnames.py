@@ -385,7 +385,7 @@ def _guess_names(
     return named
 
 
-def _attr_list(group: Any, name: str) -> list[str]:
+def attr_list(group: Any, name: str) -> list[str]:
     """A list attribute that legacy HDF5 may split into ``name0``, ``name1``, ... chunks."""
     values: list[Any] = []
     if name in group.attrs:
@@ -431,7 +431,7 @@ def _legacy_layout_weights(artifact: Artifact) -> list[NamedWeight]:
     root = artifact.weights_root
     assert root is not None
     configs = {layer.name: layer for layer in model_layers(artifact.config)}
-    names = _attr_list(root, "layer_names")
+    names = attr_list(root, "layer_names")
     if "top_level_model_weights" in root:
         names.append("top_level_model_weights")
     result: list[NamedWeight] = []
@@ -439,7 +439,7 @@ def _legacy_layout_weights(artifact: Artifact) -> list[NamedWeight]:
         group = root.get(layer_name)
         if group is None or not hasattr(group, "attrs"):
             continue
-        stored = _attr_list(group, "weight_names")
+        stored = attr_list(group, "weight_names")
         present = [w for w in stored if w in group]
         if not present:
             continue
@@ -480,7 +480,7 @@ def optimizer_weight_paths(artifact: Artifact) -> list[tuple[str, str]]:
         group = artifact.h5.get("optimizer_weights")
         if group is None or not hasattr(group, "attrs"):
             return []
-        stored = [w for w in _attr_list(group, "weight_names") if w in group]
+        stored = [w for w in attr_list(group, "weight_names") if w in group]
         if not stored:
             stored = sorted(
                 (n.path[len("optimizer_weights/") :] for n in artifact.nodes

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -74,6 +75,23 @@ def test_weights_are_identical_across_formats(
     others += [tf_keras_files[k] for k in ("keras", "h5", "h5-weights")]
     for path in others:
         assert describe_artifact(path)["weights"] == keras_zip["weights"], path.name
+
+
+def test_compressed_inner_weights_are_read_and_noted(
+    keras3_files: dict[str, Path], tmp_path: Path
+) -> None:
+    # Keras stores model.weights.h5 uncompressed; a re-zipped archive is still described.
+    path = tmp_path / "deflated.keras"
+    with (
+        zipfile.ZipFile(keras3_files["keras"]) as src,
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    d = describe_artifact(path)
+    assert d["weights"] == describe_artifact(keras3_files["keras"])["weights"]
+    assert d["notes"] == ["model.weights.h5 is compressed; Keras stores it uncompressed"]
+    assert {m["method"] for m in d["zip"]} == {"deflated"}
 
 
 def test_description_is_deterministic_and_json(keras3_files: dict[str, Path]) -> None:
