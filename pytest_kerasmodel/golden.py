@@ -38,11 +38,25 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, file_mode(target))
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def file_mode(target: Path) -> int:
+    """The mode a golden gets: the previous golden's, else what ``open()`` would create.
+
+    ``mkstemp`` creates its file 0600; a golden is committed and shared like any other file.
+    """
+    try:
+        return target.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 @dataclass

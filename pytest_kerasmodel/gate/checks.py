@@ -239,12 +239,68 @@ def _explain_load_error(subject: Subject, exc: BaseException) -> str:
             message,
         )
         if match:
-            lines.append(
-                f"why: the class {match.group(1)!r} could not be built: it is not part of the "
-                "installed Keras (a custom object from the writer's code, or removed from Keras)."
-            )
+            lines.append(_missing_class(subject, match.group(1).rsplit(".", 1)[-1], message))
     lines.append(f"Keras said: {type(exc).__name__}: {message}")
     return "\n".join(lines)
+
+
+def _layer_configs(
+    config: Any, class_name: str, parent: dict[str, Any] | None = None
+) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """(entry, enclosing layer entry) for each layer of ``class_name`` in a model config."""
+    if isinstance(config, dict):
+        is_layer = "class_name" in config and isinstance(config.get("config"), dict)
+        if is_layer and config["class_name"] == class_name:
+            yield config, parent
+        for value in config.values():
+            yield from _layer_configs(value, class_name, config if is_layer else parent)
+    elif isinstance(config, list):
+        for value in config:
+            yield from _layer_configs(value, class_name, parent)
+
+
+def _missing_class(subject: Subject, class_name: str, message: str) -> str:
+    """Why Keras said it cannot find ``class_name``: truly absent, or a built-in layer that it
+    could not rebuild from what an older Keras saved (then Keras's message is misleading)."""
+    from pytest_kerasmodel import _keras
+
+    cls = getattr(_keras.keras().layers, class_name, None)
+    if cls is None:
+        return (
+            f"why: the class {class_name!r} could not be built: it is not part of the installed "
+            "Keras (a custom object from the writer's code, or removed from Keras)."
+        )
+    named = re.search(r"'name': '([^']+)'", message)
+    with subject.open() as opened:  # the safety scan passed: the config holds only Keras objects
+        entries = list(_layer_configs(opened.config, class_name))
+    for entry, parent in entries:
+        name = entry["config"].get("name", "?")
+        if named and name != named.group(1):
+            continue
+        wrapper = parent.get("class_name") if parent else None
+        if (
+            wrapper
+            and wrapper not in ("Functional", "Model", "Sequential")
+            and ("module" not in entry)
+        ):
+            outer = parent["config"].get("name", "?") if parent else "?"
+            return (
+                f"why: {class_name} is a built-in Keras layer; layer {name!r} is wrapped in "
+                f"{wrapper} layer {outer!r}, and Keras 3 rebuilds a wrapper's inner layer with "
+                "its new deserializer, which needs the 'module' key that older Keras did not "
+                "save. Keras's 'could not locate' is misleading: re-save the model with Keras 3."
+            )
+        try:
+            cls.from_config(dict(entry["config"]))
+        except Exception as exc:
+            return (
+                f"why: {class_name} is a built-in Keras layer, but layer {name!r} cannot be "
+                f"rebuilt from its saved config: {type(exc).__name__}: {exc}"
+            )
+    return (
+        f"why: {class_name} is a built-in Keras layer, so Keras's 'could not locate' is "
+        "misleading: Keras 3 could not rebuild it from the config an older Keras saved."
+    )
 
 
 def _import_keras(subject: Subject) -> None:

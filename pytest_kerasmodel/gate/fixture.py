@@ -51,6 +51,7 @@ class KerasArtifact:
         self.id = artifact_id(path, config)
         self._config = config
         self._model: Any = None
+        self._description: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"KerasArtifact({self.id!r})"
@@ -66,27 +67,40 @@ class KerasArtifact:
             state.results[self.path] = cached
         return cached
 
+    def _require(self, *checks: str) -> None:
+        """Raise when one of the worker's checks failed: the file is not read in this process."""
+        __tracebackhide__ = True
+        results = self._checked()["checks"]
+        for name in checks:
+            if results[name]["status"] == FAILED:
+                findings = results[name].get("details", {}).get("findings")
+                if findings:
+                    raise UnsafeArtifactError(self.id, findings)
+                raise ArtifactError(self.id, name, results[name]["message"])
+
     @property
     def description(self) -> dict[str, Any]:
-        """Format, writer Keras version, backend, size and parameter count, read without Keras."""
-        return dict(self._checked()["info"])
+        """:func:`~pytest_kerasmodel.describe.describe_artifact` of the artifact (no Keras), read
+        here once the isolated worker read the file without trouble."""
+        __tracebackhide__ = True
+        if self._description is None:
+            from pytest_kerasmodel.describe import describe_artifact
+
+            self._require("integrity")
+            self._description = describe_artifact(self.path)
+        return self._description
 
     @property
     def format(self) -> str:
-        return str(self.description.get("format", "unknown"))
+        """The format from the file's content: keras, h5, h5-weights, weights.h5, savedmodel."""
+        return str(self._checked()["info"].get("format", "unknown"))
 
     @property
     def model(self) -> Any:
         """The model, loaded (``safe_mode=True, compile=False``) once it passed the safety scan."""
         __tracebackhide__ = True
         if self._model is None:
-            checks = self._checked()["checks"]
-            for name in ("integrity", "safety"):
-                if checks[name]["status"] == FAILED:
-                    findings = checks[name].get("details", {}).get("findings")
-                    if findings:
-                        raise UnsafeArtifactError(self.id, findings)
-                    raise ArtifactError(self.id, name, checks[name]["message"])
+            self._require("integrity", "safety")
             if self.format in WEIGHTS_ONLY_FORMATS:
                 raise ArtifactError(
                     self.id,

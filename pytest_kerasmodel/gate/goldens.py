@@ -109,6 +109,8 @@ def write_predictions(path: Path, inputs: Any, outputs: Mapping[str, Any]) -> No
     """Record golden inputs and named outputs, atomically (temp file + ``os.replace``)."""
     import numpy as np
 
+    from pytest_kerasmodel.golden import file_mode
+
     structure, arrays = _flatten("input", inputs)
     arrays.update({f"output/{name}": np.asarray(v) for name, v in outputs.items()})
     arrays["__version__"] = np.array(GOLDEN_VERSION)
@@ -120,6 +122,7 @@ def write_predictions(path: Path, inputs: Any, outputs: Mapping[str, Any]) -> No
             np.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
