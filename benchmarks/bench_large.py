@@ -144,7 +144,7 @@ def run(opts: Options) -> Section:
         section.targets.append(Target("large artifacts", "skipped (opt-in `--large`)", "-", None))
         return section
     sizes = opts.large_sizes_mib[:1] if opts.quick else opts.large_sizes_mib
-    repeats = max(2, opts.repeats if not opts.quick else 2)
+    repeats = 2 if opts.quick else max(2, min(opts.repeats, 3))
     has_gate = gate_available()
     has_describe = available("pytest_kerasmodel.describe")
     describe_size = min(sizes, key=lambda s: abs(s - 1024))

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
@@ -32,6 +32,7 @@ class Options:
     large: bool = False
     large_sizes_mib: tuple[int, ...] = (256, 1024, 2048)
     startup_tests: int = 200
+    gate_sizes: tuple[int, ...] = ()  # artifacts per folder; empty: the defaults
     workdir: Path = Path()
     log: Callable[[str], None] = print
 
@@ -162,9 +163,12 @@ def bench_env(**extra: str) -> dict[str, str]:
     return env
 
 
+T = TypeVar("T")
+
+
 def interleaved(
-    variants: dict[str, Callable[[], float]], repeats: int, *, warmup: bool = True
-) -> dict[str, list[float]]:
+    variants: dict[str, Callable[[], T]], repeats: int, *, warmup: bool = True
+) -> dict[str, list[T]]:
     """Run every variant `repeats` times, alternating their order each round (ABBA...).
 
     Alternating spreads a slow drift of a shared machine evenly over reference and candidate.
@@ -173,7 +177,7 @@ def interleaved(
     if warmup:
         for name in names:
             variants[name]()
-    samples: dict[str, list[float]] = {name: [] for name in names}
+    samples: dict[str, list[T]] = {name: [] for name in names}
     for i in range(repeats):
         order = names if i % 2 == 0 else names[::-1]
         for name in order:

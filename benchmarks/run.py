@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import shlex
 import sys
 import tempfile
@@ -221,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
         default=200,
         help="tests in the generated start-up suite (default 200)",
     )
+    parser.add_argument(
+        "--gate-sizes",
+        default="",
+        help="artifacts per folder in the gate sections (default 50,100,200,400; quick 50,100)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS.md")
     args = parser.parse_args(argv)
 
@@ -235,6 +241,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
 
     sections: list[Section] = []
+
+    def write(done: list[Section], opts: Options, left: list[str]) -> None:
+        order = list(SECTIONS)
+        ordered = sorted(done, key=lambda s: order.index(s.key) if s.key in order else len(order))
+        text = render(ordered, opts, command.strip(), started, time.perf_counter() - t0)
+        if left:
+            text = text.replace(
+                "# Benchmark results\n",
+                f"# Benchmark results\n\n**Run in progress**: still to run: {', '.join(left)}.\n",
+                1,
+            )
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, args.out)
+
     with tempfile.TemporaryDirectory(prefix="kerasmodel-bench-") as tmp:
         opts = Options(
             quick=args.quick,
@@ -242,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             large=args.large or "large" in args.only,
             large_sizes_mib=tuple(int(s) for s in args.large_sizes.split(",") if s),
             startup_tests=args.startup_tests,
+            gate_sizes=tuple(int(n) for n in args.gate_sizes.split(",") if n),
             workdir=Path(tmp),
             log=log,
         )
@@ -262,11 +285,10 @@ def main(argv: list[str] | None = None) -> int:
             sections.append(section)
             for t in section.targets:
                 log(f"  {t.name}: {t.measured} (limit {t.limit}) {t.verdict}")
-    order = list(SECTIONS)
-    sections.sort(key=lambda s: order.index(s.key) if s.key in order else len(order))
-    text = render(sections, opts, command.strip(), started, time.perf_counter() - t0)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+            # Written after every section, so an interrupted run still leaves its figures.
+            left = names[names.index(name) + 1 :]
+            write(sections, opts, left)
+    write(sections, opts, [])
     log(f"wrote {args.out}")
     return 0 if all(t.ok is not False for s in sections for t in s.targets) else 1
 
