@@ -22,6 +22,7 @@ from pytest_kerasmodel.gate.checks import CHECKS
 
 SEED = 20261129
 MUTANTS_PER_SOURCE = 40
+SAVEDMODEL_MUTANTS = 8
 TIMEOUT = "5"  # seconds per artifact in the worker (Keras's import is not counted)
 REALWORLD = Path(
     os.environ.get(
@@ -58,8 +59,8 @@ def _suffix(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Healthy artifacts of every file format: Keras 3 .keras / .h5 / .weights.h5, and the
-    legacy HDF5 full model and weights-only file of tf-keras (Keras 2)."""
+    """Healthy artifacts of every format: Keras 3 .keras / .h5 / .weights.h5, the legacy HDF5
+    full model and weights-only file of tf-keras (Keras 2), and a TensorFlow SavedModel."""
     folder = tmp_path_factory.mktemp("sources")
     files = attacks.healthy(folder)
     import tf_keras
@@ -72,6 +73,12 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     model.save_weights(folder / "k2_weights.h5")
     files["k2_full.h5"] = folder / "k2_full.h5"
     files["k2_weights.h5"] = folder / "k2_weights.h5"
+    import keras
+
+    keras_in = keras.Input((4,))
+    exported = keras.Model(keras_in, keras.layers.Dense(2)(keras_in))
+    exported.export(folder / "savedmodel", verbose=False)
+    files["savedmodel"] = folder / "savedmodel"
     return files
 
 
@@ -126,8 +133,16 @@ def test_fuzzed_artifacts_all_get_a_verdict_and_are_never_changed(
     folder = tmp_path / "mutants"
     folder.mkdir()
     for label, source in sorted(sources.items()):
-        data = source.read_bytes()
         stem = label.replace(".", "_")
+        if source.is_dir():  # a SavedModel folder: mutate its graph, keep its variables
+            for index in range(SAVEDMODEL_MUTANTS):
+                kind = MUTATIONS[index % len(MUTATIONS)]
+                target = folder / f"{stem}-{index:03d}-{kind}"
+                shutil.copytree(source, target)
+                graph = target / "saved_model.pb"
+                graph.write_bytes(mutate(graph.read_bytes(), kind, rng))
+            continue
+        data = source.read_bytes()
         for index in range(MUTANTS_PER_SOURCE):
             kind = MUTATIONS[index % len(MUTATIONS)]
             name = f"{stem}-{index:03d}-{kind}{_suffix(source)}"
@@ -139,7 +154,8 @@ def test_fuzzed_artifacts_all_get_a_verdict_and_are_never_changed(
     result, report = _gate(pytester, folder)
 
     assert _digests(folder) == before, "the gate changed or created files in the model folder"
-    rows = _assert_every_artifact_has_a_verdict(result, report, sorted(before))
+    names = sorted(p.name for p in folder.iterdir())
+    rows = _assert_every_artifact_has_a_verdict(result, report, names)
     hang_row = rows["hdf5_hang.h5"]
     assert hang_row["result"] == "failed"
     text = json.dumps(hang_row["checks"])
