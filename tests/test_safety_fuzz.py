@@ -176,3 +176,29 @@ def test_fuzzed_artifacts_all_get_a_verdict_and_are_never_changed(
         f"{len(contained)} crashes/hangs contained; 0 artifacts changed\n"
         + "\n".join(f"  {name}: {text}" for name, text in contained.items())
     )
+
+
+def test_a_full_gate_run_changes_no_artifact(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """Healthy files, every crafted attack and the real-world files, through a run that records
+    goldens and a run that compares with them: every artifact's sha256 stays the same."""
+    folder = tmp_path / "models"
+    attacks.healthy(folder / "healthy")
+    attacks.build_all(folder / "attacks")
+    if REALWORLD.is_dir():
+        (folder / "realworld").mkdir()
+        for path in sorted(REALWORLD.iterdir()):
+            if path.suffix in (".h5", ".keras"):
+                shutil.copy(path, folder / "realworld" / path.name)
+    before = _digests(folder)
+    artifacts = sorted(p for p in before if p.endswith((".h5", ".keras")))
+    assert len(artifacts) >= 40
+
+    _gate(pytester, folder, "--keras-update-golden")
+    _gate(pytester, folder)
+
+    after = _digests(folder)
+    assert {p: after.get(p) for p in before} == before, "an artifact's bytes changed"
+    written = sorted(set(after) - set(before))
+    print(f"\nFULL RUN: {len(artifacts)} artifacts unchanged; {len(written)} golden files written")
+    assert written, "the update run wrote no golden: the test did not exercise it"
+    assert not list(folder.rglob(attacks.MARKER)), "code from an artifact ran"
