@@ -363,7 +363,10 @@ def render_description(description: dict[str, Any]) -> str:
     if d["model"]:
         name = f" {d['model']['name']!r}" if d["model"]["name"] else ""
         lines.append(f"  model:          {d['model']['class_name']}{name}")
-    lines.append(f"  parameters:     {d['params']:,} in {len(d['weights'])} saved variable(s)")
+    if d["format"] == "savedmodel":
+        lines.append("  parameters:     not read (TensorFlow checkpoint under variables/)")
+    else:
+        lines.append(f"  parameters:     {d['params']:,} in {len(d['weights'])} saved variable(s)")
     if d["layers"]:
         lines.append("")
         lines.append("  layers (name, class, parameters, variables):")

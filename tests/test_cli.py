@@ -112,3 +112,17 @@ def test_inspect_reports_multiline_errors_from_the_child(
         "  hint: Keras artifacts are .keras zips, HDF5 files (.h5, .weights.h5) "
         "or SavedModel directories",
     ]
+
+
+def test_inspect_names_a_savedmodel_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "exported"
+    (saved / "variables").mkdir(parents=True)
+    (saved / "saved_model.pb").write_bytes(b"\x08\x01")
+    (saved / "keras_metadata.pb").write_bytes(b"")
+    assert main(["inspect", str(saved), "--no-isolation"]) == 0
+    out = capsys.readouterr().out
+    assert "format:         savedmodel: TensorFlow SavedModel directory" in out
+    assert "parameters:     not read (TensorFlow checkpoint under variables/)" in out
+    assert "! tf.keras SavedModel (keras_metadata.pb): Keras 3 cannot load it" in out
