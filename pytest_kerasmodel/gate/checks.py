@@ -31,14 +31,12 @@ DEPENDS = {
     "integrity": (),
     "safety": (),
     "load": ("integrity", "safety"),
-    "finite": ("integrity",),
-    "structure": ("integrity",),
+    "finite": ("integrity",),  # the integrity check counts NaN and Inf in its single read
+    "structure": ("integrity",),  # the integrity check's description holds the structure
     "predictions": ("integrity", "safety", "load"),
     "budgets": ("integrity",),
 }
 WEIGHTS_ONLY_FORMATS = ("h5-weights", "weights.h5")
-# Largest number of values read at once by the finite check, whatever the dataset's size.
-FINITE_BLOCK = 1 << 20
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
@@ -96,8 +94,7 @@ class Subject:
     size: int = 0
     params: int | None = None
     findings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    config_is_list: bool = False  # a Keras 1 Sequential
+    description: dict[str, Any] | None = None  # describe_artifact's, read by the integrity check
     model: Any = None
     # told {"event": "import"} / {"event": "imported"} around the first import of Keras, so that
     # the worker's client does not count Keras's start-up against this artifact's time limit
@@ -143,37 +140,37 @@ def size_on_disk(path: Path) -> int:
 
 
 def check_integrity(subject: Subject) -> CheckResult:
+    """The file opens (read-only, hygiene first) and its content is a Keras artifact.
+
+    Reads it once through :func:`~pytest_kerasmodel.describe.describe_artifact`, counting NaN and
+    Inf values too when the finite check is asked for, so the finite, structure and budgets
+    checks need no second pass over the file.
+    """
+    from pytest_kerasmodel.describe import describe_artifact
+
     path = subject.path
     subject.size = size_on_disk(path)
     try:
-        with subject.open() as opened:
-            _read_integrity(subject, opened)
+        description = describe_artifact(path, scan_values="finite" in subject.request.checks)
     except formats.HygieneError as exc:
         raise CheckFailure(f"refused before reading any data: {exc.reason}") from None
     except ArtifactError as exc:
         raise CheckFailure(exc.reason + (f" ({exc.hint})" if exc.hint else "")) from None
-    writer = f", written by Keras {subject.writer}" if subject.writer else ""
-    notes = "".join(f"; note: {n}" for n in subject.notes)
-    return CheckResult(PASSED, f"{formats.FORMAT_TITLES[subject.format]}{writer}{notes}")
-
-
-def _read_integrity(subject: Subject, opened: formats.Artifact) -> None:
-    subject.format = opened.format
-    subject.writer = opened.keras_version or ""
-    subject.backend = opened.backend or ""
-    subject.size = opened.file_size
-    if opened.format == formats.FORMAT_KERAS:
-        _test_zip_crcs(subject.path)
-        if opened.h5 is None:
+    subject.description = description
+    subject.format = description["format"]
+    subject.writer = description["keras_version"] or ""
+    subject.backend = description["backend"] or ""
+    subject.size = description["file_size"]
+    if subject.format != formats.FORMAT_SAVEDMODEL:
+        subject.params = int(description["params"])
+    if subject.format == formats.FORMAT_KERAS:
+        _test_zip_crcs(path)
+        if not any(m["name"] == formats.KERAS_ZIP_WEIGHTS for m in description["zip"] or []):
             raise CheckFailure(f"the archive has no {formats.KERAS_ZIP_WEIGHTS}")
-    if opened.format != formats.FORMAT_SAVEDMODEL:
-        subject.params = sum(
-            int(w.dataset.size)
-            for w in formats.iter_weights(opened)
-            if w.dataset.dtype.kind in "fc"
-        )
-    subject.notes = list(opened.notes)
-    subject.config_is_list = isinstance(opened.config, list)
+    writer = f", written by Keras {subject.writer}" if subject.writer else ""
+    notes = [n for n in description["notes"] if not n.startswith("weight ")]
+    shown = "".join(f"; note: {n}" for n in notes)
+    return CheckResult(PASSED, f"{description['format_title']}{writer}{shown}")
 
 
 # -- safety --------------------------------------------------------------------------------------
@@ -214,7 +211,7 @@ def _explain_load_error(subject: Subject, exc: BaseException) -> str:
             "why: this is a .keras zip archive under another name; Keras 3 picks its loader from "
             "the file name. Rename it to .keras."
         )
-    elif subject.config_is_list or "pop expected at most 1 argument" in message:
+    elif _keras1_sequential(subject) or "pop expected at most 1 argument" in message:
         lines.append(
             "why: a Keras 1 Sequential model (its config is a plain list of layers), which Keras 3 "
             "cannot rebuild. Re-save it with Keras 2 or 3."
@@ -242,6 +239,12 @@ def _explain_load_error(subject: Subject, exc: BaseException) -> str:
             lines.append(_missing_class(subject, match.group(1).rsplit(".", 1)[-1], message))
     lines.append(f"Keras said: {type(exc).__name__}: {message}")
     return "\n".join(lines)
+
+
+def _keras1_sequential(subject: Subject) -> bool:
+    """A Keras 1 (or early Keras 2) Sequential: its config is a plain list of layers."""
+    with subject.open() as opened:
+        return isinstance(opened.config, list)
 
 
 def _layer_configs(
@@ -347,65 +350,46 @@ def check_load(subject: Subject) -> CheckResult:
 # -- finite ----------------------------------------------------------------------------------------
 
 
-def _blocks(dataset: Any) -> Iterator[Any]:
-    """Slices of ``dataset`` holding at most FINITE_BLOCK values (or one chunk) each."""
-    if dataset.shape == () or dataset.size <= FINITE_BLOCK:
-        yield ()
-        return
-    if dataset.chunks is not None:
-        yield from dataset.iter_chunks()
-        return
-    row = max(1, dataset.size // dataset.shape[0])
-    step = max(1, FINITE_BLOCK // row)
-    for start in range(0, dataset.shape[0], step):
-        yield slice(start, start + step)
-
-
 def check_finite(subject: Subject) -> CheckResult:
-    import numpy as np
-
+    """Every floating-point weight is finite: the counts the integrity check's single read took
+    (:func:`~pytest_kerasmodel.describe.count_nonfinite`, block by block)."""
     if subject.format == "savedmodel":
         raise CheckSkipped("not applicable: SavedModel variables are not read")
-    bad: dict[str, dict[str, int]] = {}
-    count = values = 0
-    with subject.open() as opened:
-        for name, _, dataset in formats.iter_weights(opened):
-            count += 1
-            values += int(dataset.size)
-            if dataset.dtype.kind not in "fc":
-                continue
-            nan = posinf = neginf = 0
-            for block in _blocks(dataset):
-                data = np.asarray(dataset[block])
-                if np.isfinite(data).all():
-                    continue
-                nan += int(np.isnan(data).sum())
-                posinf += int(np.isposinf(data).sum())
-                neginf += int(np.isneginf(data).sum())
-            if nan or posinf or neginf:
-                size = int(dataset.size)
-                bad[name] = {"nan": nan, "+inf": posinf, "-inf": neginf, "size": size}
+    assert subject.description is not None and subject.description["values"] is not None
+    weights = subject.description["weights"]
+    counts = subject.description["values"]
+    bad = {name: c for name, c in counts.items() if c["nan"] or c["inf"]}
+    total = sum(_values(w["shape"]) for w in weights.values())
     if bad:
-        lines = [f"{len(bad)} of {count} weight variable(s) hold NaN or Inf:"]
+        lines = [f"{len(bad)} of {len(counts)} weight variable(s) hold NaN or Inf:"]
         for name, c in bad.items():
-            parts = [f"{c[k]} {k}" for k in ("nan", "+inf", "-inf") if c[k]]
-            lines.append(f"  - {name}: {', '.join(parts)} of {c['size']} values")
+            parts = [f"{c[k]} {label}" for k, label in (("nan", "NaN"), ("inf", "Inf")) if c[k]]
+            lines.append(
+                f"  - {name}: {', '.join(parts)} of {_values(weights[name]['shape'])} values"
+            )
         raise CheckFailure("\n".join(lines), variables=bad)
-    return CheckResult(PASSED, f"{count} weight variable(s), {values} values, all finite")
+    return CheckResult(PASSED, f"{len(counts)} weight variable(s), {total} values, all finite")
+
+
+def _values(shape: list[int]) -> int:
+    size = 1
+    for n in shape:
+        size *= int(n)
+    return size
 
 
 # -- goldens -------------------------------------------------------------------------------------
 
 
 def check_structure(subject: Subject) -> CheckResult:
-    from pytest_kerasmodel.describe import describe_artifact
     from pytest_kerasmodel.diff import jsonable
     from pytest_kerasmodel.gate import goldens
     from pytest_kerasmodel.structure import StructureDiff, compare_descriptions, structure_view
 
     golden_path = Path(subject.request.golden_structure)
     key = subject.path.name
-    view = jsonable(structure_view(describe_artifact(subject.path)))
+    assert subject.description is not None
+    view = jsonable(structure_view(subject.description))
     if subject.request.update_golden:
         goldens.write_structure(golden_path, key, view)
         return CheckResult(PASSED, f"golden structure recorded in {golden_path}")
