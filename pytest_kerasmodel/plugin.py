@@ -29,7 +29,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ini_default: object = None,
         **kwargs: object,
     ) -> None:
-        group.addoption(flag, dest=dest, help=help, **kwargs)  # type: ignore[arg-type]
+        group.addoption(flag, dest=dest, help=help, **kwargs)
         if ini_type is not None:
             parser.addini(dest, help=help, type=ini_type, default=ini_default)  # type: ignore[arg-type]
 
