@@ -76,8 +76,7 @@ def test_nan_and_inf_weights_fail_finite_naming_each_variable(
     result, verdicts = run_gate(pytester, "-k", "finite")
     result.assert_outcomes(passed=1, failed=2, deselected=18)
     assert message(verdicts, "nan.keras", "finite") == (
-        "1 of 4 weight variable(s) hold NaN or Inf:\n"
-        "  - hidden/kernel: 1 NaN, 2 Inf of 12 values"
+        "1 of 4 weight variable(s) hold NaN or Inf:\n  - hidden/kernel: 1 NaN, 2 Inf of 12 values"
     )
     assert message(verdicts, "inf.h5", "finite") == (
         "1 of 4 weight variable(s) hold NaN or Inf:\n  - out/bias: 2 Inf of 2 values"

@@ -101,3 +101,23 @@ def test_a_memory_bomb_config_fails_load_within_the_memory_limit(
     text = message(verdicts, "membomb.keras", "load")
     assert "why: building the model needs more memory than the worker may use" in text
     assert "OOM when allocating tensor with shape[200000,200000]" in text
+
+
+def test_the_pytest_process_imports_no_keras_nor_h5py_while_gating(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    """Reading, scanning and loading happen in the worker: the pytest process stays light."""
+    stage(pytester.path / "models", gate_files, ["clf.keras", "clf.h5"])
+    pytester.makeconftest(
+        """
+        import sys
+        def pytest_sessionfinish(session):
+            heavy = sorted(m for m in ("tensorflow", "keras", "h5py") if m in sys.modules)
+            print("HEAVY_MODULES=" + ",".join(heavy) + ";")
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "--keras-model-dir", "models", "-s", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=8, skipped=6)
+    result.stdout.fnmatch_lines(["*HEAVY_MODULES=;*"])

@@ -386,6 +386,8 @@ def check_structure(subject: Subject) -> CheckResult:
     from pytest_kerasmodel.gate import goldens
     from pytest_kerasmodel.structure import StructureDiff, compare_descriptions, structure_view
 
+    if not subject.request.golden_structure:
+        raise CheckSkipped("no golden structure asked for")
     golden_path = Path(subject.request.golden_structure)
     key = subject.path.name
     assert subject.description is not None
@@ -411,6 +413,8 @@ def check_predictions(subject: Subject) -> CheckResult:
     if subject.format == "savedmodel" or subject.weights_only:
         raise CheckSkipped(f"not applicable: a {subject.format} artifact is not a loadable model")
     request = subject.request
+    if not request.golden_predictions:
+        raise CheckSkipped("no golden predictions asked for")
     golden_path = Path(request.golden_predictions)
     if request.update_golden:
         model = load(subject)

@@ -110,7 +110,7 @@ class CheckItem(pytest.Item):
             "check": self.check,
             "status": result["status"],
             "message": result["message"],
-            "info": response.get("info", {}),
+            "info": {**response.get("info", {}), "seconds": response.get("elapsed")},
         }
         self.user_properties.append((REPORT_PROPERTY, json.dumps(record)))
         if result["status"] == SKIPPED:
