@@ -38,6 +38,24 @@ def test_one_worker_serves_every_artifact_and_imports_keras_only_to_load(
         runner.close()
 
 
+def test_a_worker_error_is_reported_and_leaves_nothing_for_the_next_request(
+    gate_files: dict[str, Path],
+) -> None:
+    runner = WorkerRunner(timeout=60, memory_limit_mb=4096)
+    try:
+        bad = runner.run(_request(gate_files["clf.keras"], ["integrity", "no-such-check"]))
+        assert bad["checks"]["no-such-check"]["message"].startswith("the gate's worker failed:")
+        assert (
+            "ValueError: unknown check(s) ['no-such-check']"
+            in bad["checks"]["integrity"]["message"]
+        )
+        good = runner.run(_request(gate_files["clf.h5"], ["integrity"]))
+        assert good["checks"]["integrity"]["status"] == "passed"
+        assert good["worker"]["pid"] == bad["worker"]["pid"] and runner.started == 1
+    finally:
+        runner.close()
+
+
 def test_a_crash_fails_that_artifact_and_a_fresh_worker_takes_the_next(
     gate_files: dict[str, Path],
 ) -> None:

@@ -75,6 +75,7 @@ class WorkerRunner:
         self.started = 0
         self._buffer = b""
         self._deadline = 0.0
+        self._request_id = 0
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self.proc is not None and self.proc.poll() is None:
@@ -164,14 +165,18 @@ class WorkerRunner:
         since = self.stderr.tell()
         running = ""
         left = 0.0
+        error = ""
+        self._request_id += 1
         try:
-            proc.stdin.write((json.dumps(request) + "\n").encode())
+            proc.stdin.write((json.dumps({**request, "id": self._request_id}) + "\n").encode())
             proc.stdin.flush()
             while True:
                 line = self._read_line(proc, self._deadline)
                 if line is None:
                     return running, self._death_message(proc, since, running), False
                 event = json.loads(line)
+                if event.get("id") != self._request_id:  # left over from an earlier request
+                    continue
                 kind = event["event"]
                 if kind == "import":  # Keras's start-up is not the artifact's time
                     paused = time.monotonic()
@@ -187,12 +192,12 @@ class WorkerRunner:
                         if value not in (None, "", 0, "unknown") or key not in response["info"]:
                             response["info"][key] = value
                     running = ""
-                elif kind == "error":
-                    return running, f"the gate's worker failed:\n{event['traceback']}", False
+                elif kind == "error":  # a "done" event follows
+                    error = f"the gate's worker failed:\n{event['traceback']}"
                 elif kind == "done":
                     response["elapsed_worker"] = event["elapsed"]
                     response["worker"] = {"pid": event["pid"], "keras": event["keras_imported"]}
-                    return running, "", False
+                    return running, error, False
         except TimeoutError:
             self._kill()
             where = f" in the {running} check" if running else ""

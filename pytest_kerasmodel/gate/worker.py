@@ -32,16 +32,20 @@ def serve(requests: Iterable[str], out: IO[str]) -> None:
     """Answer each request line: one event line per check start and end, then ``done``."""
     from pytest_kerasmodel.gate.checks import Request, iter_checks
 
+    request_id: Any = None
+
     def send(event: dict[str, Any]) -> None:
-        out.write(json.dumps(event) + "\n")
+        out.write(json.dumps({"id": request_id, **event}) + "\n")
         out.flush()
 
     for line in requests:
         if not line.strip():
             continue
         start = time.perf_counter()
+        fields = json.loads(line)
+        request_id = fields.pop("id", None)
         try:
-            for name, result, info in iter_checks(Request(**json.loads(line)), notify=send):
+            for name, result, info in iter_checks(Request(**fields), notify=send):
                 if result is None:
                     send({"event": "start", "check": name})
                 else:
