@@ -166,6 +166,19 @@ def test_budgets(pytester: pytest.Pytester, gate_files: dict[str, Path]) -> None
     assert "allowed ['2.*']" in message(verdicts, "clf.keras", "budgets")
     _, verdicts = run_gate(pytester, "-k", "budgets", "--keras-max-file-size", "1KB")
     assert "bytes, budget 1024" in message(verdicts, "clf.keras", "budgets")
+    sidecar = pytester.path / "models" / "wider.keras.budget.json"
+    sidecar.write_text('{"max_params": 40, "max_file_size": "1KB"}')
+    _, verdicts = run_gate(pytester, "-k", "budgets", "--keras-max-params", "30")
+    assert message(verdicts, "wider.keras", "budgets") == (
+        "over budget (budgets from wider.keras.budget.json):\n"
+        f"  - size {verdicts['wider.keras']['size']} bytes, budget 1024"
+    )
+    assert status(verdicts, "clf.keras") == {"budgets": "passed"}  # 26 <= 30, no sidecar
+    sidecar.write_text('{"max_parameters": 40}')
+    _, verdicts = run_gate(pytester, "-k", "wider and budgets")
+    assert "the budget file wider.keras.budget.json cannot be used: unknown key(s)" in message(
+        verdicts, "wider.keras", "budgets"
+    )
 
 
 def test_load_failure_names_the_layer_keras_cannot_rebuild(

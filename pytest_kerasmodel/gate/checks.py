@@ -11,6 +11,7 @@ inside the functions that read HDF5.
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import sys
 import time
@@ -63,6 +64,7 @@ class Request:
     golden_structure: str = ""
     golden_predictions: str = ""
     inputs_file: str = ""
+    budget_file: str = ""
     update_golden: bool = False
 
 
@@ -450,15 +452,48 @@ def check_predictions(subject: Subject) -> CheckResult:
 # -- budgets ---------------------------------------------------------------------------------------
 
 
+def _sidecar_budgets(request: Request) -> tuple[Request, str]:
+    """``request`` with the budgets of ``<artifact>.budget.json`` (when present) applied on top."""
+    path = Path(request.budget_file) if request.budget_file else None
+    if path is None or not path.is_file():
+        return request, ""
+    from dataclasses import replace
+
+    from pytest_kerasmodel.options import parse_size
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        unknown = set(data) - {"max_file_size", "max_params", "allowed_versions"}
+        if unknown:
+            raise ValueError(f"unknown key(s) {sorted(unknown)}")
+        changes: dict[str, Any] = {}
+        if "max_file_size" in data:
+            changes["max_file_size"] = parse_size(data["max_file_size"])
+        if "max_params" in data:
+            changes["max_params"] = int(data["max_params"])
+        if "allowed_versions" in data:
+            versions = data["allowed_versions"]
+            changes["allowed_versions"] = (
+                [versions] if isinstance(versions, str) else list(versions)
+            )
+    except Exception as exc:  # a usage error in the user's sidecar: say which file and why
+        raise CheckFailure(
+            f"the budget file {path.name} cannot be used: {exc} (expected JSON with "
+            'max_file_size ("500MB"), max_params (int), allowed_versions (["3.*"]))'
+        ) from None
+    return replace(request, **changes), f" (budgets from {path.name})"
+
+
 def check_budgets(subject: Subject) -> CheckResult:
-    request = subject.request
+    request, source = _sidecar_budgets(subject.request)
     if (
         request.max_file_size is None
         and request.max_params is None
         and not request.allowed_versions
     ):
         raise CheckSkipped(
-            "no budget set (keras_max_file_size, keras_max_params, keras_allowed_versions)"
+            "no budget set (keras_max_file_size, keras_max_params, keras_allowed_versions, "
+            "or <artifact>.budget.json)"
         )
     over: list[str] = []
     within: list[str] = []
@@ -476,8 +511,8 @@ def check_budgets(subject: Subject) -> CheckResult:
         ok = any(fnmatch.fnmatchcase(writer, pattern) for pattern in allowed)
         (within if ok else over).append(line)
     if over:
-        raise CheckFailure("over budget:\n" + "\n".join(f"  - {line}" for line in over))
-    return CheckResult(PASSED, "; ".join(within))
+        raise CheckFailure(f"over budget{source}:\n" + "\n".join(f"  - {line}" for line in over))
+    return CheckResult(PASSED, "; ".join(within) + source)
 
 
 # -- running ---------------------------------------------------------------------------------------

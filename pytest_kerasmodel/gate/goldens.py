@@ -49,6 +49,11 @@ def inputs_sidecar(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + INPUTS_SUFFIX)
 
 
+def budget_sidecar(artifact: Path) -> Path:
+    """``<artifact>.budget.json``: budgets for this artifact, over the ini's and the flags'."""
+    return artifact.with_name(artifact.name + ".budget.json")
+
+
 class GoldenVersionError(Exception):
     """A golden that this plugin cannot compare against (other format version, unreadable)."""
 

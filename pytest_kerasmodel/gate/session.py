@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_kerasmodel.gate.checks import Request
-from pytest_kerasmodel.gate.goldens import golden_paths, inputs_sidecar
+from pytest_kerasmodel.gate.goldens import budget_sidecar, golden_paths, inputs_sidecar
 from pytest_kerasmodel.options import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class GateState:
             golden_structure=str(structure),
             golden_predictions=str(predictions),
             inputs_file=str(inputs_sidecar(artifact)),
+            budget_file=str(budget_sidecar(artifact)),
             update_golden=s.update_golden,
         )
 
