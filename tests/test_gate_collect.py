@@ -83,6 +83,14 @@ def test_a_savedmodel_folder_is_one_artifact(pytester: pytest.Pytester) -> None:
     assert _ids(result) == [f"models/exported::{c}" for c in CHECKS]
 
 
+def test_a_node_id_inside_the_model_dir_selects_just_that(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    stage(pytester.path / "models", gate_files, ["clf.keras", "clf.h5"])
+    args = ("models/clf.h5::finite", "--keras-model-dir", "models", "--collect-only", "-q")
+    assert _ids(pytester.runpytest(*args)) == ["models/clf.h5::finite"]
+
+
 def test_keyword_selects_one_check(pytester: pytest.Pytester, gate_files: dict[str, Path]) -> None:
     stage(pytester.path / "models", gate_files, ["clf.keras", "clf.h5"])
     result = pytester.runpytest("--keras-model-dir", "models", "-k", "finite", "-q")

@@ -25,7 +25,8 @@ def adjust_args(config: pytest.Config) -> None:
     """Make each ``--keras-model-dir`` a collection root.
 
     With model folders on the command line and no test paths, only the artifacts are collected
-    (``testpaths`` is not used); with test paths too, or folders from the ini key, both are.
+    (``testpaths`` is not used); with test paths too, or folders from the ini key, both are. A
+    path inside a model folder (``models/clf.keras::load``) selects just that, as usual.
     """
     settings = get_settings(config)
     if not settings.model_dirs:
@@ -40,7 +41,8 @@ def adjust_args(config: pytest.Config) -> None:
         return
     roots = [Path(arg.split("::")[0]).resolve() for arg in config.args]
     for directory in settings.model_dirs:
-        if not any(directory == root or directory.is_relative_to(root) for root in roots):
+        # given already, or narrowed to some of its artifacts (`models/clf.keras::load`)
+        if not any(directory.is_relative_to(r) or r.is_relative_to(directory) for r in roots):
             config.args.append(str(directory))
 
 
