@@ -3,6 +3,10 @@ and a crash, hang or memory blow-up fails that artifact only."""
 
 from __future__ import annotations
 
+import functools
+import signal
+import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -12,6 +16,24 @@ from gate_artifacts import message, run_gate, stage, status
 
 from pytest_kerasmodel.gate.checks import CHECKS, Request
 from pytest_kerasmodel.gate.isolation import WorkerRunner
+
+
+@functools.cache
+def _h5py_segfaults_on(path: Path) -> bool:
+    """Whether plain h5py, without the gate, dies by SIGSEGV reading the file's attributes:
+    the crash is the HDF5 library's (1.14 here), and a fixed HDF5 skips the crash tests."""
+    code = (
+        "import h5py, sys\n"
+        "f = h5py.File(sys.argv[1], 'r')\n"
+        "f.visititems(lambda name, obj: [dict(obj.attrs)] and None)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=60)
+    return run.returncode == -signal.SIGSEGV
+
+
+def _needs_segfault(gate_files: dict[str, Path]) -> None:
+    if not _h5py_segfaults_on(gate_files["segv.h5"]):
+        pytest.skip("this HDF5 library no longer crashes on the crafted file")
 
 
 def _request(path: Path, checks: list[str]) -> dict[str, Any]:
@@ -59,6 +81,7 @@ def test_a_worker_error_is_reported_and_leaves_nothing_for_the_next_request(
 def test_a_crash_fails_that_artifact_and_a_fresh_worker_takes_the_next(
     gate_files: dict[str, Path],
 ) -> None:
+    _needs_segfault(gate_files)
     runner = WorkerRunner(timeout=60, memory_limit_mb=4096)
     try:
         crashed = runner.run(_request(gate_files["segv.h5"], list(CHECKS)))
@@ -85,6 +108,7 @@ def test_a_crash_fails_that_artifact_and_a_fresh_worker_takes_the_next(
 def test_crash_and_hang_in_a_gate_run_leave_the_other_artifacts_checked(
     pytester: pytest.Pytester, gate_files: dict[str, Path]
 ) -> None:
+    _needs_segfault(gate_files)
     stage(pytester.path / "models", gate_files, ["segv.h5", "hang.h5", "clf.keras"])
     result, verdicts = run_gate(pytester, "--keras-timeout", "4", "-k", "not predictions")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
