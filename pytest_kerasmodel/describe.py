@@ -148,14 +148,25 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
     if scan_values:
         values: dict[str, dict[str, int]] = {}
         root = artifact.weights_root.file if artifact.weights_root is not None else None
+        scratch = _scan_buffer(root, weight_paths.values(), datasets)
         for name, h5_path in weight_paths.items():
             assert root is not None
-            nan, inf = count_nonfinite(root[h5_path])
+            nan, inf = count_nonfinite(root[h5_path], scratch)
             values[name] = {"nan": nan, "inf": inf}
             if nan or inf:
                 notes.append(f"weight {name} holds {nan} NaN and {inf} infinite value(s)")
         description["values"] = values
     return description
+
+
+def _scan_buffer(root: Any, h5_paths: Any, datasets: dict[str, H5Node]) -> Any:
+    """One byte buffer, as large as the largest block :func:`count_nonfinite` will read."""
+    import numpy as np
+
+    if root is None:
+        return None
+    largest = max((datasets[p].declared_bytes or 0 for p in h5_paths), default=0)
+    return np.empty(max(1, min(largest, _SCAN_BLOCK_BYTES)), dtype=np.uint8)
 
 
 def _size(shape: list[int]) -> int:
@@ -321,23 +332,48 @@ def _plain(value: Any) -> Any:
     return jsonable(value)
 
 
-def count_nonfinite(dataset: Any) -> tuple[int, int]:
-    """NaN and infinite values in a dataset, read block by block (bounded memory)."""
+def count_nonfinite(dataset: Any, scratch: Any = None) -> tuple[int, int]:
+    """NaN and infinite values in a dataset, read block by block (bounded memory).
+
+    Each block is read with ``read_direct`` into one reused buffer (``scratch``: a byte buffer
+    the caller may pass to share between datasets), and checked with one sum: the sum of finite
+    values is finite unless it overflows, so only a block whose sum is NaN or infinite is
+    counted value by value.
+    """
     import numpy as np
 
-    if dataset.dtype.kind not in "fc":
+    dtype = dataset.dtype
+    if dtype.kind not in "fc":
         return 0, 0
-    shape = dataset.shape or ()
-    if not shape or dataset.size == 0:
+    shape = tuple(dataset.shape or ())
+    size = int(dataset.size)
+    if size == 0:
+        return 0, 0
+    if not shape:
         value = np.asarray(dataset[()])
         return int(np.isnan(value).sum()), int(np.isinf(value).sum())
-    row_bytes = max(1, dataset.dtype.itemsize * (dataset.size // shape[0]))
+    row = size // shape[0]
+    row_bytes = max(1, dtype.itemsize * row)
     step = max(1, _SCAN_BLOCK_BYTES // row_bytes)
+    rows = min(step, shape[0])
+    if scratch is None or len(scratch) < rows * row_bytes:
+        scratch = np.empty(rows * row_bytes, dtype=np.uint8)
+    # float16 sums overflow early: accumulate them in float32
+    acc = np.float32 if dtype.itemsize < 4 and dtype.kind == "f" else None
     nan = inf = 0
-    for start in range(0, shape[0], step):
-        block = dataset[start : start + step]
-        nan += int(np.isnan(block).sum())
-        inf += int(np.isinf(block).sum())
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, shape[0], step):
+            stop = min(start + step, shape[0])
+            block = np.frombuffer(scratch, dtype=dtype, count=(stop - start) * row)
+            block = block.reshape((stop - start, *shape[1:]))
+            if start == 0 and stop == shape[0]:
+                dataset.read_direct(block)
+            else:
+                dataset.read_direct(block, np.s_[start:stop])
+            if np.isfinite(np.add.reduce(block, axis=None, dtype=acc)):
+                continue
+            nan += int(np.count_nonzero(np.isnan(block)))
+            inf += int(np.count_nonzero(np.isinf(block)))
     return nan, inf
 
 

@@ -174,3 +174,37 @@ def test_describing_imports_neither_keras_nor_tensorflow(keras3_files: dict[str,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "HEAVY="
+
+
+@pytest.mark.parametrize("dtype", ["<f2", "<f4", ">f4", "<f8", "<c8"])
+def test_count_nonfinite_across_blocks(
+    dtype: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks read into one shared buffer: NaN and Inf counted exactly in whichever block holds
+    them, huge finite values (whose sum overflows) not counted, and tiny / scalar / empty
+    datasets handled."""
+    from pytest_kerasmodel import describe
+
+    monkeypatch.setattr(describe, "_SCAN_BLOCK_BYTES", 4 * 5 * 16)  # a few rows per block
+    big = np.finfo(np.dtype(dtype).type(0).real.dtype).max
+    data = np.ones((37, 5), dtype=dtype)
+    data[0, :] = big  # finite, but any block sum overflows
+    data[3, 1] = np.nan
+    data[20, 0] = np.inf
+    data[20, 4] = -np.inf
+    data[36, 2] = np.nan
+    huge = np.full((9, 5), big, dtype=dtype)
+    with h5py.File(tmp_path / "values.h5", "w") as f:
+        f.create_dataset("data", data=data)
+        f.create_dataset("huge", data=huge)
+        f.create_dataset("scalar", data=np.array(np.nan, dtype=dtype))
+        f.create_dataset("empty", shape=(0, 5), dtype=dtype)
+        f.create_dataset("ints", data=np.arange(10))
+    with h5py.File(tmp_path / "values.h5", "r") as f:
+        scratch = np.empty(7, dtype=np.uint8)  # too small: replaced, not overrun
+        assert describe.count_nonfinite(f["data"], scratch) == (2, 2)
+        assert describe.count_nonfinite(f["data"]) == (2, 2)
+        assert describe.count_nonfinite(f["huge"]) == (0, 0)
+        assert describe.count_nonfinite(f["scalar"]) == (1, 0)
+        assert describe.count_nonfinite(f["empty"]) == (0, 0)
+        assert describe.count_nonfinite(f["ints"]) == (0, 0)
