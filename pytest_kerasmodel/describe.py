@@ -61,20 +61,30 @@ _SHORT_LIST = 16
 _SCAN_BLOCK_BYTES = 64 * 1024**2
 
 
-def describe_artifact(path: str | os.PathLike[str], *, scan_values: bool = False) -> dict[str, Any]:
+def describe_artifact(
+    path: str | os.PathLike[str] | Artifact, *, scan_values: bool = False
+) -> dict[str, Any]:
     """Describe a Keras artifact without loading it: format, writer, layers, weights, tree.
 
-    ``scan_values=True`` also reads every weight, block by block, to count NaN and infinite
-    values (the only part whose cost grows with the weights).
+    ``path`` may also be an :class:`~pytest_kerasmodel.formats.Artifact` already opened by
+    :func:`~pytest_kerasmodel.formats.open_artifact` (the gate shares one open between its
+    checks). ``scan_values=True`` also reads every weight, block by block, to count NaN and
+    infinite values (the only part whose cost grows with the weights).
     Raises :class:`~pytest_kerasmodel.errors.ArtifactError` when the file cannot be read safely.
     """
+    if isinstance(path, Artifact):
+        return _describe_opened(path, scan_values=scan_values)
     with open_artifact(path) as artifact:
-        try:
-            return _describe(artifact, scan_values=scan_values)
-        except H5_ERRORS as exc:  # a damaged file that passed the structural walk
-            raise ArtifactError(
-                artifact.path, "describe", f"cannot read the file: {type(exc).__name__}: {exc}"
-            ) from None
+        return _describe_opened(artifact, scan_values=scan_values)
+
+
+def _describe_opened(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
+    try:
+        return _describe(artifact, scan_values=scan_values)
+    except H5_ERRORS as exc:  # a damaged file that passed the structural walk
+        raise ArtifactError(
+            artifact.path, "describe", f"cannot read the file: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:

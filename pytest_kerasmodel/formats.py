@@ -549,6 +549,8 @@ class Artifact:
     weights_root: h5py.Group | None = None  # the group holding the model's weights
     nodes: list[H5Node] = field(default_factory=list)  # the checked HDF5 tree
     zip_members: list[ZipMember] = field(default_factory=list)
+    zip: zipfile.ZipFile | None = None  # the open archive of a .keras (its central directory read)
+    zip_file: Any = None  # the archive's open file (the zip and the inner weights read from it)
     savedmodel_files: list[tuple[str, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -657,7 +659,7 @@ def open_artifact(
                 zf = stack.enter_context(zipfile.ZipFile(fh))
             except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
                 raise ArtifactError(p, "zip", f"not a readable zip archive: {exc}") from None
-            artifact = Artifact(path=p, format=FORMAT_KERAS, file_size=size)
+            artifact = Artifact(path=p, format=FORMAT_KERAS, file_size=size, zip=zf, zip_file=fh)
             artifact.zip_members = check_zip(zf, p, limits)
             names = {m.name for m in artifact.zip_members}
             if len(names) != len(artifact.zip_members):

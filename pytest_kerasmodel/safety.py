@@ -31,6 +31,8 @@ from pytest_kerasmodel.errors import ArtifactError
 if TYPE_CHECKING:  # pragma: no cover
     import h5py
 
+    from pytest_kerasmodel.formats import Artifact, H5Node
+
 __all__ = [
     "Finding",
     "scan_artifact",
@@ -752,13 +754,16 @@ class _H5Scanner:
     def add(self, check: str, path: str, reason: str) -> None:
         self.findings.append(Finding(check, f"{self.label}HDF5 {path!r}", reason))
 
-    def scan(self, h5file: h5py.File) -> list[Finding]:
+    def scan(self, h5file: h5py.File, nodes: list[H5Node] | None = None) -> list[Finding]:
+        """``nodes``: the tree :func:`formats.walk_hdf5` already checked (when the file was opened
+        by :func:`formats.open_artifact`), else the file is walked here."""
         import h5py
 
         from pytest_kerasmodel.formats import HygieneError, walk_hdf5
 
         try:
-            nodes = walk_hdf5(h5file, Path(self.label or "HDF5"), with_attrs=False)
+            if nodes is None:
+                nodes = walk_hdf5(h5file, Path(self.label or "HDF5"), with_attrs=False)
         except HygieneError as error:
             check = next((c for key, c in _HYGIENE_CHECKS if key in error.reason), "h5-hygiene")
             match = re.search(r"(?:^|\s)(/\S*?)(?::|\s|$)", error.reason)
@@ -891,23 +896,27 @@ def _scan_h5_artifact(source: Any, label: str, allowed: tuple[str, ...]) -> list
     except (OSError, ValueError, RuntimeError) as error:
         return [Finding("unreadable", f"{label}HDF5", f"HDF5 library cannot open it: {error}")]
     with h5file:
-        findings = scan_hdf5(h5file, label=label)
-        for attr in ("model_config", "training_config"):
-            try:
-                text, problems = _read_h5_config_attr(h5file, attr)
-            except _H5_ERRORS as error:
-                where = f"{label}HDF5 '/@{attr}'"
-                findings.append(Finding("unreadable-config", where, f"cannot be read: {error}"))
-                continue
-            findings += problems
-            if text is None:
-                continue
-            config, problems = _parse_config(text, f"{label}HDF5 '/@{attr}'")
-            findings += problems
-            if config is not None:
-                findings += _prefixed(
-                    scan_config(config, allowed_modules=allowed), f"{label}{attr}:"
-                )
+        return _scan_h5_file(h5file, label, allowed)
+
+
+def _scan_h5_file(
+    h5file: h5py.File, label: str, allowed: tuple[str, ...], nodes: list[H5Node] | None = None
+) -> list[Finding]:
+    findings = _H5Scanner(label).scan(h5file, nodes)
+    for attr in ("model_config", "training_config"):
+        try:
+            text, problems = _read_h5_config_attr(h5file, attr)
+        except _H5_ERRORS as error:
+            where = f"{label}HDF5 '/@{attr}'"
+            findings.append(Finding("unreadable-config", where, f"cannot be read: {error}"))
+            continue
+        findings += problems
+        if text is None:
+            continue
+        config, problems = _parse_config(text, f"{label}HDF5 '/@{attr}'")
+        findings += problems
+        if config is not None:
+            findings += _prefixed(scan_config(config, allowed_modules=allowed), f"{label}{attr}:")
     return findings
 
 
@@ -918,55 +927,68 @@ def _scan_keras_zip(path: Path, allowed: tuple[str, ...]) -> list[Finding]:
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
             return [Finding("unreadable", "zip", f"not a readable zip archive: {error}")]
         with zf:
-            findings = _zip_findings(zf, raw, "")
-            # With a bad container, what we would scan may not be what Keras loads: stop here.
-            if any(
-                f.check in ("zip-member-count", "zip-duplicate", "zip-overlap") for f in findings
-            ):
-                return findings
-            names = {info.filename: info for info in zf.infolist()}
-            info = names.get("config.json")
-            if info is not None and not any(f.check == "zip-bomb" for f in findings):
-                if info.file_size > CONFIG_MAX_BYTES:
-                    findings.append(
-                        Finding(
-                            "unreadable-config",
-                            "config.json",
-                            f"{info.file_size} bytes: too large to be a model config",
-                        )
-                    )
-                else:
-                    try:
-                        text = zf.read(info)
-                    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
-                        text = None
-                        findings.append(
-                            Finding("unreadable-config", "config.json", f"cannot be read: {error}")
-                        )
-                    if text is not None:
-                        config, problems = _parse_config(text, "config.json")
-                        findings += problems
-                        if config is not None:
-                            findings += _prefixed(
-                                scan_config(config, allowed_modules=allowed), "config.json:"
-                            )
-            weights = names.get("model.weights.h5")
-            if weights is not None and weights.compress_type == zipfile.ZIP_STORED:
-                from pytest_kerasmodel.formats import HygieneError, _stored_member_window
+            return _scan_open_zip(zf, raw, path, allowed)
 
-                try:
-                    window = _stored_member_window(raw, weights, path)
-                except HygieneError as error:
-                    findings.append(
-                        Finding(
-                            "zip-header-mismatch", "zip member 'model.weights.h5'", error.reason
-                        )
+
+def _scan_open_zip(
+    zf: zipfile.ZipFile,
+    raw: IO[bytes],
+    path: Path,
+    allowed: tuple[str, ...],
+    opened: Artifact | None = None,
+) -> list[Finding]:
+    """The container, config.json and inner weights of an open ``.keras`` zip. With ``opened``
+    (the same archive opened by :func:`formats.open_artifact`), its inner HDF5 file and checked
+    tree are scanned instead of opening the member a second time."""
+    findings = _zip_findings(zf, raw, "")
+    # With a bad container, what we would scan may not be what Keras loads: stop here.
+    if any(f.check in ("zip-member-count", "zip-duplicate", "zip-overlap") for f in findings):
+        return findings
+    names = {info.filename: info for info in zf.infolist()}
+    info = names.get("config.json")
+    if info is not None and not any(f.check == "zip-bomb" for f in findings):
+        if info.file_size > CONFIG_MAX_BYTES:
+            findings.append(
+                Finding(
+                    "unreadable-config",
+                    "config.json",
+                    f"{info.file_size} bytes: too large to be a model config",
+                )
+            )
+        else:
+            try:
+                text = zf.read(info)
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+                text = None
+                findings.append(
+                    Finding("unreadable-config", "config.json", f"cannot be read: {error}")
+                )
+            if text is not None:
+                config, problems = _parse_config(text, "config.json")
+                findings += problems
+                if config is not None:
+                    findings += _prefixed(
+                        scan_config(config, allowed_modules=allowed), "config.json:"
                     )
-                else:
-                    findings += _scan_h5_artifact(window, "model.weights.h5: ", allowed)
-            npz = names.get("model.weights.npz")
-            if npz is not None:
-                findings += _scan_npz_member(zf, npz)
+    weights = names.get("model.weights.h5")
+    stored = weights is not None and weights.compress_type == zipfile.ZIP_STORED
+    if stored and opened is not None and opened.h5 is not None:
+        label = "model.weights.h5: "
+        findings += _scan_h5_file(opened.h5, label, allowed, opened.nodes)
+    elif weights is not None and stored:
+        from pytest_kerasmodel.formats import HygieneError, _stored_member_window
+
+        try:
+            window = _stored_member_window(raw, weights, path)
+        except HygieneError as error:
+            findings.append(
+                Finding("zip-header-mismatch", "zip member 'model.weights.h5'", error.reason)
+            )
+        else:
+            findings += _scan_h5_artifact(window, "model.weights.h5: ", allowed)
+    npz = names.get("model.weights.npz")
+    if npz is not None:
+        findings += _scan_npz_member(zf, npz)
     return findings
 
 
@@ -1008,7 +1030,7 @@ def _scan_npz_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> list[Finding
 
 
 def scan_artifact(
-    path: str | os.PathLike[str], *, allowed_modules: Iterable[str] = ()
+    path: str | os.PathLike[str] | Artifact, *, allowed_modules: Iterable[str] = ()
 ) -> list[Finding]:
     """Scan a Keras artifact without loading it: the kind comes from the bytes, not the name.
 
@@ -1016,10 +1038,24 @@ def scan_artifact(
     ``model.weights.h5``; an HDF5 file (legacy model, ``.weights.h5``) gets the HDF5 hygiene and
     its ``model_config``/``training_config``. A file that is neither, or cannot be parsed, gives
     an ``unreadable`` finding: what cannot be read cannot be vouched for.
+
+    ``path`` may also be an :class:`~pytest_kerasmodel.formats.Artifact` already opened by
+    :func:`~pytest_kerasmodel.formats.open_artifact`: the same scan, on the open file (the gate
+    shares one open between its checks). A file that ``open_artifact`` refuses can only be
+    scanned by path, which reports why as findings.
     """
-    from pytest_kerasmodel.formats import sniff
+    from pytest_kerasmodel.formats import FORMAT_KERAS, FORMAT_SAVEDMODEL, Artifact, sniff
 
     allowed = tuple(allowed_modules)
+    if isinstance(path, Artifact):
+        opened = path
+        if opened.format == FORMAT_SAVEDMODEL:
+            return _scan_saved_model(opened.path)
+        if opened.format == FORMAT_KERAS:
+            assert opened.zip is not None and opened.zip_file is not None
+            return _scan_open_zip(opened.zip, opened.zip_file, opened.path, allowed, opened)
+        assert opened.h5 is not None
+        return _scan_h5_file(opened.h5, "", allowed, opened.nodes)
     artifact = Path(path)
     try:
         kind = sniff(artifact)

@@ -101,6 +101,17 @@ def test_description_is_deterministic_and_json(keras3_files: dict[str, Path]) ->
         assert describe_artifact(path) == first
 
 
+def test_describing_an_opened_artifact_equals_describing_the_path(
+    keras3_files: dict[str, Path],
+) -> None:
+    from pytest_kerasmodel.formats import open_artifact
+
+    for path in keras3_files.values():
+        with open_artifact(path) as opened:
+            shared = describe_artifact(opened, scan_values=True)
+        assert shared == describe_artifact(path, scan_values=True)
+
+
 def test_keras_zip_members_and_inner_tree(keras3_files: dict[str, Path]) -> None:
     d = describe_artifact(keras3_files["keras"])
     assert [(m["name"], m["method"]) for m in d["zip"]] == [

@@ -158,6 +158,28 @@ def test_healthy_files_give_no_finding(healthy_files: dict[str, Path]) -> None:
     assert len(report) >= 14
 
 
+def test_scan_of_an_opened_artifact_equals_the_scan_by_path(
+    attack_files: dict[str, Path], healthy_files: dict[str, Path]
+) -> None:
+    """The gate scans the artifact it already opened: same findings as a scan by path, for every
+    attack that open_artifact lets through and every healthy file (the others it refuses, and the
+    gate then scans them by path)."""
+    from pytest_kerasmodel.errors import ArtifactError
+    from pytest_kerasmodel.formats import open_artifact
+
+    compared = []
+    for name, path in sorted({**attack_files, **healthy_files}.items()):
+        try:
+            with open_artifact(path) as opened:
+                shared = [str(f) for f in scan_artifact(opened)]
+        except ArtifactError:
+            continue
+        assert shared == [str(f) for f in scan_artifact(path)], name
+        compared.append((name, bool(shared)))
+    assert sum(found for _, found in compared) >= 10  # attacks that open and are found
+    assert sum(not found for _, found in compared) >= 14  # healthy files
+
+
 def test_keras_own_npz_weights_are_pickles(tmp_path: Path) -> None:
     """Keras 3 can store weights as model.weights.npz; numpy stores those dicts as object arrays,
     i.e. pickles. The installed Keras refuses to load them (allow_pickle=False): flagged."""

@@ -18,7 +18,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ DEPENDS = {
     "budgets": ("integrity",),
 }
 WEIGHTS_ONLY_FORMATS = ("h5-weights", "weights.h5")
+# the checks that read the file through one shared open (see Subject.opened)
+SHARED_OPEN = ("integrity", "safety")
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
@@ -84,8 +86,10 @@ class CheckSkipped(Exception):
 class Subject:
     """The artifact under check and what the checks learn about it, shared between them.
 
-    Each check that reads the file opens it itself (:meth:`open`, read-only, hygiene checked) and
-    closes it before the next one: HDF5 refuses a second open of a file held with other flags.
+    The file-only checks that read the file (integrity, safety) share one open
+    (:meth:`opened`, read-only, hygiene checked), closed (:meth:`close`) before any other check
+    runs: Keras opens the file itself, and HDF5 refuses a second open held with other flags.
+    Later checks that need the file again open it themselves (:meth:`open`).
     """
 
     path: Path
@@ -101,6 +105,25 @@ class Subject:
     # told {"event": "import"} / {"event": "imported"} around the first import of Keras, so that
     # the worker's client does not count Keras's start-up against this artifact's time limit
     notify: Callable[[dict[str, Any]], None] | None = None
+    _files: ExitStack = field(default_factory=ExitStack)
+    _opened: formats.Artifact | None = None
+    _open_error: Exception | None = None
+
+    def opened(self) -> formats.Artifact:
+        """The artifact opened once for the file-only checks; raises what opening it raised."""
+        if self._opened is None:
+            if self._open_error is not None:
+                raise self._open_error
+            try:
+                self._opened = self._files.enter_context(formats.open_artifact(self.path))
+            except Exception as exc:
+                self._open_error = exc
+                raise
+        return self._opened
+
+    def close(self) -> None:
+        self._opened = None
+        self._files.close()
 
     @property
     def weights_only(self) -> bool:
@@ -153,7 +176,9 @@ def check_integrity(subject: Subject) -> CheckResult:
     path = subject.path
     subject.size = size_on_disk(path)
     try:
-        description = describe_artifact(path, scan_values="finite" in subject.request.checks)
+        description = describe_artifact(
+            subject.opened(), scan_values="finite" in subject.request.checks
+        )
     except formats.HygieneError as exc:
         raise CheckFailure(f"refused before reading any data: {exc.reason}") from None
     except ArtifactError as exc:
@@ -182,7 +207,11 @@ def check_safety(subject: Subject) -> CheckResult:
     """The safety scan of :mod:`pytest_kerasmodel.safety`: config, zip container, HDF5 hygiene."""
     from pytest_kerasmodel.safety import scan_artifact
 
-    findings = scan_artifact(subject.path, allowed_modules=subject.request.allowed_modules)
+    try:
+        source: Path | formats.Artifact = subject.opened()
+    except Exception:  # a file that open_artifact refuses: the scan by path says why, as findings
+        source = subject.path
+    findings = scan_artifact(source, allowed_modules=subject.request.allowed_modules)
     subject.findings = [str(f) for f in findings]
     if subject.findings:
         lines = "\n".join(f"  - {f}" for f in subject.findings)
@@ -554,12 +583,15 @@ def iter_checks(
     results: dict[str, CheckResult] = {}
     try:
         for name in _needed(request.checks):
+            if name not in SHARED_OPEN:
+                subject.close()
             results[name] = _blocked(name, subject, results) or CheckResult("")
             if not results[name].status:
                 yield name, None, subject.info()
                 results[name] = _run_one(name, subject)
             yield name, results[name], subject.info()
     finally:
+        subject.close()
         subject.model = None
 
 
