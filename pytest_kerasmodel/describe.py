@@ -72,7 +72,7 @@ def describe_artifact(
     infinite values (the only part whose cost grows with the weights).
     Raises :class:`~pytest_kerasmodel.errors.ArtifactError` when the file cannot be read safely.
     """
-    if isinstance(path, Artifact):
+    if not isinstance(path, (str, os.PathLike)):  # an Artifact (of any copy of formats)
         return _describe_opened(path, scan_values=scan_values)
     with open_artifact(path) as artifact:
         return _describe_opened(artifact, scan_values=scan_values)

@@ -1044,10 +1044,10 @@ def scan_artifact(
     shares one open between its checks). A file that ``open_artifact`` refuses can only be
     scanned by path, which reports why as findings.
     """
-    from pytest_kerasmodel.formats import FORMAT_KERAS, FORMAT_SAVEDMODEL, Artifact, sniff
+    from pytest_kerasmodel.formats import FORMAT_KERAS, FORMAT_SAVEDMODEL, sniff
 
     allowed = tuple(allowed_modules)
-    if isinstance(path, Artifact):
+    if not isinstance(path, (str, os.PathLike)):  # an Artifact (of any copy of formats)
         opened = path
         if opened.format == FORMAT_SAVEDMODEL:
             return _scan_saved_model(opened.path)

@@ -147,13 +147,12 @@ class Subject:
 # -- integrity -------------------------------------------------------------------------------------
 
 
-def _test_zip_crcs(path: Path) -> None:
+def _test_zip_crcs(zf: zipfile.ZipFile) -> None:
     """Read every member once (chunk by chunk): a damaged member fails its CRC check here."""
-    with zipfile.ZipFile(path) as zf:
-        try:
-            bad = zf.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-            raise CheckFailure(f"a damaged zip archive: {exc}") from None
+    try:
+        bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise CheckFailure(f"a damaged zip archive: {exc}") from None
     if bad is not None:
         raise CheckFailure(f"a damaged zip archive: member {bad!r} fails its CRC check")
 
@@ -176,9 +175,8 @@ def check_integrity(subject: Subject) -> CheckResult:
     path = subject.path
     subject.size = size_on_disk(path)
     try:
-        description = describe_artifact(
-            subject.opened(), scan_values="finite" in subject.request.checks
-        )
+        opened = subject.opened()
+        description = describe_artifact(opened, scan_values="finite" in subject.request.checks)
     except formats.HygieneError as exc:
         raise CheckFailure(f"refused before reading any data: {exc.reason}") from None
     except ArtifactError as exc:
@@ -191,7 +189,8 @@ def check_integrity(subject: Subject) -> CheckResult:
     if subject.format != formats.FORMAT_SAVEDMODEL:
         subject.params = int(description["params"])
     if subject.format == formats.FORMAT_KERAS:
-        _test_zip_crcs(path)
+        assert opened.zip is not None
+        _test_zip_crcs(opened.zip)
         if not any(m["name"] == formats.KERAS_ZIP_WEIGHTS for m in description["zip"] or []):
             raise CheckFailure(f"the archive has no {formats.KERAS_ZIP_WEIGHTS}")
     writer = f", written by Keras {subject.writer}" if subject.writer else ""
