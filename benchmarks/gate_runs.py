@@ -65,10 +65,15 @@ def run_gate(
     return run.check(f"{what}: {' '.join(argv[3:])}")
 
 
-def record_goldens(workdir: Path, model_dir: Path, golden_dir: Path) -> Run:
+def record_goldens(workdir: Path, model_dir: Path, golden_dir: Path, *extra: str) -> Run:
     golden_dir.mkdir(parents=True, exist_ok=True)
     return run_gate(
-        workdir, model_dir, "--keras-update-golden", golden_dir=golden_dir, what="recording goldens"
+        workdir,
+        model_dir,
+        "--keras-update-golden",
+        *extra,
+        golden_dir=golden_dir,
+        what="recording goldens",
     )
 
 
