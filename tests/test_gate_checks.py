@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,38 @@ def test_load_failure_names_the_layer_keras_cannot_rebuild(
     assert text.startswith("load_model failed on a file written by Keras 2.21.0")
     assert "why: the saved config of a LSTM layer has argument(s) {'time_major': False}" in text
     assert "Keras said: ValueError: Unrecognized keyword arguments passed to LSTM" in text
+
+
+@pytest.mark.parametrize("in_background", [False, True])
+def test_crc_damage_fails_integrity_whether_checked_in_background_or_not(
+    in_background: bool, gate_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large .keras has its CRCs checked in a thread while the weights are scanned: a damaged
+    member fails integrity all the same, and a healthy archive passes."""
+    from pytest_kerasmodel.gate import checks
+
+    threshold = 0 if in_background else 2**62
+    monkeypatch.setattr(checks, "CRC_IN_BACKGROUND_BYTES", threshold)
+    ran_in: list[str] = []
+    real_run = checks._BackgroundCrcCheck.run
+
+    def run(self: checks._BackgroundCrcCheck) -> None:
+        ran_in.append(threading.current_thread().name)
+        real_run(self)
+
+    monkeypatch.setattr(checks._BackgroundCrcCheck, "run", run)
+    verdicts = {
+        name: checks.check_artifact(
+            {"path": str(gate_files[name]), "checks": ["integrity", "finite"]}
+        )["checks"]
+        for name in ("crc.keras", "clf.keras")
+    }
+    integrity = verdicts["crc.keras"]["integrity"]
+    assert integrity["status"] == "failed"
+    assert "member 'model.weights.h5' fails its CRC check" in integrity["message"]
+    assert verdicts["crc.keras"]["finite"]["message"] == "not checked: the integrity check failed"
+    assert {c: r["status"] for c, r in verdicts["clf.keras"].items()} == {
+        "integrity": "passed",
+        "finite": "passed",
+    }
+    assert ran_in == (["kerasmodel-zip-crc"] * 2 if in_background else [])
