@@ -47,7 +47,10 @@ def _tiny(k: object) -> object:
     h = layers.Bidirectional(layers.LSTM(3), name="bi")(h)
     out = layers.Dense(2, use_bias=False, name="out")(h)
     model = k.Model(inp, out, name="tiny")  # type: ignore[attr-defined]
-    model.compile(optimizer="adam", loss="mse")
+    # Keras 3 records the optimizer's instance name in .weights.h5; an explicit name keeps it from
+    # depending on how many optimizers this xdist worker built before ("adam_1").
+    optimizer = k.optimizers.Adam(name="adam") if k.__name__ == "keras" else "adam"  # type: ignore[attr-defined]
+    model.compile(optimizer=optimizer, loss="mse")
     x = np.linspace(-1, 1, 24, dtype="float32").reshape(4, 6)
     model.fit(x, np.zeros((4, 2), "float32"), epochs=1, verbose=0)
     return model
