@@ -228,6 +228,12 @@ class WorkerRunner:
                 )
             else:
                 text = f"{_culprit(running)} crashed while reading this file{where} (signal {name})"
+                if running in ("load", "predictions"):
+                    # TensorFlow can die by a signal, not MemoryError, when an allocation fails
+                    text += (
+                        f"; TensorFlow also ends this way when the model needs more memory than "
+                        f"the worker may use (keras_memory_limit is {self.memory_limit_mb} MB)"
+                    )
         else:
             text = f"the worker exited with status {returncode} while reading this file{where}"
         return text + (f"\nlast messages of the worker:\n{tail}" if tail else "")
