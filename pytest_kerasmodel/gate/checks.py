@@ -122,6 +122,10 @@ class Subject:
                 raise
         return self._opened
 
+    def already_opened(self) -> formats.Artifact | None:
+        """The shared open when an earlier check made it, else None (nothing is opened here)."""
+        return self._opened
+
     def close(self) -> None:
         self._opened = None
         self._files.close()
@@ -237,10 +241,10 @@ def check_safety(subject: Subject) -> CheckResult:
     """The safety scan of :mod:`pytest_kerasmodel.safety`: config, zip container, HDF5 hygiene."""
     from pytest_kerasmodel.safety import scan_artifact
 
-    try:
-        source: Path | formats.Artifact = subject.opened()
-    except Exception:  # a file that open_artifact refuses: the scan by path says why, as findings
-        source = subject.path
+    # Share the integrity check's open when it has one. Otherwise (integrity refused the file, or
+    # crashed a worker and safety reruns alone in a fresh one) the scan goes by path: it checks the
+    # HDF5 tree before reading the attributes that open_artifact reads, and says why as findings.
+    source: Path | formats.Artifact = subject.already_opened() or subject.path
     findings = scan_artifact(source, allowed_modules=subject.request.allowed_modules)
     subject.findings = [str(f) for f in findings]
     if subject.findings:
