@@ -6,7 +6,7 @@ the flag wins when both are given. The resolved :class:`Settings` lives in ``con
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,6 @@ class Settings:
     max_file_size: int | None = None
     max_params: int | None = None
     allowed_versions: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
