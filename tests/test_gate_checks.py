@@ -9,7 +9,7 @@ import pytest
 from gate_artifacts import MARKER_NAME, message, run_gate, stage, status
 
 ALL_OK = {"integrity": "passed", "safety": "passed", "load": "passed", "finite": "passed"}
-NO_GOLDEN = {"structure": "skipped", "predictions": "skipped", "budgets": "skipped"}
+NO_GOLDEN = {"structure": "skipped", "predictions": "skipped"}  # and no budgets item
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
@@ -21,7 +21,7 @@ def test_healthy_artifacts_pass_and_the_summary_is_complete(
     names = ["clf.keras", "clf.h5", "clf.weights.h5", "keras2.h5"]
     stage(pytester.path / "models", gate_files, names)
     result, verdicts = run_gate(pytester, "-n", workers)
-    result.assert_outcomes(passed=15, skipped=13)
+    result.assert_outcomes(passed=15, skipped=9)
     for name in ("clf.keras", "clf.h5", "keras2.h5"):
         assert status(verdicts, name) == {**ALL_OK, **NO_GOLDEN}, name
     assert status(verdicts, "clf.weights.h5") == {
@@ -37,12 +37,11 @@ def test_healthy_artifacts_pass_and_the_summary_is_complete(
     result.stdout.fnmatch_lines(
         [
             "*= keras artifacts =*",
-            "artifact*format*writer*params*size*integrity*safety*load*finite*structure*"
-            "predictions*budgets",
-            "models/clf.h5 *h5 *3.* 26 *KB *ok *ok *ok *ok *skip *skip *skip",
-            "models/clf.keras *keras *3.* 26 *KB *ok *ok *ok *ok *skip *skip *skip",
-            "models/clf.weights.h5 *weights.h5 *? *26 *KB *ok *ok *skip *ok *skip *skip *skip",
-            "models/keras2.h5 *h5 *2.* *ok *ok *ok *ok *skip *skip *skip",
+            "artifact*format*writer*params*size*integrity*safety*load*finite*structure*predictions",
+            "models/clf.h5 *h5 *3.* 26 *KB *ok *ok *ok *ok *skip *skip",
+            "models/clf.keras *keras *3.* 26 *KB *ok *ok *ok *ok *skip *skip",
+            "models/clf.weights.h5 *weights.h5 *? *26 *KB *ok *ok *skip *ok *skip *skip",
+            "models/keras2.h5 *h5 *2.* *ok *ok *ok *ok *skip *skip",
             "4 artifact(s), 0 failing at least one check",
         ]
     )
@@ -54,7 +53,7 @@ def test_damaged_files_fail_integrity_naming_the_problem(
     names = ["truncated.keras", "truncated.h5", "empty.h5", "garbage.keras", "crc.keras"]
     stage(pytester.path / "models", gate_files, names)
     result, verdicts = run_gate(pytester, "-k", "integrity or load")
-    result.assert_outcomes(failed=10, deselected=25)
+    result.assert_outcomes(failed=10, deselected=20)
     expected = {
         "truncated.keras": "not a readable zip archive",
         "truncated.h5": "truncated file",
@@ -75,7 +74,7 @@ def test_nan_and_inf_weights_fail_finite_naming_each_variable(
 ) -> None:
     stage(pytester.path / "models", gate_files, ["nan.keras", "inf.h5", "clf.keras"])
     result, verdicts = run_gate(pytester, "-k", "finite")
-    result.assert_outcomes(passed=1, failed=2, deselected=18)
+    result.assert_outcomes(passed=1, failed=2, deselected=15)
     assert message(verdicts, "nan.keras", "finite") == (
         "1 of 4 weight variable(s) hold NaN or Inf:\n  - hidden/kernel: 1 NaN, 2 Inf of 12 values"
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from gate_artifacts import stage
 
-CHECKS = ["integrity", "safety", "load", "finite", "structure", "predictions", "budgets"]
+CHECKS = ["integrity", "safety", "load", "finite", "structure", "predictions"]  # no budget set
 
 
 def _ids(result: pytest.RunResult) -> list[str]:
@@ -21,11 +21,20 @@ def test_every_artifact_and_check_is_an_item_in_sorted_order(
     stage(models / "sub", gate_files, ["clf.h5"])
     (models / "notes.txt").write_text("not an artifact")
     (models / "clf.keras.golden.json").write_text("{}")  # goldens are not artifacts
+    (models / "clf.weights.h5.budget.json").write_text('{"max_params": 100}')  # nor sidecars
     result = pytester.runpytest("--keras-model-dir", "models", "--collect-only", "-q")
-    assert _ids(result) == [
+    assert _ids(result) == [  # a budgets item only where a budget is set
         *(f"models/clf.keras::{c}" for c in CHECKS),
-        *(f"models/clf.weights.h5::{c}" for c in CHECKS),
+        *(f"models/clf.weights.h5::{c}" for c in [*CHECKS, "budgets"]),
         *(f"models/sub/clf.h5::{c}" for c in CHECKS),
+    ]
+    everywhere = pytester.runpytest(
+        "--keras-model-dir", "models", "--keras-max-file-size", "1MB", "--collect-only", "-q"
+    )
+    assert [i for i in _ids(everywhere) if i.endswith("::budgets")] == [
+        "models/clf.keras::budgets",
+        "models/clf.weights.h5::budgets",
+        "models/sub/clf.h5::budgets",
     ]
 
 
@@ -94,7 +103,7 @@ def test_a_node_id_inside_the_model_dir_selects_just_that(
 def test_keyword_selects_one_check(pytester: pytest.Pytester, gate_files: dict[str, Path]) -> None:
     stage(pytester.path / "models", gate_files, ["clf.keras", "clf.h5"])
     result = pytester.runpytest("--keras-model-dir", "models", "-k", "finite", "-q")
-    result.assert_outcomes(passed=2, deselected=12)
+    result.assert_outcomes(passed=2, deselected=10)
 
 
 def test_missing_model_dir_is_a_usage_error(pytester: pytest.Pytester) -> None:

@@ -36,7 +36,7 @@ def test_keras_artifact_runs_once_per_artifact(
     result = pytester.runpytest(
         "test_team.py", "--keras-model-dir", "models", "-k", "per_artifact", "-v"
     )
-    result.assert_outcomes(passed=2, skipped=1, deselected=21)
+    result.assert_outcomes(passed=2, skipped=1, deselected=18)
     result.stdout.fnmatch_lines(
         [
             "*test_per_artifact?models/clf.keras? PASSED*",
@@ -57,7 +57,8 @@ def test_keras_artifact_without_model_dir_skips_saying_why(pytester: pytest.Pyte
 def test_the_shipped_examples_pass_the_gate(pytester: pytest.Pytester) -> None:
     shutil.copytree(EXAMPLES, pytester.path / "models")
     result, verdicts = run_gate(pytester)
-    result.assert_outcomes(passed=16, skipped=5)
+    result.assert_outcomes(passed=17, skipped=2)
+    assert verdicts["iris_classifier.keras"]["checks"]["budgets"]["status"] == "passed"
     for name in ("iris_classifier.keras", "iris_classifier.h5"):
         checks = verdicts[name]["checks"]
         assert checks["structure"]["status"] == checks["predictions"]["status"] == "passed"

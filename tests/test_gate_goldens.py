@@ -26,7 +26,7 @@ def test_record_then_compare_then_catch_changes(
     models = stage(pytester.path / "models", gate_files, ["clf.keras", "clf.h5", "clf.weights.h5"])
     before = _digests(models)
     result, verdicts = run_gate(pytester, "--keras-update-golden")
-    result.assert_outcomes(passed=16, skipped=5)  # weights-only: load, predictions; budgets
+    result.assert_outcomes(passed=16, skipped=2)  # weights-only: load, predictions
     assert _digests(models).items() >= before.items(), "an artifact was written"
     assert sorted(p.name for p in models.iterdir()) == [
         "clf.h5",
@@ -46,7 +46,7 @@ def test_record_then_compare_then_catch_changes(
     assert "generated inputs" in message(verdicts, "clf.keras", "predictions")
 
     result, verdicts = run_gate(pytester)
-    result.assert_outcomes(passed=16, skipped=5)
+    result.assert_outcomes(passed=16, skipped=2)
     assert message(verdicts, "clf.keras", "predictions") == "1 output(s) match clf.keras.golden.npz"
 
     # The same architecture with other weights: the predictions change, not the structure.
@@ -75,7 +75,7 @@ def test_missing_and_outdated_goldens(
 ) -> None:
     models = stage(pytester.path / "models", gate_files, ["clf.keras"])
     result, verdicts = run_gate(pytester, "-k", "structure or predictions")
-    result.assert_outcomes(skipped=2, deselected=5)
+    result.assert_outcomes(skipped=2, deselected=4)
     for check in ("structure", "predictions"):
         text = message(verdicts, "clf.keras", check)
         assert text.startswith(f"no golden {check} (")
@@ -95,11 +95,11 @@ def test_golden_dir_and_user_inputs(pytester: pytest.Pytester, gate_files: dict[
     result, verdicts = run_gate(
         pytester, "--keras-update-golden", "--keras-golden-dir", "goldens", "-k", "predictions"
     )
-    result.assert_outcomes(passed=1, deselected=6)
+    result.assert_outcomes(passed=1, deselected=5)
     assert "from clf.h5.inputs.npz inputs" in message(verdicts, "clf.h5", "predictions")
     assert sorted(p.name for p in (models / "team").iterdir()) == ["clf.h5", "clf.h5.inputs.npz"]
     golden = pytester.path / "goldens" / "team" / "clf.h5.golden.npz"
     with np.load(golden) as npz:
         assert npz["input/0"].shape == (2, 3)
     result, verdicts = run_gate(pytester, "--keras-golden-dir", "goldens", "-k", "predictions")
-    result.assert_outcomes(passed=1, deselected=6)
+    result.assert_outcomes(passed=1, deselected=5)

@@ -17,8 +17,9 @@ import pytest
 from pytest_kerasmodel.errors import ArtifactError, UnsafeArtifactError
 from pytest_kerasmodel.gate.checks import CHECKS, FAILED, SKIPPED
 from pytest_kerasmodel.gate.discover import is_artifact_file, is_savedmodel_dir, model_dir_of
+from pytest_kerasmodel.gate.goldens import budget_sidecar
 from pytest_kerasmodel.gate.session import REPORT_PROPERTY, gate_state
-from pytest_kerasmodel.options import get_settings
+from pytest_kerasmodel.options import Settings, get_settings
 
 
 def adjust_args(config: pytest.Config) -> None:
@@ -66,6 +67,16 @@ def collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector 
     return SavedModelDir.from_parent(parent, path=path, model_dir=model_dir)
 
 
+def budgets_apply(settings: Settings, artifact: Path) -> bool:
+    """Whether a budget is set for the artifact (flags, ini keys, or its sidecar)."""
+    return (
+        settings.max_file_size is not None
+        or settings.max_params is not None
+        or bool(settings.allowed_versions)
+        or budget_sidecar(artifact).is_file()
+    )
+
+
 class _ArtifactCollector:
     """What an artifact's collector does, whether the artifact is a file or a folder."""
 
@@ -73,7 +84,10 @@ class _ArtifactCollector:
     model_dir: Path
 
     def collect(self) -> Iterator[CheckItem]:
+        settings = get_settings(self.config)  # type: ignore[attr-defined]
         for check in CHECKS:
+            if check == "budgets" and not budgets_apply(settings, self.path):
+                continue  # no budget set for this artifact: nothing to check, no item
             yield CheckItem.from_parent(
                 self,  # type: ignore[arg-type]
                 name=check,

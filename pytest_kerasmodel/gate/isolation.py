@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -64,8 +65,23 @@ class InProcessRunner:
         pass
 
 
+@dataclass
+class _Sent:
+    """A request written to the worker whose answer has not been read yet."""
+
+    request: dict[str, Any]
+    request_id: int
+    sent_at: float  # the worker starts on it at once: it is idle whenever a request is sent
+    stderr_since: int  # where the worker's stderr stood, to quote what it printed since
+
+
 class WorkerRunner:
-    """Checks run in ``python -m pytest_kerasmodel.gate.worker``, with a time and memory limit."""
+    """Checks run in ``python -m pytest_kerasmodel.gate.worker``, with a time and memory limit.
+
+    :meth:`prefetch` sends the next artifact's request before this artifact's items are reported,
+    so the worker checks one artifact while pytest reports the previous one (on two cores, the
+    two overlap); :meth:`run` then reads the answer already computed.
+    """
 
     def __init__(self, timeout: float, memory_limit_mb: int) -> None:
         self.timeout = timeout
@@ -75,7 +91,9 @@ class WorkerRunner:
         self.started = 0
         self._buffer = b""
         self._deadline = 0.0
+        self._paused_deadline = 0.0
         self._request_id = 0
+        self._inflight: _Sent | None = None
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self.proc is not None and self.proc.poll() is None:
@@ -113,11 +131,11 @@ class WorkerRunner:
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            ready, _, _ = select.select([fd], [], [], left)
+            # what the worker wrote in time is read even when the reader comes late (prefetch)
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError
                 continue
             chunk = os.read(fd, 1 << 16)
             if not chunk:
@@ -126,15 +144,40 @@ class WorkerRunner:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line
 
+    def _send(self, request: dict[str, Any]) -> _Sent:
+        proc = self._start()
+        assert proc.stdin is not None and self.stderr is not None
+        self.stderr.seek(0, os.SEEK_END)
+        self._request_id += 1
+        sent = _Sent(request, self._request_id, time.monotonic(), self.stderr.tell())
+        proc.stdin.write((json.dumps({**request, "id": sent.request_id}) + "\n").encode())
+        proc.stdin.flush()
+        return sent
+
+    def prefetch(self, request: dict[str, Any]) -> None:
+        """Send ``request`` now; the next :meth:`run` of the same request reads its answer."""
+        if self._inflight is not None:
+            return
+        try:
+            self._inflight = self._send(request)
+        except OSError:  # the worker is gone: run() starts a fresh one and says what happened
+            self._inflight = None
+
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run the request; after a crash, run the checks that did not depend on the crashed one
         in a fresh worker, within the same time limit."""
-        start = time.monotonic()
+        sent, self._inflight = self._inflight, None
+        if sent is not None and sent.request != request:
+            self._inflight = sent
+            self.run(sent.request)  # an answer no item asked for: read it to keep in step
+            sent = None
+        start = sent.sent_at if sent is not None else time.monotonic()
         self._deadline = start + self.timeout
         response: dict[str, Any] = {"path": request["path"], "info": {}, "checks": {}}
         todo = list(request["checks"])
         while todo:
-            running, death, timed_out = self._attempt(dict(request, checks=todo), response)
+            running, death, timed_out = self._attempt(dict(request, checks=todo), response, sent)
+            sent = None
             if not death:
                 break
             lost = dependents(running) if running else set(todo)
@@ -154,36 +197,39 @@ class WorkerRunner:
                 break
         if not response["info"]:  # the worker died before it could say
             response["info"] = {"format": "unknown", "size": size_on_disk(Path(request["path"]))}
-        response["elapsed"] = round(time.monotonic() - start, 4)
+        # the worker's own time when it finished (a prefetched answer may be read much later)
+        response["elapsed"] = response.get("elapsed_worker", round(time.monotonic() - start, 4))
         return response
 
-    def _attempt(self, request: dict[str, Any], response: dict[str, Any]) -> tuple[str, str, bool]:
-        """One worker round trip, filling ``response``: (running check, death text, timed out)."""
-        proc = self._start()
-        assert proc.stdin is not None and self.stderr is not None
-        self.stderr.seek(0, os.SEEK_END)
-        since = self.stderr.tell()
+    def _attempt(
+        self, request: dict[str, Any], response: dict[str, Any], sent: _Sent | None = None
+    ) -> tuple[str, str, bool]:
+        """One worker round trip, filling ``response``: (running check, death text, timed out).
+
+        ``sent``: the request was written already (prefetched); only its answer is read here.
+        """
         running = ""
-        left = 0.0
         error = ""
-        self._request_id += 1
+        proc = self._start() if sent is None else self.proc
+        since = sent.stderr_since if sent is not None else 0
         try:
-            proc.stdin.write((json.dumps({**request, "id": self._request_id}) + "\n").encode())
-            proc.stdin.flush()
+            if sent is None:
+                sent = self._send(request)
+                since = sent.stderr_since
+            assert proc is not None and proc is self.proc
             while True:
                 line = self._read_line(proc, self._deadline)
                 if line is None:
                     return running, self._death_message(proc, since, running), False
                 event = json.loads(line)
-                if event.get("id") != self._request_id:  # left over from an earlier request
+                if event.get("id") != sent.request_id:  # left over from an earlier request
                     continue
                 kind = event["event"]
                 if kind == "import":  # Keras's start-up is not the artifact's time
-                    paused = time.monotonic()
-                    left = self._deadline - paused
-                    self._deadline = paused + max(IMPORT_TIMEOUT, self.timeout)
+                    self._paused_deadline = self._deadline
+                    self._deadline = time.monotonic() + max(IMPORT_TIMEOUT, self.timeout)
                 elif kind == "imported":
-                    self._deadline = time.monotonic() + left
+                    self._deadline = self._paused_deadline + event.get("seconds", 0.0)
                 elif kind == "start":
                     running = event["check"]
                 elif kind == "result":
@@ -208,6 +254,7 @@ class WorkerRunner:
                 True,
             )
         except BrokenPipeError:
+            assert proc is not None
             return running, self._death_message(proc, since, running), False
 
     def _death_message(self, proc: subprocess.Popen[bytes], since: int, running: str) -> str:
@@ -245,6 +292,9 @@ class WorkerRunner:
             self.proc = None
 
     def close(self) -> None:
+        if self._inflight is not None:  # an answer nobody will read: do not wait for it
+            self._inflight = None
+            self._kill()
         if self.proc is not None and self.proc.poll() is None:
             assert self.proc.stdin is not None
             self.proc.stdin.close()

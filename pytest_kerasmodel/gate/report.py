@@ -44,7 +44,9 @@ def _size(size: Any) -> str:
 
 
 def table(rows: dict[str, dict[str, Any]]) -> list[str]:
-    header = ["artifact", "format", "writer", "params", "size", *CHECKS]
+    # a column for each check some artifact has an item for (none for budgets when none is set)
+    shown = [c for c in CHECKS if any(c in row["checks"] for row in rows.values())]
+    header = ["artifact", "format", "writer", "params", "size", *shown]
     lines = [header]
     for artifact in sorted(rows):
         info, checks = rows[artifact]["info"], rows[artifact]["checks"]
@@ -56,7 +58,7 @@ def table(rows: dict[str, dict[str, Any]]) -> list[str]:
                 str(info.get("writer") or "?"),
                 f"{params:,}" if isinstance(params, int) else "?",
                 _size(info.get("size")),
-                *(CELL.get(checks.get(c, {}).get("status", ""), "-") for c in CHECKS),
+                *(CELL.get(checks.get(c, {}).get("status", ""), "-") for c in shown),
             ]
         )
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]

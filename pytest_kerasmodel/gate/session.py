@@ -2,11 +2,13 @@
 
 It owns the runner (the isolated worker, or in-process checks) and caches each artifact's
 results, so that the first item of an artifact runs all its selected checks in one worker request
-and its other items read the cache.
+and its other items read the cache. Without xdist, the next artifact's request is sent as soon as
+this one's answer is in, so the worker checks it while pytest reports this artifact's items.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +32,9 @@ class GateState:
     settings: Settings
     runner: InProcessRunner | WorkerRunner | None = None
     results: dict[Path, dict[str, Any]] = field(default_factory=dict)
-    selected: dict[Path, list[str]] | None = None
+    # artifact -> (its model folder, its selected checks), in the order the items run
+    selected: dict[Path, tuple[Path, list[str]]] | None = None
+    following: dict[Path, Path] = field(default_factory=dict)  # artifact -> the next one
     # on the controller: artifact id -> {"info": ..., "checks": {check: (status, message)}}
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -63,23 +67,53 @@ class GateState:
             update_golden=s.update_golden,
         )
 
-    def result_for(self, item: CheckItem) -> dict[str, Any]:
+    def _plan(self, item: CheckItem) -> dict[Path, tuple[Path, list[str]]]:
         from pytest_kerasmodel.gate.collect import CheckItem
 
         if self.selected is None:
             self.selected = {}
             for other in item.session.items:
                 if isinstance(other, CheckItem):
-                    self.selected.setdefault(other.artifact, []).append(other.check)
+                    entry = self.selected.setdefault(other.artifact, (other.model_dir, []))
+                    entry[1].append(other.check)
+            order = list(self.selected)
+            self.following = dict(itertools.pairwise(order))
+        return self.selected
+
+    def result_for(self, item: CheckItem) -> dict[str, Any]:
+        selected = self._plan(item)
         cached = self.results.get(item.artifact)
         if cached is None or item.check not in cached["checks"]:
-            checks = self.selected.get(item.artifact) or [item.check]
+            checks = selected.get(item.artifact, (item.model_dir, [item.check]))[1]
             if item.check not in checks:
                 checks.append(item.check)
             request = self.request_for(item.artifact, item.model_dir, checks)
-            cached = self.get_runner().run(asdict(request))
+            runner = self.get_runner()
+            cached = runner.run(asdict(request))
             self.results[item.artifact] = cached
+            self._prefetch(item.config, item.artifact)
         return cached
+
+    def _prefetch(self, config: pytest.Config, artifact: Path) -> None:
+        """Send the next artifact's request to the worker now.
+
+        Not under xdist (a worker runs the items it is sent, not the next ones in its list) and
+        not when recording goldens (nothing is written for an artifact before its items run).
+        """
+        from pytest_kerasmodel.gate.isolation import WorkerRunner
+
+        following = self.following.get(artifact)
+        if (
+            following is None
+            or following in self.results
+            or self.selected is None
+            or not isinstance(self.runner, WorkerRunner)
+            or self.settings.update_golden
+            or hasattr(config, "workerinput")
+        ):
+            return
+        model_dir, checks = self.selected[following]
+        self.runner.prefetch(asdict(self.request_for(following, model_dir, checks)))
 
     def close(self) -> None:
         if self.runner is not None:
