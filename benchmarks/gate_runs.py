@@ -52,6 +52,10 @@ def run_gate(
         "-q",
         "-p",
         "no:cacheprovider",
+        # hypothesis is a test dependency of this repository, not of a gate user: its plugin
+        # imports hypothesis at the end of every session (0.3-0.7 s here)
+        "-p",
+        "no:hypothesispytest",
         "--keras-model-dir",
         str(model_dir),
     ]
