@@ -192,3 +192,23 @@ def test_the_pytest_process_imports_no_keras_nor_h5py_while_gating(
     )
     result.assert_outcomes(passed=8, skipped=4)
     result.stdout.fnmatch_lines(["*HEAVY_MODULES=;*"])
+
+
+def test_the_worker_starts_during_collection_but_not_for_collect_only(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    stage(pytester.path / "models", gate_files, ["clf.keras"])
+    pytester.makeconftest(
+        """
+        from pytest_kerasmodel.gate.session import gate_state
+        def pytest_collection_finish(session):
+            runner = gate_state(session.config).runner
+            up = runner is not None and runner.proc is not None and runner.proc.poll() is None
+            print(f"WORKER_UP_AFTER_COLLECTION={up};")
+        """
+    )
+    result = pytester.runpytest("--keras-model-dir", "models", "-s", "-k", "integrity")
+    result.assert_outcomes(passed=1, deselected=5)
+    result.stdout.fnmatch_lines(["*WORKER_UP_AFTER_COLLECTION=True;*"])
+    listed = pytester.runpytest("--keras-model-dir", "models", "-s", "--collect-only")
+    listed.stdout.fnmatch_lines(["*WORKER_UP_AFTER_COLLECTION=False;*"])

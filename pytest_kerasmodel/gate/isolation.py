@@ -95,7 +95,8 @@ class WorkerRunner:
         self._request_id = 0
         self._inflight: _Sent | None = None
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    def start(self) -> subprocess.Popen[bytes]:
+        """The running worker, started if there is none."""
         if self.proc is not None and self.proc.poll() is None:
             return self.proc
         # A private, anonymous file: the worker's library noise, read back to explain a crash.
@@ -145,7 +146,7 @@ class WorkerRunner:
         return line
 
     def _send(self, request: dict[str, Any]) -> _Sent:
-        proc = self._start()
+        proc = self.start()
         assert proc.stdin is not None and self.stderr is not None
         self.stderr.seek(0, os.SEEK_END)
         self._request_id += 1
@@ -210,7 +211,7 @@ class WorkerRunner:
         """
         running = ""
         error = ""
-        proc = self._start() if sent is None else self.proc
+        proc = self.start() if sent is None else self.proc
         since = sent.stderr_since if sent is not None else 0
         try:
             if sent is None:

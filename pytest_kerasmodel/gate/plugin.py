@@ -28,6 +28,13 @@ class GatePlugin:
     ) -> pytest.Collector | None:
         return collect.collect_directory(path, parent)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        # The checking worker starts now: its start-up (Python, numpy, h5py) overlaps collection.
+        # Not on an xdist controller (its workers check the artifacts) nor for --collect-only.
+        if not (self.config.option.collectonly or self.config.pluginmanager.hasplugin("dsession")):
+            self.state.start_worker()
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         gate_report.record(self.state, report)
 

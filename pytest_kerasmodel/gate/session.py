@@ -48,6 +48,13 @@ class GateState:
                 self.runner = InProcessRunner()
         return self.runner
 
+    def start_worker(self) -> None:
+        from pytest_kerasmodel.gate.isolation import WorkerRunner
+
+        runner = self.get_runner()
+        if isinstance(runner, WorkerRunner):
+            runner.start()
+
     def request_for(self, artifact: Path, model_dir: Path, checks: list[str]) -> Request:
         s = self.settings
         structure, predictions = golden_paths(artifact, model_dir, s.golden_dir)

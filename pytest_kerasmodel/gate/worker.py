@@ -36,6 +36,8 @@ def limit_memory(megabytes: int) -> None:
 
 def serve(requests: Iterable[str], out: IO[str]) -> None:
     """Answer each request line: one event line per check start and end, then ``done``."""
+    import h5py  # noqa: F401  (imported before the first request arrives, not during it)
+
     from pytest_kerasmodel.gate.checks import Request, iter_checks
 
     request_id: Any = None
