@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from gate_artifacts import MARKER_NAME, message, run_gate, stage, status
 
+from pytest_kerasmodel.gate.report import FULL_TABLE_ROWS
+
 ALL_OK = {"integrity": "passed", "safety": "passed", "load": "passed", "finite": "passed"}
 NO_GOLDEN = {"structure": "skipped", "predictions": "skipped"}  # and no budgets item
 
@@ -225,3 +227,26 @@ def test_crc_damage_fails_integrity_whether_checked_in_background_or_not(
         "finite": "passed",
     }
     assert ran_in == (["kerasmodel-zip-crc"] * 2 if in_background else [])
+
+
+def test_a_large_run_lists_only_the_failing_artifacts_unless_verbose(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    models = stage(pytester.path / "models", gate_files, ["truncated.h5"])
+    for i in range(FULL_TABLE_ROWS):
+        (models / f"ok_{i:02d}.keras").hardlink_to(gate_files["clf.keras"])
+    result, verdicts = run_gate(pytester, "-k", "integrity")
+    assert len(verdicts) == FULL_TABLE_ROWS + 1  # the report has every row
+    result.stdout.fnmatch_lines(
+        [
+            "artifact*format*integrity",
+            "models/truncated.h5 *FAIL",
+            f"({FULL_TABLE_ROWS} artifact(s) passing every check not listed: -v lists them, "
+            "--keras-report PATH writes every row)",
+            f"{FULL_TABLE_ROWS + 1} artifact(s), 1 failing at least one check",
+        ]
+    )
+    assert "models/ok_00.keras" not in result.stdout.str().split("keras artifacts")[-1]
+    verbose, _ = run_gate(pytester, "-k", "integrity", "-v")
+    verbose.stdout.fnmatch_lines(["models/ok_00.keras *ok", "models/ok_49.keras *ok"])
+    assert "not listed" not in verbose.stdout.str()

@@ -68,15 +68,31 @@ def table(rows: dict[str, dict[str, Any]]) -> list[str]:
     ]
 
 
+# Past this many artifacts the table lists the failing ones only, unless -v is given.
+FULL_TABLE_ROWS = 50
+
+
+def _failing(row: dict[str, Any]) -> bool:
+    return any(c["status"] == FAILED for c in row["checks"].values())
+
+
 def terminal_summary(state: GateState, terminalreporter: Any) -> None:
     if not state.rows:
         return
     terminalreporter.write_sep("=", "keras artifacts")
-    for line in table(state.rows):
-        terminalreporter.write_line(line)
-    failed = sum(
-        any(c["status"] == FAILED for c in row["checks"].values()) for row in state.rows.values()
-    )
+    rows = state.rows
+    failed = sum(_failing(row) for row in rows.values())
+    verbose = terminalreporter.config.get_verbosity() > 0
+    if len(rows) > FULL_TABLE_ROWS and not verbose:
+        rows = {name: row for name, row in rows.items() if _failing(row)}
+    if rows:
+        for line in table(rows):
+            terminalreporter.write_line(line)
+    if len(rows) < len(state.rows):
+        terminalreporter.write_line(
+            f"({len(state.rows) - len(rows)} artifact(s) passing every check not listed: "
+            "-v lists them, --keras-report PATH writes every row)"
+        )
     terminalreporter.write_line(
         f"{len(state.rows)} artifact(s), {failed} failing at least one check"
     )
