@@ -12,7 +12,6 @@ import textwrap
 from pathlib import Path
 
 import generate
-from bench_startup import make_suite
 from gate_runs import FILE_ONLY, WITH_LOAD, gate_available, record_goldens, run_gate
 from harness import (
     PYTEST_BASE,
@@ -34,7 +33,10 @@ FILE_ONLY_SPEEDUP = 20.0
 # integrity, safety, finite, structure: the items of one artifact in a file-only run (no budget
 # is set, so there is no budgets item)
 ITEMS_FILE_ONLY = 4
-PYTEST_FLOOR = f"pytest alone: {ITEMS_FILE_ONLY} trivial tests per artifact (floor of any gate)"
+PYTEST_FLOOR = (
+    f"pytest alone: {ITEMS_FILE_ONLY} empty items per file, collected as the gate collects "
+    "(floor of any gate with an item per check)"
+)
 XDIST_SPEEDUP = 1.7
 
 NAIVE_SCRIPT = textwrap.dedent(
@@ -90,6 +92,41 @@ BREAKDOWN_SCRIPT = textwrap.dedent(
     print(json.dumps(out))
     """
 )
+
+
+FLOOR_CONFTEST = textwrap.dedent(
+    f"""
+    import pytest
+
+    class Empty(pytest.Item):
+        def runtest(self):
+            pass
+
+        def reportinfo(self):
+            return self.path, None, self.name
+
+    class Artifact(pytest.File):
+        def collect(self):
+            for check in ("integrity", "safety", "finite", "structure")[:{ITEMS_FILE_ONLY}]:
+                yield Empty.from_parent(self, name=check)
+
+    def pytest_collect_file(file_path, parent):
+        if file_path.suffix == ".art":
+            return Artifact.from_parent(parent, path=file_path)
+    """
+)
+
+
+def make_item_floor(workdir: Path, count: int) -> Path:
+    """`count` empty files, each collected as ITEMS_FILE_ONLY items that do nothing: what
+    pytest's own collection and run protocol cost for the gate's items, without any check."""
+    suite = workdir / f"pytest-floor-{count}"
+    suite.mkdir(parents=True, exist_ok=True)
+    (suite / "pytest.ini").write_text("[pytest]\n")
+    (suite / "conftest.py").write_text(FLOOR_CONFTEST)
+    for i in range(count):
+        (suite / f"artifact_{i:04d}.art").touch()
+    return suite
 
 
 def _naive(folder: Path) -> Run:
@@ -152,7 +189,7 @@ def run_many(opts: Options) -> Section:
         def gate(*extra: str, folder: Path = folder, goldens: Path | None = goldens) -> Run:
             return run_gate(opts.workdir, folder, *extra, golden_dir=goldens)
 
-        suite = make_suite(opts.workdir, ITEMS_FILE_ONLY * size, name=f"pytest-floor-{size}")
+        suite = make_item_floor(opts.workdir, size)
         variants = {
             "naive script (reference)": lambda folder=folder: _naive(folder),
             PYTEST_FLOOR: lambda suite=suite: run_process(
