@@ -40,6 +40,7 @@ For a ``.keras`` archive, ``hdf5`` is the tree of the inner ``model.weights.h5``
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -51,7 +52,6 @@ from pytest_kerasmodel.formats import (
     Artifact,
     H5Node,
     extension_of,
-    iter_optimizer_weights,
     open_artifact,
 )
 
@@ -161,7 +161,7 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
         scratch = _scan_buffer(root, weight_paths.values(), datasets)
         for name, h5_path in weight_paths.items():
             assert root is not None
-            nan, inf = count_nonfinite(root[h5_path], scratch)
+            nan, inf = count_nonfinite(_open_dataset(root, h5_path), scratch)
             values[name] = {"nan": nan, "inf": inf}
             if nan or inf:
                 notes.append(f"weight {name} holds {nan} NaN and {inf} infinite value(s)")
@@ -201,7 +201,7 @@ def _recorded_layer_names(artifact: Artifact) -> list[str]:
     if artifact.config is not None or artifact.weights_root is None:
         return []
     if artifact.format == "h5-weights":
-        return weightnames.attr_list(artifact.weights_root, "layer_names")
+        return weightnames.attr_list(artifact.attrs_of(artifact.weights_root), "layer_names")
     names = []
     for node in artifact.nodes:
         parts = node.path.split("/")
@@ -264,8 +264,13 @@ def _lambda_layers(config: Any, depth: int = 0) -> Iterator[str]:
 
 
 def _optimizer(artifact: Artifact, datasets: dict[str, H5Node]) -> dict[str, Any] | None:
+    from pytest_kerasmodel import weightnames
+
     variables: dict[str, dict[str, Any]] = {}
-    for name, h5_path, _ in iter_optimizer_weights(artifact):
+    paths = (
+        weightnames.optimizer_weight_paths(artifact) if artifact.weights_root is not None else []
+    )
+    for name, h5_path in paths:
         node = datasets.get(h5_path)
         if node is not None:
             variables[name] = {"shape": list(node.shape or ()), "dtype": node.dtype}
@@ -342,25 +347,35 @@ def _plain(value: Any) -> Any:
     return jsonable(value)
 
 
+def _open_dataset(root: Any, h5_path: str) -> Any:
+    """The dataset at ``h5_path`` as a low-level ``DatasetID`` (no high-level object built)."""
+    import h5py
+
+    return h5py.h5d.open(root.id, h5_path.encode("utf-8"))
+
+
 def count_nonfinite(dataset: Any, scratch: Any = None) -> tuple[int, int]:
     """NaN and infinite values in a dataset, read block by block (bounded memory).
 
-    Each block is read with ``read_direct`` into one reused buffer (``scratch``: a byte buffer
-    the caller may pass to share between datasets), and checked with one sum: the sum of finite
-    values is finite unless it overflows, so only a block whose sum is NaN or infinite is
-    counted value by value.
+    ``dataset``: an ``h5py.Dataset`` or its low-level ``DatasetID``. Each block is read into one
+    reused buffer (``scratch``: a byte buffer the caller may pass to share between datasets),
+    and checked with one sum: the sum of finite values is finite unless it overflows, so only
+    a block whose sum is NaN or infinite is counted value by value.
     """
+    import h5py
     import numpy as np
 
-    dtype = dataset.dtype
-    if dtype.kind not in "fc":
+    dataset_id = dataset if isinstance(dataset, h5py.h5d.DatasetID) else dataset.id
+    dtype = dataset_id.dtype
+    if dtype.kind not in "fc" or dataset_id.shape is None:  # not floats, or no dataspace
         return 0, 0
-    shape = tuple(dataset.shape or ())
-    size = int(dataset.size)
+    shape = tuple(dataset_id.shape)
+    size = math.prod(shape)
     if size == 0:
         return 0, 0
     if not shape:
-        value = np.asarray(dataset[()])
+        value = np.empty((), dtype=dtype)
+        dataset_id.read(h5py.h5s.ALL, h5py.h5s.ALL, value)
         return int(np.isnan(value).sum()), int(np.isinf(value).sum())
     row = size // shape[0]
     row_bytes = max(1, dtype.itemsize * row)
@@ -371,15 +386,17 @@ def count_nonfinite(dataset: Any, scratch: Any = None) -> tuple[int, int]:
     # float16 sums overflow early: accumulate them in float32
     acc = np.float32 if dtype.itemsize < 4 and dtype.kind == "f" else None
     nan = inf = 0
+    file_space = dataset_id.get_space()
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, shape[0], step):
             stop = min(start + step, shape[0])
             block = np.frombuffer(scratch, dtype=dtype, count=(stop - start) * row)
             block = block.reshape((stop - start, *shape[1:]))
             if start == 0 and stop == shape[0]:
-                dataset.read_direct(block)
-            else:
-                dataset.read_direct(block, np.s_[start:stop])
+                dataset_id.read(h5py.h5s.ALL, h5py.h5s.ALL, block)
+            else:  # rows start:stop of the file into the whole block
+                file_space.select_hyperslab((start,) + (0,) * (len(shape) - 1), block.shape)
+                dataset_id.read(h5py.h5s.create_simple(block.shape), file_space, block)
             if np.isfinite(np.add.reduce(block, axis=None, dtype=acc)):
                 continue
             nan += int(np.count_nonzero(np.isnan(block)))

@@ -32,8 +32,8 @@ import os
 import re
 import struct
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -171,9 +171,8 @@ def sniff(path: str | os.PathLike[str]) -> str:
     )
 
 
-def _hdf5_layout(root: h5py.Group) -> str:
+def _hdf5_layout(root: h5py.Group, attrs: Mapping[str, Any]) -> str:
     """Which Keras HDF5 layout an open file has, from its attributes and top-level groups."""
-    attrs = root.attrs
     if "model_config" in attrs or ("model_weights" in root and "layer_names" not in attrs):
         return FORMAT_H5
     if "layer_names" in attrs or "layer_names0" in attrs:
@@ -235,13 +234,44 @@ def _dtype_name(dtype: Any) -> str:
     return str(dtype)
 
 
-def _read_attrs(obj: Any, where: str, path: Path, limits: Limits) -> dict[str, Any]:
+def _name(raw: bytes) -> str:
+    """An HDF5 link or attribute name as h5py shows it (UTF-8; undecodable bytes escaped)."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _attr_value(attr_id: Any) -> Any:
+    """An open attribute's value, exactly as h5py's ``obj.attrs[name]`` reads it."""
+    import h5py
+    import numpy as np
+
+    shape = attr_id.shape
+    if shape is None:  # an empty (null) dataspace
+        return h5py.Empty(attr_id.dtype)
+    dtype = attr_id.dtype
+    htype = h5py.h5t.py_create(dtype)
+    if dtype.subdtype is not None:  # numpy has no top-level array type: fold it into the shape
+        dtype, subshape = dtype.subdtype
+        shape = shape + subshape
+    value = np.zeros(shape, dtype=dtype, order="C")
+    attr_id.read(value, mtype=htype)
+    string = h5py.check_string_dtype(dtype)
+    if string is not None and string.length is None:  # variable-length strings come as bytes
+        value = np.array(
+            [b.decode("utf-8", "surrogateescape") for b in value.flat], dtype=dtype
+        ).reshape(value.shape)
+    return value[()] if value.ndim == 0 else value
+
+
+def _read_attrs(obj_id: Any, where: str, path: Path, limits: Limits) -> dict[str, Any]:
+    """The attributes of an open object (an h5py ObjectID), in sorted name order."""
     import h5py
 
+    raw_names: list[bytes] = []
+    h5py.h5a.iterate(obj_id, raw_names.append)
     values: dict[str, Any] = {}
-    for name in sorted(obj.attrs.keys()):
+    for name, raw in sorted((_name(n), n) for n in raw_names):
         try:
-            attr_id = h5py.h5a.open(obj.id, name.encode("utf-8"))
+            attr_id = h5py.h5a.open(obj_id, raw)
         except Exception as exc:  # the attribute's header is unreadable
             raise HygieneError(
                 path, "hdf5-hygiene", f"attribute {name!r} of /{where} is unreadable: {exc}"
@@ -258,7 +288,7 @@ def _read_attrs(obj: Any, where: str, path: Path, limits: Limits) -> dict[str, A
                 f"(limit {limits.max_attribute_bytes})",
             )
         try:
-            values[name] = obj.attrs[name]
+            values[name] = _attr_value(attr_id)
         except Exception as exc:
             raise HygieneError(
                 path, "hdf5-hygiene", f"attribute {name!r} of /{where} is unreadable: {exc}"
@@ -266,13 +296,15 @@ def _read_attrs(obj: Any, where: str, path: Path, limits: Limits) -> dict[str, A
     return values
 
 
-def check_dataset(dset: h5py.Dataset, where: str, path: Path, limits: Limits) -> H5Node:
-    """Refuse external/virtual storage and shape bombs; return the dataset's node. Reads no data."""
+def check_dataset(dataset_id: Any, where: str, path: Path, limits: Limits) -> H5Node:
+    """Refuse external/virtual storage and shape bombs; return the dataset's node. Reads no data.
+
+    ``dataset_id``: an h5py ``DatasetID`` (``dataset.id``).
+    """
     import h5py
 
-    dcpl = dset.id.get_create_plist()
-    layout = dcpl.get_layout()
-    if layout == h5py.h5d.VIRTUAL:
+    dcpl = dataset_id.get_create_plist()
+    if dcpl.get_layout() == h5py.h5d.VIRTUAL:
         raise HygieneError(
             path,
             "hdf5-hygiene",
@@ -286,12 +318,12 @@ def check_dataset(dset: h5py.Dataset, where: str, path: Path, limits: Limits) ->
             f"dataset /{where} stores its data in an external file ({first!r}): "
             "reading it would read a file outside the artifact",
         )
-    shape = tuple(int(n) for n in (dset.shape or ()))
-    itemsize = dset.dtype.itemsize
-    declared = itemsize
+    shape = tuple(int(n) for n in (dataset_id.shape or ()))
+    dtype = dataset_id.dtype
+    declared = dtype.itemsize
     for n in shape:
         declared *= n
-    storage = int(dset.id.get_storage_size())
+    storage = int(dataset_id.get_storage_size())
     if declared > limits.shape_bomb_min_bytes and declared > limits.shape_bomb_ratio * max(
         storage, 1
     ):
@@ -305,7 +337,7 @@ def check_dataset(dset: h5py.Dataset, where: str, path: Path, limits: Limits) ->
         path=where,
         kind="dataset",
         shape=shape,
-        dtype=_dtype_name(dset.dtype),
+        dtype=_dtype_name(dtype),
         storage_bytes=storage,
         declared_bytes=declared,
     )
@@ -314,72 +346,113 @@ def check_dataset(dset: h5py.Dataset, where: str, path: Path, limits: Limits) ->
 def walk_hdf5(
     root: h5py.Group, path: Path, limits: Limits = DEFAULT_LIMITS, *, with_attrs: bool = True
 ) -> list[H5Node]:
-    """Every object of the file, checked, in sorted path order. Reads metadata only.
+    """Every object of the file, checked, depth first with each group's links in name order.
 
-    External links and user-defined links are refused; soft links are recorded, never followed
-    (a dangling one or one leading outside the file is refused); an object reached twice
-    (hard-link cycles) is visited once.
+    Reads metadata only. External links and user-defined links are refused; soft links are
+    recorded, never followed (a dangling one or one leading outside the file is refused); a
+    group reached twice (hard-link cycles) is visited once.
     """
-    import h5py
+    return _Walk(root, path, limits, with_attrs).run()
 
-    nodes: list[H5Node] = []
-    seen: set[tuple[int, int]] = set()
 
-    def visit(group: h5py.Group, where: str, depth: int) -> None:
-        info = h5py.h5o.get_info(group.id)
-        key = (info.fileno, info.addr)
-        if key in seen:
-            return
-        seen.add(key)
-        if depth > limits.max_hdf5_depth:
+class _Walk:
+    """One pass of HDF5's own link visit (H5Lvisit: depth first, links in name order, each
+    group entered once) with h5py's low-level API: an object's type, address and attribute
+    count come from one ``h5o.get_info``, and only objects that have attributes are asked for
+    them. The checks and messages are :func:`walk_hdf5`'s."""
+
+    def __init__(self, root: h5py.Group, path: Path, limits: Limits, with_attrs: bool) -> None:
+        self.root = root
+        self.path = path
+        self.limits = limits
+        self.with_attrs = with_attrs
+        self.nodes: list[H5Node] = []
+        self.seen: set[tuple[int, int]] = set()
+        self.error: BaseException | None = None
+
+    def run(self) -> list[H5Node]:
+        import h5py
+
+        info = h5py.h5o.get_info(self.root.id)
+        self.seen.add((info.fileno, info.addr))
+        attrs = self.attrs(self.root.id, "", info.num_attrs)
+        self.nodes.append(H5Node(path="", kind="group", attrs=attrs))
+        # h5py turns an exception raised inside a visit callback into a SystemError: the
+        # callback keeps it and stops the visit (a true return value), and it is raised here.
+        self.root.id.links.visit(self.visit, info=True)
+        if self.error is not None:
+            raise self.error
+        return self.nodes
+
+    def visit(self, name: bytes, link: Any) -> bool | None:
+        try:
+            self.link(name, link)
+        except H5_ERRORS as exc:  # the library cannot read this object: say which one
+            self.error = RuntimeError(f"/{_name(name)} cannot be read: {exc}")
+            return True
+        except BaseException as exc:
+            self.error = exc
+            return True
+        return None
+
+    def attrs(self, obj_id: Any, where: str, count: int) -> dict[str, Any]:
+        if not self.with_attrs or count == 0:
+            return {}
+        return _read_attrs(obj_id, where, self.path, self.limits)
+
+    def link(self, name: bytes, link: Any) -> None:
+        import h5py
+
+        path, limits = self.path, self.limits
+        if len(self.nodes) >= limits.max_hdf5_objects:
             raise HygieneError(
-                path, "hdf5-hygiene", f"groups nested deeper than {limits.max_hdf5_depth}"
+                path, "hdf5-hygiene", f"more than {limits.max_hdf5_objects} HDF5 objects"
             )
-        attrs = _read_attrs(group, where, path, limits) if with_attrs else {}
-        nodes.append(H5Node(path=where, kind="group", attrs=attrs))
-        for name in sorted(group.keys()):
-            if len(nodes) >= limits.max_hdf5_objects:
-                raise HygieneError(
-                    path, "hdf5-hygiene", f"more than {limits.max_hdf5_objects} HDF5 objects"
-                )
-            child_where = f"{where}/{name}" if where else name
-            link = group.get(name, getlink=True)
-            if isinstance(link, h5py.ExternalLink):
+        where = _name(name)
+        root_id = self.root.id
+        if link.type == h5py.h5l.TYPE_EXTERNAL:
+            filename, target = root_id.links.get_val(name)
+            raise HygieneError(
+                path,
+                "hdf5-hygiene",
+                f"/{where} is an external link to {os.fsdecode(filename)!r}:{_name(target)}: "
+                "it leads outside the file",
+            )
+        if link.type == h5py.h5l.TYPE_SOFT:
+            target = _name(root_id.links.get_val(name))
+            if target not in self.root.file:
                 raise HygieneError(
                     path,
                     "hdf5-hygiene",
-                    f"/{child_where} is an external link to {link.filename!r}:{link.path}: "
-                    "it leads outside the file",
+                    f"/{where} is a soft link to {target!r}, which is not in the file",
                 )
-            if isinstance(link, h5py.SoftLink):
-                target = link.path
-                if target not in root.file:
-                    raise HygieneError(
-                        path,
-                        "hdf5-hygiene",
-                        f"/{child_where} is a soft link to {target!r}, which is not in the file",
-                    )
-                nodes.append(H5Node(path=child_where, kind="softlink", target=target))
-                continue
-            if not isinstance(link, h5py.HardLink):
+            self.nodes.append(H5Node(path=where, kind="softlink", target=target))
+            return
+        if link.type != h5py.h5l.TYPE_HARD:
+            raise HygieneError(path, "hdf5-hygiene", f"/{where} is a link of unknown kind")
+        info = h5py.h5o.get_info(root_id, name)
+        if info.type == h5py.h5o.TYPE_DATASET:
+            dataset_id = h5py.h5d.open(root_id, name)
+            node = check_dataset(dataset_id, where, path, limits)
+            if self.with_attrs and info.num_attrs:
+                node = replace(node, attrs=_read_attrs(dataset_id, where, path, limits))
+            self.nodes.append(node)
+        elif info.type == h5py.h5o.TYPE_GROUP:
+            key = (info.fileno, info.addr)
+            if key in self.seen:  # HDF5 does not enter it again either
+                return
+            self.seen.add(key)
+            depth = where.count("/") + 1
+            if depth > limits.max_hdf5_depth:
                 raise HygieneError(
-                    path, "hdf5-hygiene", f"/{child_where} is a link of unknown kind"
+                    path, "hdf5-hygiene", f"groups nested deeper than {limits.max_hdf5_depth}"
                 )
-            obj = group.get(name)
-            if isinstance(obj, h5py.Dataset):
-                node = check_dataset(obj, child_where, path, limits)
-                if with_attrs:
-                    node = H5Node(
-                        **{**node.__dict__, "attrs": _read_attrs(obj, child_where, path, limits)}
-                    )
-                nodes.append(node)
-            elif isinstance(obj, h5py.Group):
-                visit(obj, child_where, depth + 1)
-            else:  # a committed datatype
-                nodes.append(H5Node(path=child_where, kind="datatype"))
-
-    visit(root, "", 0)
-    return nodes
+            attrs: dict[str, Any] = {}
+            if self.with_attrs and info.num_attrs:
+                attrs = _read_attrs(h5py.h5g.open(root_id, name), where, path, limits)
+            self.nodes.append(H5Node(path=where, kind="group", attrs=attrs))
+        else:  # a committed datatype
+            self.nodes.append(H5Node(path=where, kind="datatype"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -553,6 +626,24 @@ class Artifact:
     zip_file: Any = None  # the archive's open file (the zip and the inner weights read from it)
     savedmodel_files: list[tuple[str, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    _node_index: dict[str, H5Node] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def node(self, h5_path: str) -> H5Node | None:
+        """The checked node at ``h5_path`` (no leading slash) of :attr:`nodes`, else None."""
+        if self._node_index is None or len(self._node_index) != len(self.nodes):
+            self._node_index = {n.path: n for n in self.nodes}
+        return self._node_index.get(h5_path)
+
+    def attrs_of(self, obj: Any) -> Mapping[str, Any]:
+        """The attributes of an HDF5 object of :attr:`h5`: those the hygiene walk read when it
+        recorded the object under the same path (no second read), else read from the file."""
+        name = obj.name
+        node = self.node(name.lstrip("/")) if isinstance(name, str) else None
+        if node is not None and node.kind in ("group", "dataset"):
+            return node.attrs
+        return obj.attrs
 
     @property
     def title(self) -> str:
@@ -575,10 +666,10 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _attr_json(group: h5py.Group, name: str, path: Path) -> Any:
-    if name not in group.attrs:
+def _attr_json(attrs: Mapping[str, Any], name: str, path: Path) -> Any:
+    if name not in attrs:
         return None
-    text = _text(group.attrs[name])
+    text = _text(attrs[name])
     if text is None:
         return None
     return _parse_json(text, f"attribute {name!r}", path)
@@ -590,24 +681,25 @@ def _fill_hdf5(artifact: Artifact, f: h5py.File, limits: Limits, *, inner: bool)
     if inner:
         artifact.weights_root = f
         return
+    attrs = artifact.nodes[0].attrs  # the root group's, as the walk read them
     try:
-        artifact.format = _hdf5_layout(f)
+        artifact.format = _hdf5_layout(f, attrs)
     except ValueError as exc:
         raise ArtifactError(path, "format", str(exc)) from None
-    attrs = f.attrs
     if artifact.format == FORMAT_H5:
-        artifact.config = _attr_json(f, "model_config", path)
-        artifact.training_config = _attr_json(f, "training_config", path)
+        artifact.config = _attr_json(attrs, "model_config", path)
+        artifact.training_config = _attr_json(attrs, "training_config", path)
         weights = f.get("model_weights")
         artifact.weights_root = weights if weights is not None else f
     else:
         artifact.weights_root = f
-    for source in (f, artifact.weights_root):
-        if artifact.keras_version is None and "keras_version" in source.attrs:
-            artifact.keras_version = _text(source.attrs["keras_version"])
-        if artifact.backend is None and "backend" in source.attrs:
-            artifact.backend = _text(source.attrs["backend"])
-    artifact.metadata = {k: _text(v) for k, v in attrs.items() if k in ("keras_version", "backend")}
+    for source in (attrs, artifact.attrs_of(artifact.weights_root)):
+        if artifact.keras_version is None and "keras_version" in source:
+            artifact.keras_version = _text(source["keras_version"])
+        if artifact.backend is None and "backend" in source:
+            artifact.backend = _text(source["backend"])
+    # in the file's attribute order (creation order when the file tracks it)
+    artifact.metadata = {k: _text(attrs[k]) for k in f.attrs if k in ("keras_version", "backend")}
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ same in ``.keras``, ``.weights.h5`` and Keras 3 legacy HDF5.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -385,15 +385,20 @@ def _guess_names(
     return named
 
 
-def attr_list(group: Any, name: str) -> list[str]:
-    """A list attribute that legacy HDF5 may split into ``name0``, ``name1``, ... chunks."""
+def attr_list(source: Any, name: str) -> list[str]:
+    """A list attribute that legacy HDF5 may split into ``name0``, ``name1``, ... chunks.
+
+    ``source``: an HDF5 object, or its attributes (``group.attrs``, a dict from
+    :meth:`Artifact.attrs_of`).
+    """
+    attrs: Mapping[str, Any] = getattr(source, "attrs", source)
     values: list[Any] = []
-    if name in group.attrs:
-        values = list(group.attrs[name])
+    if name in attrs:
+        values = list(attrs[name])
     else:
         k = 0
-        while f"{name}{k}" in group.attrs:
-            values.extend(group.attrs[f"{name}{k}"])
+        while f"{name}{k}" in attrs:
+            values.extend(attrs[f"{name}{k}"])
             k += 1
     return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
 
@@ -427,20 +432,42 @@ def _short_names(layer: str, stored: list[str]) -> list[str]:
     return [f"{i}" for i in range(len(stored))]
 
 
+def _join(group_path: str, name: str) -> str:
+    return f"{group_path}/{name}" if group_path else name
+
+
 def _legacy_layout_weights(artifact: Artifact) -> list[NamedWeight]:
+    """Named from the ``layer_names``/``weight_names`` attributes. The groups and links come
+    from the checked tree where it recorded them (no second read); whatever it did not record
+    under the same path (e.g. reached through a soft link) is asked of the file."""
     root = artifact.weights_root
     assert root is not None
+    root_path = root.name.lstrip("/")
     configs = {layer.name: layer for layer in model_layers(artifact.config)}
-    names = attr_list(root, "layer_names")
-    if "top_level_model_weights" in root:
-        names.append("top_level_model_weights")
+    names = attr_list(artifact.attrs_of(root), "layer_names")
+    top = "top_level_model_weights"
+    if artifact.node(_join(root_path, top)) is not None or top in root:
+        names.append(top)
     result: list[NamedWeight] = []
     for layer_name in names:
-        group = root.get(layer_name)
-        if group is None or not hasattr(group, "attrs"):
-            continue
-        stored = attr_list(group, "weight_names")
-        present = [w for w in stored if w in group]
+        group: Any = None
+        attrs: Mapping[str, Any]
+        plain = layer_name not in ("", ".") and "/" not in layer_name
+        node = artifact.node(_join(root_path, layer_name)) if plain else None
+        if node is not None and node.kind == "group":
+            base, attrs = node.path, node.attrs
+        else:
+            group = root.get(layer_name)
+            if group is None or not hasattr(group, "attrs"):
+                continue
+            base, attrs = group.name.lstrip("/"), artifact.attrs_of(group)
+        present = []
+        for stored in attr_list(attrs, "weight_names"):
+            if not stored or artifact.node(_join(base, stored)) is None:
+                group = group if group is not None else root[layer_name]
+                if stored not in group:
+                    continue
+            present.append(stored)
         if not present:
             continue
         layer = configs.get(layer_name)
@@ -449,7 +476,6 @@ def _legacy_layout_weights(artifact: Artifact) -> list[NamedWeight]:
             variables = [s.name for s in legacy_order(specs)]
         else:
             variables = _short_names(layer_name, present)
-        base = group.name.lstrip("/")
         pairs = zip(variables, present, strict=True)
         result.extend(NamedWeight(layer_name, v, f"{base}/{w}") for v, w in pairs)
     return result
@@ -480,7 +506,7 @@ def optimizer_weight_paths(artifact: Artifact) -> list[tuple[str, str]]:
         group = artifact.h5.get("optimizer_weights")
         if group is None or not hasattr(group, "attrs"):
             return []
-        stored = [w for w in attr_list(group, "weight_names") if w in group]
+        stored = [w for w in attr_list(artifact.attrs_of(group), "weight_names") if w in group]
         if not stored:
             stored = sorted(
                 (n.path[len("optimizer_weights/") :] for n in artifact.nodes

@@ -211,11 +211,14 @@ def test_count_nonfinite_across_blocks(
         f.create_dataset("scalar", data=np.array(np.nan, dtype=dtype))
         f.create_dataset("empty", shape=(0, 5), dtype=dtype)
         f.create_dataset("ints", data=np.arange(10))
+        f.create_dataset("nothing", data=h5py.Empty(dtype))  # no dataspace, no values
     with h5py.File(tmp_path / "values.h5", "r") as f:
         scratch = np.empty(7, dtype=np.uint8)  # too small: replaced, not overrun
         assert describe.count_nonfinite(f["data"], scratch) == (2, 2)
         assert describe.count_nonfinite(f["data"]) == (2, 2)
+        assert describe.count_nonfinite(f["data"].id, scratch) == (2, 2)  # a low-level DatasetID
         assert describe.count_nonfinite(f["huge"]) == (0, 0)
         assert describe.count_nonfinite(f["scalar"]) == (1, 0)
         assert describe.count_nonfinite(f["empty"]) == (0, 0)
         assert describe.count_nonfinite(f["ints"]) == (0, 0)
+        assert describe.count_nonfinite(f["nothing"]) == (0, 0)

@@ -269,6 +269,85 @@ def test_too_many_objects_is_refused(tmp_path: Path) -> None:
         detect_format(path, limits=Limits(max_hdf5_objects=10))
 
 
+def test_too_deep_nesting_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "deep.weights.h5"
+    with _weights_file(path) as f:
+        f.create_group("layers/a/b/c")
+    assert detect_format(path, limits=Limits(max_hdf5_depth=4)) == "weights.h5"
+    with pytest.raises(ArtifactError, match="groups nested deeper than 3"):
+        detect_format(path, limits=Limits(max_hdf5_depth=3))
+
+
+def test_walk_lists_links_depth_first_by_name_and_enters_a_group_once(tmp_path: Path) -> None:
+    path = tmp_path / "links.weights.h5"
+    with _weights_file(path) as f:
+        f["layers/dense/vars/1"] = f["layers/dense/vars/0"]  # a dataset under two names
+        f["layers/dense/vars/up"] = f["layers"]  # a hard-link cycle
+        f["layers/zz"] = f["layers/dense"]  # a group under two names
+        f.create_group("layers/\u00e9")
+        f.create_group("layers/Z")
+        f["layers/dense/vars"].attrs["name"] = "dense"
+    with open_artifact(path) as artifact:
+        nodes = [(n.path, n.kind) for n in artifact.nodes]
+        vars_attrs = next(n.attrs for n in artifact.nodes if n.path == "layers/dense/vars")
+    assert nodes == [
+        ("", "group"),
+        ("layers", "group"),
+        ("layers/Z", "group"),
+        ("layers/dense", "group"),
+        ("layers/dense/vars", "group"),
+        ("layers/dense/vars/0", "dataset"),
+        ("layers/dense/vars/1", "dataset"),
+        ("layers/\u00e9", "group"),
+    ]
+    assert vars_attrs == {"name": "dense"}
+
+
+def test_walk_reads_attributes_exactly_as_h5py_does(tmp_path: Path) -> None:
+    path = tmp_path / "attrs.weights.h5"
+    values = {
+        "text": "caf\u00e9",
+        "fixed": np.bytes_(b"abc"),
+        "ints": np.arange(3),
+        "names": np.array([b"dense/kernel:0", b"dense/bias:0"]),
+        "vlen": np.array(["x", "y\u00e9"], dtype=h5py.string_dtype()),
+        "rows": np.zeros((2,), dtype=np.dtype("(3,)f4")),
+        "record": np.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")]),
+        "empty": h5py.Empty("f4"),
+        "flag": True,
+        "number": 2.5,
+    }
+    with _weights_file(path) as f:
+        for obj in (f, f["layers/dense/vars"], f["layers/dense/vars/0"]):
+            for name, value in values.items():
+                obj.attrs[name] = value
+    with open_artifact(path) as artifact, h5py.File(path, "r") as f:
+        checked = [n for n in artifact.nodes if n.attrs]
+        assert [n.path for n in checked] == ["", "layers/dense/vars", "layers/dense/vars/0"]
+        for node in checked:
+            expected = dict(f[node.path or "/"].attrs.items())
+            assert list(node.attrs) == sorted(expected)
+            for name, value in expected.items():
+                got = node.attrs[name]
+                assert type(got) is type(value) and repr(got) == repr(value), name
+
+
+def test_user_defined_link_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ud.weights.h5"
+    with _weights_file(path) as f:
+        f["layers/e"] = h5py.ExternalLink("other.h5", "/x")
+    # h5py cannot write a user-defined link: turn the external link's type (64) into 65 in its
+    # link message (version 1, type flag, one-byte name "e", value length, flags, file name)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"other.h5\x00/x\x00") - 6
+    assert data[at : at + 3] == b"\x40\x01e"
+    data[at] = 65
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="/layers/e is a link of unknown kind") as info:
+        detect_format(path)
+    assert info.value.check == "hdf5-hygiene"
+
+
 # ---- zip hygiene -------------------------------------------------------------------------------
 
 
