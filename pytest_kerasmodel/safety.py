@@ -786,19 +786,36 @@ class _H5Scanner:
                     "when loading weights (Keras 3.13+); a link can alias one weight as another",
                 )
                 continue
+            # h5py's low-level API: an object without attributes that is not a dataset is not
+            # opened at all, and nothing is opened twice
+            name = node.path.encode("utf-8") if node.path else b"."
             try:
-                obj = h5file[path] if node.path else h5file
-                self.scan_attrs(obj, path)
-                if isinstance(obj, h5py.Dataset):
-                    self.scan_dataset(obj, path)
+                info = h5py.h5o.get_info(h5file.id, name)
+                if info.type == h5py.h5o.TYPE_DATASET:
+                    dataset = h5py.h5d.open(h5file.id, name)
+                    self.scan_attrs(dataset, path, info.num_attrs)
+                    self.scan_dataset(dataset, path)
+                elif info.num_attrs:
+                    self.scan_attrs(h5py.h5o.open(h5file.id, name), path, info.num_attrs)
             except _H5_ERRORS as error:
                 self.add("h5-unreadable", path, f"cannot be read: {error}")
         return self.findings
 
-    def scan_attrs(self, obj: Any, path: str) -> None:
-        for name in list(obj.attrs.keys()):
+    def scan_attrs(self, obj_id: Any, path: str, count: int) -> None:
+        """``obj_id``: an open object (h5py ObjectID) with ``count`` attributes."""
+        import h5py
+
+        if not count:
+            return
+        # h5py's order for obj.attrs: creation order where the object tracks it, else by name
+        tracked = obj_id.get_create_plist().get_attr_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
+        index = h5py.h5.INDEX_CRT_ORDER if tracked else h5py.h5.INDEX_NAME
+        raw_names: list[bytes] = []
+        h5py.h5a.iterate(obj_id, raw_names.append, index_type=index)
+        for raw in raw_names:
+            name = raw.decode("utf-8", "backslashreplace")
             try:
-                attr = obj.attrs.get_id(name)
+                attr = h5py.h5a.open(obj_id, raw)
                 dtype, shape = attr.dtype, attr.shape
                 declared = _declared_bytes(shape, dtype.itemsize)
             except _H5_ERRORS as error:
@@ -815,8 +832,9 @@ class _H5Scanner:
                 )
 
     def scan_dataset(self, dataset: Any, path: str) -> None:
+        """``dataset``: an open ``h5py.h5d.DatasetID``."""
         dtype, shape = dataset.dtype, dataset.shape
-        plist = dataset.id.get_create_plist()
+        plist = dataset.get_create_plist()
         filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
         unknown = [f for f in filters if f not in _BUILTIN_FILTERS]
         if unknown:
@@ -828,7 +846,7 @@ class _H5Scanner:
         problem = _dtype_problem(dtype)
         if problem:
             self.add("h5-object-data", path, f"dataset {problem}")
-        elif self.looks_pickled(dataset, dtype, shape, dataset.id.get_storage_size()):
+        elif self.looks_pickled(dataset, dtype, shape, dataset.get_storage_size()):
             self.add(
                 "h5-object-data",
                 path,
@@ -836,14 +854,16 @@ class _H5Scanner:
             )
 
     @staticmethod
-    def looks_pickled(dataset: Any, dtype: Any, shape: tuple[int, ...], stored: int) -> bool:
+    def looks_pickled(dataset_id: Any, dtype: Any, shape: tuple[int, ...], stored: int) -> bool:
         """Peek at two bytes of byte arrays: a pickle starts with PROTO (0x80) and 2..5."""
+        import h5py
+
         if stored == 0:
             return False
         if dtype.kind == "S" and shape == ():
-            head = bytes(dataset[()])[:2]
+            head = bytes(h5py.Dataset(dataset_id)[()])[:2]
         elif dtype.kind == "u" and dtype.itemsize == 1 and len(shape) == 1 and shape[0] >= 2:
-            head = bytes(dataset[:2].tobytes())
+            head = bytes(h5py.Dataset(dataset_id)[:2].tobytes())
         else:
             return False
         return len(head) == 2 and head[0] == 0x80 and head[1] in _PICKLE_PROTOCOLS
