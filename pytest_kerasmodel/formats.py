@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import os
 import re
@@ -153,7 +154,9 @@ def sniff(path: str | os.PathLike[str]) -> str:
         )
     try:
         with open(p, "rb") as fh:
-            head = fh.read(_HDF5_SIGNATURE_OFFSETS[-1] + len(HDF5_MAGIC))
+            head = fh.read(len(HDF5_MAGIC))
+            if head[:4] not in ZIP_MAGICS and head != HDF5_MAGIC:  # after an HDF5 user block?
+                head += fh.read(_HDF5_SIGNATURE_OFFSETS[-1])
     except OSError as exc:
         raise ArtifactError(p, "format", f"cannot read the file: {exc.strerror or exc}") from None
     if head[:4] in ZIP_MAGICS:
@@ -571,6 +574,25 @@ class _Window(io.RawIOBase):
         return False
 
 
+# An inner model.weights.h5 up to this size is read into memory and opened from there (HDF5's
+# core driver with a file image), so that HDF5 reads its metadata without calling back into
+# Python for each read; a larger one is read in place from the archive (_Window).
+IN_MEMORY_WEIGHTS_BYTES = 8 * 1024**2
+_IMAGE_NUMBERS = itertools.count()
+
+
+def _open_image(data: bytes, name: str) -> h5py.File:
+    """A read-only HDF5 file held in memory, with no file behind it."""
+    import h5py
+
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fapl_core(backing_store=False)
+    fapl.set_file_image(data)
+    # HDF5 tells open files apart by name: each image gets a name of its own
+    unique = f"{name}#{next(_IMAGE_NUMBERS)}".encode()
+    return h5py.File(h5py.h5f.open(unique, h5py.h5f.ACC_RDONLY, fapl=fapl))
+
+
 def _stored_member_window(fh: Any, info: zipfile.ZipInfo, path: Path) -> _Window:
     fh.seek(info.header_offset)
     header = fh.read(30)
@@ -778,7 +800,11 @@ def open_artifact(
                     )
                     raw = stack.enter_context(zf.open(info))
                 try:
-                    f = stack.enter_context(h5py.File(raw, "r"))
+                    if info.file_size <= IN_MEMORY_WEIGHTS_BYTES:
+                        f = _open_image(raw.read(), f"{p}/{KERAS_ZIP_WEIGHTS}")
+                    else:
+                        f = h5py.File(raw, "r")
+                    stack.enter_context(f)
                 except H5_ERRORS as exc:
                     raise ArtifactError(
                         p, "hdf5", f"{KERAS_ZIP_WEIGHTS} inside the archive is not HDF5: {exc}"

@@ -35,6 +35,20 @@ def test_keras3_formats_are_detected_from_content(
     assert detect_format(keras3_files[key]) == fmt
 
 
+def test_inner_weights_read_in_memory_or_in_place_alike(
+    keras3_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small model.weights.h5 is opened from memory, a large one in place in the archive."""
+    from pytest_kerasmodel import formats
+    from pytest_kerasmodel.describe import describe_artifact
+
+    in_memory = describe_artifact(keras3_files["keras"], scan_values=True)
+    monkeypatch.setattr(formats, "IN_MEMORY_WEIGHTS_BYTES", 0)
+    in_place = describe_artifact(keras3_files["keras"], scan_values=True)
+    assert in_memory["weights"] and in_memory["values"]
+    assert in_place == in_memory
+
+
 @pytest.mark.parametrize(
     ("key", "fmt"), [("keras", "keras"), ("h5", "h5"), ("h5-weights", "h5-weights")]
 )
