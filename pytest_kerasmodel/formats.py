@@ -34,7 +34,7 @@ import re
 import struct
 import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -219,6 +219,21 @@ class H5Node:
     declared_bytes: int | None = None
     target: str | None = None  # a soft link's target
     attrs: dict[str, Any] = field(default_factory=dict)
+    # What else the walk saw, for the safety scan (so that it opens nothing again); not part of
+    # a node's identity. attr_info: each attribute in h5py's order (creation order where the
+    # object tracks it, else by name), None when the walk did not read attributes.
+    attr_info: tuple[H5Attr, ...] | None = field(default=None, compare=False, repr=False)
+    numpy_dtype: Any = field(default=None, compare=False, repr=False)  # a dataset's
+    filters: tuple[int, ...] = field(default=(), compare=False, repr=False)  # a dataset's
+
+
+class H5Attr(NamedTuple):
+    """An attribute as the walk saw it: its declared type and shape, and its stored size."""
+
+    name: str
+    dtype: Any  # numpy dtype
+    shape: tuple[int, ...] | None  # None: an empty (null) dataspace
+    storage_bytes: int | None  # None: HDF5 reports none (an empty attribute)
 
 
 class HygieneError(ArtifactError):
@@ -242,15 +257,14 @@ def _name(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def _attr_value(attr_id: Any) -> Any:
-    """An open attribute's value, exactly as h5py's ``obj.attrs[name]`` reads it."""
+def _attr_value(attr_id: Any, shape: tuple[int, ...] | None, dtype: Any) -> Any:
+    """An open attribute's value (of that ``shape`` and ``dtype``), exactly as h5py's
+    ``obj.attrs[name]`` reads it."""
     import h5py
     import numpy as np
 
-    shape = attr_id.shape
     if shape is None:  # an empty (null) dataspace
-        return h5py.Empty(attr_id.dtype)
-    dtype = attr_id.dtype
+        return h5py.Empty(dtype)
     htype = h5py.h5t.py_create(dtype)
     if dtype.subdtype is not None:  # numpy has no top-level array type: fold it into the shape
         dtype, subshape = dtype.subdtype
@@ -265,13 +279,17 @@ def _attr_value(attr_id: Any) -> Any:
     return value[()] if value.ndim == 0 else value
 
 
-def _read_attrs(obj_id: Any, where: str, path: Path, limits: Limits) -> dict[str, Any]:
-    """The attributes of an open object (an h5py ObjectID), in sorted name order."""
+def _read_attrs(
+    obj_id: Any, where: str, path: Path, limits: Limits
+) -> tuple[dict[str, Any], tuple[H5Attr, ...]]:
+    """The attributes of an open object (an h5py ObjectID): their values in sorted name order,
+    and what each declares in h5py's order."""
     import h5py
 
     raw_names: list[bytes] = []
-    h5py.h5a.iterate(obj_id, raw_names.append)
+    h5py.h5a.iterate(obj_id, raw_names.append)  # by name
     values: dict[str, Any] = {}
+    info: dict[bytes, H5Attr] = {}
     for name, raw in sorted((_name(n), n) for n in raw_names):
         try:
             attr_id = h5py.h5a.open(obj_id, raw)
@@ -280,10 +298,10 @@ def _read_attrs(obj_id: Any, where: str, path: Path, limits: Limits) -> dict[str
                 path, "hdf5-hygiene", f"attribute {name!r} of /{where} is unreadable: {exc}"
             ) from None
         try:
-            size = attr_id.get_storage_size()
+            size: int | None = attr_id.get_storage_size()
         except Exception:  # HDF5 reports an empty attribute's size as an error
-            size = 0
-        if size > limits.max_attribute_bytes:
+            size = None
+        if (size or 0) > limits.max_attribute_bytes:
             raise HygieneError(
                 path,
                 "hdf5-hygiene",
@@ -291,12 +309,18 @@ def _read_attrs(obj_id: Any, where: str, path: Path, limits: Limits) -> dict[str
                 f"(limit {limits.max_attribute_bytes})",
             )
         try:
-            values[name] = _attr_value(attr_id)
+            shape, dtype = attr_id.shape, attr_id.dtype
+            values[name] = _attr_value(attr_id, shape, dtype)
         except Exception as exc:
             raise HygieneError(
                 path, "hdf5-hygiene", f"attribute {name!r} of /{where} is unreadable: {exc}"
             ) from None
-    return values
+        info[raw] = H5Attr(name, dtype, shape, size)
+    order = raw_names
+    if obj_id.get_create_plist().get_attr_creation_order() & h5py.h5p.CRT_ORDER_TRACKED:
+        order = []
+        h5py.h5a.iterate(obj_id, order.append, index_type=h5py.h5.INDEX_CRT_ORDER)
+    return values, tuple(info[raw] for raw in order)
 
 
 def check_dataset(dataset_id: Any, where: str, path: Path, limits: Limits) -> H5Node:
@@ -304,6 +328,11 @@ def check_dataset(dataset_id: Any, where: str, path: Path, limits: Limits) -> H5
 
     ``dataset_id``: an h5py ``DatasetID`` (``dataset.id``).
     """
+    return H5Node(**_checked_dataset(dataset_id, where, path, limits))
+
+
+def _checked_dataset(dataset_id: Any, where: str, path: Path, limits: Limits) -> dict[str, Any]:
+    """:func:`check_dataset`'s checks; returns the node's fields."""
     import h5py
 
     dcpl = dataset_id.get_create_plist()
@@ -336,14 +365,16 @@ def check_dataset(dataset_id: Any, where: str, path: Path, limits: Limits) -> H5
             f"dataset /{where} declares shape {shape} ({declared} bytes) but stores only "
             f"{storage} bytes: a shape bomb; reading it would allocate the declared size",
         )
-    return H5Node(
-        path=where,
-        kind="dataset",
-        shape=shape,
-        dtype=_dtype_name(dtype),
-        storage_bytes=storage,
-        declared_bytes=declared,
-    )
+    return {
+        "path": where,
+        "kind": "dataset",
+        "shape": shape,
+        "dtype": _dtype_name(dtype),
+        "storage_bytes": storage,
+        "declared_bytes": declared,
+        "numpy_dtype": dtype,
+        "filters": tuple(dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())),
+    }
 
 
 def walk_hdf5(
@@ -378,8 +409,8 @@ class _Walk:
 
         info = h5py.h5o.get_info(self.root.id)
         self.seen.add((info.fileno, info.addr))
-        attrs = self.attrs(self.root.id, "", info.num_attrs)
-        self.nodes.append(H5Node(path="", kind="group", attrs=attrs))
+        attrs, attr_info = self.attrs(self.root.id, "", info.num_attrs)
+        self.nodes.append(H5Node("", "group", attrs=attrs, attr_info=attr_info))
         # h5py turns an exception raised inside a visit callback into a SystemError: the
         # callback keeps it and stops the visit (a true return value), and it is raised here.
         self.root.id.links.visit(self.visit, info=True)
@@ -398,9 +429,14 @@ class _Walk:
             return True
         return None
 
-    def attrs(self, obj_id: Any, where: str, count: int) -> dict[str, Any]:
-        if not self.with_attrs or count == 0:
-            return {}
+    def attrs(
+        self, obj_id: Any, where: str, count: int
+    ) -> tuple[dict[str, Any], tuple[H5Attr, ...] | None]:
+        """The ``count`` attributes of an open object: values and what each declares."""
+        if not self.with_attrs:
+            return {}, None
+        if count == 0:
+            return {}, ()
         return _read_attrs(obj_id, where, self.path, self.limits)
 
     def link(self, name: bytes, link: Any) -> None:
@@ -436,10 +472,9 @@ class _Walk:
         info = h5py.h5o.get_info(root_id, name)
         if info.type == h5py.h5o.TYPE_DATASET:
             dataset_id = h5py.h5d.open(root_id, name)
-            node = check_dataset(dataset_id, where, path, limits)
-            if self.with_attrs and info.num_attrs:
-                node = replace(node, attrs=_read_attrs(dataset_id, where, path, limits))
-            self.nodes.append(node)
+            fields = _checked_dataset(dataset_id, where, path, limits)  # before its attributes
+            attrs, attr_info = self.attrs(dataset_id, where, info.num_attrs)
+            self.nodes.append(H5Node(**fields, attrs=attrs, attr_info=attr_info))
         elif info.type == h5py.h5o.TYPE_GROUP:
             key = (info.fileno, info.addr)
             if key in self.seen:  # HDF5 does not enter it again either
@@ -450,10 +485,9 @@ class _Walk:
                 raise HygieneError(
                     path, "hdf5-hygiene", f"groups nested deeper than {limits.max_hdf5_depth}"
                 )
-            attrs: dict[str, Any] = {}
-            if self.with_attrs and info.num_attrs:
-                attrs = _read_attrs(h5py.h5g.open(root_id, name), where, path, limits)
-            self.nodes.append(H5Node(path=where, kind="group", attrs=attrs))
+            group_id = h5py.h5g.open(root_id, name) if info.num_attrs and self.with_attrs else None
+            attrs, attr_info = self.attrs(group_id, where, info.num_attrs)
+            self.nodes.append(H5Node(where, "group", attrs=attrs, attr_info=attr_info))
         else:  # a committed datatype
             self.nodes.append(H5Node(path=where, kind="datatype"))
 

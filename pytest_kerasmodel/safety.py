@@ -21,7 +21,7 @@ import posixpath
 import re
 import struct
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -786,9 +786,27 @@ class _H5Scanner:
                     "when loading weights (Keras 3.13+); a link can alias one weight as another",
                 )
                 continue
-            # h5py's low-level API: an object without attributes that is not a dataset is not
-            # opened at all, and nothing is opened twice
             name = node.path.encode("utf-8") if node.path else b"."
+            known_dataset = node.kind == "dataset" and node.numpy_dtype is not None
+            if node.attr_info is not None and (node.kind != "dataset" or known_dataset):
+                # the walk that checked the tree saw each attribute and the dataset's storage
+                for attr in node.attr_info:
+                    self.judge_attr(path, attr.name, attr.dtype, attr.shape)
+                if node.kind == "dataset":
+                    try:
+                        self.judge_dataset(
+                            path,
+                            node.numpy_dtype,
+                            node.shape or (),
+                            node.filters,
+                            node.storage_bytes or 0,
+                            lambda: h5py.h5d.open(h5file.id, name),  # noqa: B023 (called now)
+                        )
+                    except _H5_ERRORS as error:
+                        self.add("h5-unreadable", path, f"cannot be read: {error}")
+                continue
+            # else with h5py's low-level API: an object without attributes that is not a dataset
+            # is not opened at all, and nothing is opened twice
             try:
                 info = h5py.h5o.get_info(h5file.id, name)
                 if info.type == h5py.h5o.TYPE_DATASET:
@@ -817,25 +835,39 @@ class _H5Scanner:
             try:
                 attr = h5py.h5a.open(obj_id, raw)
                 dtype, shape = attr.dtype, attr.shape
-                declared = _declared_bytes(shape, dtype.itemsize)
             except _H5_ERRORS as error:
                 self.add("h5-unreadable", f"{path}@{name}", f"attribute cannot be read: {error}")
                 continue
-            problem = _dtype_problem(dtype)
-            if problem:
-                self.add("h5-object-data", f"{path}@{name}", f"attribute {problem}")
-            elif declared > H5_MAX_ATTR_BYTES:
-                self.add(
-                    "h5-shape-bomb",
-                    f"{path}@{name}",
-                    f"attribute declares {declared} bytes (limit {H5_MAX_ATTR_BYTES})",
-                )
+            self.judge_attr(path, name, dtype, shape)
+
+    def judge_attr(self, path: str, name: str, dtype: Any, shape: tuple[int, ...] | None) -> None:
+        problem = _dtype_problem(dtype)
+        if problem:
+            self.add("h5-object-data", f"{path}@{name}", f"attribute {problem}")
+        elif (declared := _declared_bytes(shape, dtype.itemsize)) > H5_MAX_ATTR_BYTES:
+            self.add(
+                "h5-shape-bomb",
+                f"{path}@{name}",
+                f"attribute declares {declared} bytes (limit {H5_MAX_ATTR_BYTES})",
+            )
 
     def scan_dataset(self, dataset: Any, path: str) -> None:
         """``dataset``: an open ``h5py.h5d.DatasetID``."""
         dtype, shape = dataset.dtype, dataset.shape
         plist = dataset.get_create_plist()
         filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        self.judge_dataset(path, dtype, shape, filters, dataset.get_storage_size(), lambda: dataset)
+
+    def judge_dataset(
+        self,
+        path: str,
+        dtype: Any,
+        shape: Any,
+        filters: Iterable[int],
+        stored: int,
+        open_dataset: Callable[[], Any],
+    ) -> None:
+        """``open_dataset()``: the ``DatasetID``, only opened to peek at a byte array."""
         unknown = [f for f in filters if f not in _BUILTIN_FILTERS]
         if unknown:
             self.add(
@@ -846,7 +878,7 @@ class _H5Scanner:
         problem = _dtype_problem(dtype)
         if problem:
             self.add("h5-object-data", path, f"dataset {problem}")
-        elif self.looks_pickled(dataset, dtype, shape, dataset.get_storage_size()):
+        elif self.looks_pickled(open_dataset, dtype, shape, stored):
             self.add(
                 "h5-object-data",
                 path,
@@ -854,16 +886,18 @@ class _H5Scanner:
             )
 
     @staticmethod
-    def looks_pickled(dataset_id: Any, dtype: Any, shape: tuple[int, ...], stored: int) -> bool:
+    def looks_pickled(
+        open_dataset: Callable[[], Any], dtype: Any, shape: tuple[int, ...], stored: int
+    ) -> bool:
         """Peek at two bytes of byte arrays: a pickle starts with PROTO (0x80) and 2..5."""
         import h5py
 
         if stored == 0:
             return False
         if dtype.kind == "S" and shape == ():
-            head = bytes(h5py.Dataset(dataset_id)[()])[:2]
+            head = bytes(h5py.Dataset(open_dataset())[()])[:2]
         elif dtype.kind == "u" and dtype.itemsize == 1 and len(shape) == 1 and shape[0] >= 2:
-            head = bytes(h5py.Dataset(dataset_id)[:2].tobytes())
+            head = bytes(h5py.Dataset(open_dataset())[:2].tobytes())
         else:
             return False
         return len(head) == 2 and head[0] == 0x80 and head[1] in _PICKLE_PROTOCOLS
@@ -889,13 +923,35 @@ def _open_h5(source: Any) -> h5py.File:
         return h5py.File(source, "r")
 
 
-def _read_h5_config_attr(h5file: h5py.File, name: str) -> tuple[str | None, list[Finding]]:
+def _read_h5_config_attr(
+    h5file: h5py.File, name: str, root: H5Node | None = None
+) -> tuple[str | None, list[Finding]]:
+    """A config attribute of the root group as text. ``root``: the root group's node from the
+    walk that checked the file; when it read the attributes, they are not read again."""
+    walked = {a.name: a for a in root.attr_info} if root and root.attr_info is not None else None
+    attr = walked.get(name) if walked is not None else None
+    if walked is None or (attr is not None and attr.storage_bytes is None):
+        return _read_h5_config_attr_from_file(h5file, name)  # (an empty attribute: as before)
+    if attr is None:
+        return None, []
+    if _dtype_problem(attr.dtype) or (attr.storage_bytes or 0) > CONFIG_MAX_BYTES:
+        return None, []  # reported by scan_hdf5
+    assert root is not None
+    return _config_text(root.attrs[name], name)
+
+
+def _read_h5_config_attr_from_file(
+    h5file: h5py.File, name: str
+) -> tuple[str | None, list[Finding]]:
     if name not in h5file.attrs:
         return None, []
     attr = h5file.attrs.get_id(name)
     if _dtype_problem(attr.dtype) or attr.get_storage_size() > CONFIG_MAX_BYTES:
         return None, []  # reported by scan_hdf5
-    value = h5file.attrs[name]
+    return _config_text(h5file.attrs[name], name)
+
+
+def _config_text(value: Any, name: str) -> tuple[str | None, list[Finding]]:
     if hasattr(value, "tolist") and not isinstance(value, (bytes, str)):
         value = value.tolist()
     if isinstance(value, bytes):
@@ -923,9 +979,10 @@ def _scan_h5_file(
     h5file: h5py.File, label: str, allowed: tuple[str, ...], nodes: list[H5Node] | None = None
 ) -> list[Finding]:
     findings = _H5Scanner(label).scan(h5file, nodes)
+    root = nodes[0] if nodes and nodes[0].path == "" and nodes[0].kind == "group" else None
     for attr in ("model_config", "training_config"):
         try:
-            text, problems = _read_h5_config_attr(h5file, attr)
+            text, problems = _read_h5_config_attr(h5file, attr, root)
         except _H5_ERRORS as error:
             where = f"{label}HDF5 '/@{attr}'"
             findings.append(Finding("unreadable-config", where, f"cannot be read: {error}"))

@@ -180,6 +180,30 @@ def test_scan_of_an_opened_artifact_equals_the_scan_by_path(
     assert sum(not found for _, found in compared) >= 14  # healthy files
 
 
+def test_attribute_findings_come_in_h5py_order_in_both_scans(tmp_path: Path) -> None:
+    """Creation order where the object tracks it: the scan of an opened artifact takes what the
+    walk saw, the scan by path reads the file, and both list the same findings in that order."""
+    import h5py
+    import numpy as np
+
+    from pytest_kerasmodel.formats import open_artifact
+
+    path = tmp_path / "ordered.weights.h5"
+    with h5py.File(path, "w") as f:
+        group = f.create_group("layers/dense/vars", track_order=True)
+        group.create_dataset("0", data=np.ones(2, "float32"))
+        group.attrs["z_opaque"] = np.void(b"\x80\x04ab")
+        group.attrs["a_reference"] = f.ref
+        group.attrs["name"] = "dense"
+    with open_artifact(path) as opened:
+        shared = [str(f) for f in scan_artifact(opened)]
+    assert shared == [str(f) for f in scan_artifact(path)]
+    assert [f.split(":")[0] for f in shared] == [
+        "[h5-object-data] HDF5 '/layers/dense/vars@z_opaque'",
+        "[h5-object-data] HDF5 '/layers/dense/vars@a_reference'",
+    ]
+
+
 def test_keras_own_npz_weights_are_pickles(tmp_path: Path) -> None:
     """Keras 3 can store weights as model.weights.npz; numpy stores those dicts as object arrays,
     i.e. pickles. The installed Keras refuses to load them (allow_pickle=False): flagged."""
