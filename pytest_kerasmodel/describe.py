@@ -42,7 +42,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Iterator
 from typing import Any
 
 from pytest_kerasmodel.errors import ArtifactError
@@ -247,20 +246,23 @@ def _layers(
     return layers
 
 
-def _lambda_layers(config: Any, depth: int = 0) -> Iterator[str]:
-    """Names of Lambda layers anywhere in a config (nested models, wrappers)."""
-    if depth > 200:
-        return
-    if isinstance(config, dict):
-        if config.get("class_name") == "Lambda":
-            inner = config.get("config")
-            name = config.get("name") or (inner.get("name") if isinstance(inner, dict) else None)
-            yield str(name or "?")
-        for value in config.values():
-            yield from _lambda_layers(value, depth + 1)
-    elif isinstance(config, list):
-        for value in config:
-            yield from _lambda_layers(value, depth + 1)
+def _lambda_layers(config: Any) -> list[str]:
+    """Names of Lambda layers anywhere in a config (nested models, wrappers), 200 levels deep."""
+    names = []
+    stack = [(config, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > 200:
+            continue
+        if isinstance(value, dict):
+            if value.get("class_name") == "Lambda":
+                inner = value.get("config")
+                name = value.get("name") or (inner.get("name") if isinstance(inner, dict) else None)
+                names.append(str(name or "?"))
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return names
 
 
 def _optimizer(artifact: Artifact, datasets: dict[str, H5Node]) -> dict[str, Any] | None:
