@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import threading
+import zlib
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from gate_artifacts import MARKER_NAME, message, run_gate, stage, status
 
@@ -194,39 +196,28 @@ def test_load_failure_names_the_layer_keras_cannot_rebuild(
     assert "Keras said: ValueError: Unrecognized keyword arguments passed to LSTM" in text
 
 
-@pytest.mark.parametrize("in_background", [False, True])
-def test_crc_damage_fails_integrity_whether_checked_in_background_or_not(
-    in_background: bool, gate_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A large .keras has its CRCs checked in a thread while the weights are scanned: a damaged
-    member fails integrity all the same, and a healthy archive passes."""
+def test_crc32_combine_matches_zlib_over_any_split() -> None:
+    from pytest_kerasmodel.gate.checks import crc32_combine
+
+    data = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    for cut in (0, 1, 7, 2500, 4096, 4999, 5000):
+        a, b = data[:cut], data[cut:]
+        assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(data), cut
+
+
+@pytest.fixture(params=["inline", "background"])
+def crc_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Whether the zip CRCs are checked inline or by the background job, in units small enough
+    that even a tiny archive's members are split into many units (combined in order)."""
     from pytest_kerasmodel.gate import checks
 
-    threshold = 0 if in_background else 2**62
-    monkeypatch.setattr(checks, "CRC_IN_BACKGROUND_BYTES", threshold)
-    ran_in: list[str] = []
-    real_run = checks._BackgroundCrcCheck.run
-
-    def run(self: checks._BackgroundCrcCheck) -> None:
-        ran_in.append(threading.current_thread().name)
-        real_run(self)
-
-    monkeypatch.setattr(checks._BackgroundCrcCheck, "run", run)
-    verdicts = {
-        name: checks.check_artifact(
-            {"path": str(gate_files[name]), "checks": ["integrity", "finite"]}
-        )["checks"]
-        for name in ("crc.keras", "clf.keras")
-    }
-    integrity = verdicts["crc.keras"]["integrity"]
-    assert integrity["status"] == "failed"
-    assert "member 'model.weights.h5' fails its CRC check" in integrity["message"]
-    assert verdicts["crc.keras"]["finite"]["message"] == "not checked: the integrity check failed"
-    assert {c: r["status"] for c, r in verdicts["clf.keras"].items()} == {
-        "integrity": "passed",
-        "finite": "passed",
-    }
-    assert ran_in == (["kerasmodel-zip-crc"] * 2 if in_background else [])
+    if request.param == "background":
+        monkeypatch.setattr(checks, "CRC_IN_BACKGROUND_BYTES", 0)
+        monkeypatch.setattr(checks, "CRC_UNIT_BYTES", 1000)
+        monkeypatch.setattr(checks, "CRC_READ_BYTES", 300)
+    else:
+        monkeypatch.setattr(checks, "CRC_IN_BACKGROUND_BYTES", 2**62)
+    return str(request.param)
 
 
 def test_a_large_run_lists_only_the_failing_artifacts_unless_verbose(
@@ -250,3 +241,106 @@ def test_a_large_run_lists_only_the_failing_artifacts_unless_verbose(
     verbose, _ = run_gate(pytester, "-k", "integrity", "-v")
     verbose.stdout.fnmatch_lines(["models/ok_00.keras *ok", "models/ok_49.keras *ok"])
     assert "not listed" not in verbose.stdout.str()
+
+
+def _events(path: Path, checks_: list[str], **request: Any) -> list[tuple[str, str]]:
+    """(check, "start" or the result's status + message) in the order iter_checks yields them."""
+    from pytest_kerasmodel.gate.checks import Request, iter_checks
+
+    return [
+        (name, "start" if result is None else f"{result.status}: {result.message}")
+        for name, result, _ in iter_checks(Request(str(path), checks_, **request))
+    ]
+
+
+FILE_ONLY = ["integrity", "safety", "finite", "structure", "budgets"]
+
+
+def test_crc_damage_fails_integrity_and_its_dependents_whether_checked_in_background_or_not(
+    crc_mode: str, gate_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """While a large archive's CRCs are checked in the background, the file-only checks run;
+    a damaged member then fails integrity with the same message, and the checks that needed
+    integrity are "not checked", their speculative results discarded."""
+    from pytest_kerasmodel.gate.checks import check_artifact
+
+    golden = tmp_path / "structure.json"
+    base = {"path": str(gate_files["crc.keras"]), "checks": FILE_ONLY}
+    check_artifact({**base, "golden_structure": str(golden), "update_golden": True})
+    assert not golden.exists()  # nothing written from a damaged file
+    verdicts = check_artifact({**base, "max_params": 10**6})["checks"]
+    assert verdicts["integrity"]["status"] == "failed"
+    assert verdicts["integrity"]["message"] == (
+        "a damaged zip archive: member 'model.weights.h5' fails its CRC check"
+    )
+    assert verdicts["safety"]["status"] == "passed"  # safety does not need integrity
+    for name in ("finite", "structure", "budgets"):
+        assert verdicts[name]["message"] == "not checked: the integrity check failed", name
+
+    events = _events(gate_files["crc.keras"], FILE_ONLY, max_params=10**6)
+    starts = [name for name, event in events if event == "start"]
+    ended = [name for name, event in events if event != "start"]
+    if crc_mode == "background":
+        # integrity's result waits for its CRCs: the other checks ran meanwhile; integrity
+        # "starts" again while its CRC pass ends, so a crash there is blamed on it
+        assert starts == ["integrity", "safety", "finite", "structure", "budgets", "integrity"]
+        assert ended == ["safety", "integrity", "finite", "structure", "budgets"]
+    else:
+        assert starts == ["integrity", "safety"]
+        assert ended == ["integrity", "safety", "finite", "structure", "budgets"]
+
+
+def test_a_healthy_archive_passes_whether_its_crcs_are_checked_in_background_or_not(
+    crc_mode: str, gate_files: dict[str, Path], tmp_path: Path
+) -> None:
+    from pytest_kerasmodel.gate.checks import check_artifact
+
+    golden = tmp_path / "structure.json"
+    base = {"path": str(gate_files["clf.keras"]), "golden_structure": str(golden)}
+    recorded = check_artifact({**base, "checks": FILE_ONLY, "update_golden": True})["checks"]
+    assert recorded["structure"]["message"].startswith("golden structure recorded")
+    verdicts = check_artifact({**base, "checks": FILE_ONLY, "max_params": 26})["checks"]
+    assert {c: r["status"] for c, r in verdicts.items()} == dict.fromkeys(FILE_ONLY, "passed")
+    assert verdicts["finite"]["message"] == "4 weight variable(s), 26 values, all finite"
+    events = _events(gate_files["clf.keras"], ["integrity"])  # alone: nothing runs meanwhile
+    assert events == [("integrity", "start"), ("integrity", events[1][1])]
+    assert events[1][1].startswith("passed: ")
+
+
+def test_a_crc_damaged_archive_is_never_loaded(
+    crc_mode: str, gate_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CRC pass ends before anything needs Keras: load never runs on a damaged file."""
+    from pytest_kerasmodel.gate import checks
+
+    loaded: list[Path] = []
+    real_load = checks.load
+
+    def spy(subject: checks.Subject) -> Any:
+        loaded.append(subject.path)
+        return real_load(subject)
+
+    monkeypatch.setattr(checks, "load", spy)
+    events = _events(gate_files["crc.keras"], ["integrity", "safety", "load", "finite"])
+    assert ("load", "failed: not checked: the integrity check failed") in events
+    assert ("load", "start") not in events
+    assert loaded == []
+    healthy = _events(gate_files["clf.keras"], ["integrity", "safety", "load", "finite"])
+    order = [f"{name} {event.split(':')[0]}" for name, event in healthy]
+    assert order.index("integrity passed") < order.index("load start")
+    assert "load passed" in order
+    assert loaded == [gate_files["clf.keras"]]
+
+
+def test_crc_damage_without_isolation_in_a_pytest_run(
+    crc_mode: str, pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    stage(pytester.path / "models", gate_files, ["crc.keras", "clf.keras"])
+    result, verdicts = run_gate(pytester, "--keras-no-isolation")
+    assert message(verdicts, "crc.keras", "integrity") == (
+        "a damaged zip archive: member 'model.weights.h5' fails its CRC check"
+    )
+    for name in ("load", "finite", "structure", "predictions", "budgets"):
+        assert message(verdicts, "crc.keras", name) == "not checked: the integrity check failed"
+    assert status(verdicts, "clf.keras") == {**ALL_OK, **NO_GOLDEN}
+    result.stdout.fnmatch_lines(["2 artifact(s), 1 failing at least one check"])

@@ -13,16 +13,17 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import struct
 import sys
 import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pytest_kerasmodel import formats
 from pytest_kerasmodel.errors import ArtifactError
@@ -107,6 +108,10 @@ class Subject:
     # Keras, so that the worker's client does not count Keras's start-up against this artifact's
     # time limit (even when it reads the events later than they were sent)
     notify: Callable[[dict[str, Any]], None] | None = None
+    # set by iter_checks when checks that can run before the zip CRCs are known follow integrity:
+    # then check_integrity leaves its CRC job running in pending_crc
+    defer_crc: bool = False
+    pending_crc: _ZipCrcJob | None = None
     _files: ExitStack = field(default_factory=ExitStack)
     _opened: formats.Artifact | None = None
     _open_error: Exception | None = None
@@ -153,34 +158,194 @@ class Subject:
 # -- integrity -------------------------------------------------------------------------------------
 
 
-def _test_zip_crcs(zf: zipfile.ZipFile) -> None:
-    """Read every member once (chunk by chunk): a damaged member fails its CRC check here."""
-    try:
-        bad = zf.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-        raise CheckFailure(f"a damaged zip archive: {exc}") from None
-    if bad is not None:
-        raise CheckFailure(f"a damaged zip archive: member {bad!r} fails its CRC check")
+def _test_zip_crcs(zf: zipfile.ZipFile, skip: Collection[str] = ()) -> None:
+    """Read every member once (chunk by chunk): a damaged member fails its CRC check here.
 
-
-# A .keras archive larger than this has its CRCs checked in a thread, on its own file handle,
-# while the weights are described and scanned: zlib.crc32 and file reads release the GIL, so the
-# CRC pass (as costly as reading the bytes) overlaps the scan on another core.
-CRC_IN_BACKGROUND_BYTES = 16 * 1024**2
-
-
-class _BackgroundCrcCheck(threading.Thread):
-    def __init__(self, path: Path) -> None:
-        super().__init__(name="kerasmodel-zip-crc", daemon=True)
-        self.path = path
-        self.error: Exception | None = None
-
-    def run(self) -> None:
+    ``skip`` names the members a :class:`_ZipCrcJob` verifies instead.
+    """
+    for info in zf.infolist():
+        if info.filename in skip:
+            continue
         try:
-            with zipfile.ZipFile(self.path) as zf:
-                _test_zip_crcs(zf)
-        except Exception as exc:  # raised in the check's own thread (see check_integrity)
-            self.error = exc
+            with zf.open(info) as member:
+                while member.read(2**20):
+                    pass
+        except zipfile.BadZipFile:
+            raise CheckFailure(
+                f"a damaged zip archive: member {info.filename!r} fails its CRC check"
+            ) from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CheckFailure(f"a damaged zip archive: {exc}") from None
+
+
+# A stored member larger than this has its CRC checked by a _ZipCrcJob: in a thread, on its own
+# file handle, while the weights are described and scanned (and, when more checks follow, while
+# they run); zlib.crc32 and file reads release the GIL, so the CRC pass (as costly as reading the
+# bytes) overlaps the scan on another core. Smaller members are read through zipfile, inline.
+CRC_IN_BACKGROUND_BYTES = 16 * 1024**2
+# the job's unit of work (each unit's CRC is computed alone, then combined in order) and the size
+# of each read into the reused buffer (small enough to stay in the CPU cache for zlib.crc32)
+CRC_UNIT_BYTES = 8 * 1024**2
+CRC_READ_BYTES = 1024**2
+
+_CRC_POLY = 0xEDB88320  # zlib's CRC-32, bit-reflected: bit 31 holds the coefficient of x^0
+
+
+def _multmodp(a: int, b: int) -> int:
+    """a(x) * b(x) modulo the CRC-32 polynomial (zlib's multmodp)."""
+    product = 0
+    mask = 1 << 31
+    while mask:
+        if a & mask:
+            product ^= b
+        mask >>= 1
+        b = (b >> 1) ^ _CRC_POLY if b & 1 else b >> 1
+    return product
+
+
+_X2N = [1 << 30]  # x^(2^k) modulo the polynomial, for k in 0..31
+for _ in range(31):
+    _X2N.append(_multmodp(_X2N[-1], _X2N[-1]))
+
+
+def _x2nmodp(n: int, k: int) -> int:
+    """x^(n * 2^k) modulo the CRC-32 polynomial (zlib's x2nmodp)."""
+    power = 1 << 31
+    while n:
+        if n & 1:
+            power = _multmodp(_X2N[k & 31], power)
+        n >>= 1
+        k += 1
+    return power
+
+
+def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
+    """The CRC-32 of A + B from crc32(A), crc32(B) and len(B) (zlib's crc32_combine)."""
+    return _multmodp(_x2nmodp(length2, 3), crc1) ^ crc2
+
+
+@dataclass
+class _CrcUnit:
+    member: str
+    start: int  # in the file
+    length: int
+    crc: int = 0
+
+
+class _ZipCrcJob:
+    """Verifies the CRCs of an archive's large stored members, unit by unit.
+
+    A background thread takes the units in turn; :meth:`finish` makes the caller take the units
+    left too (two cores then share the end of the pass), waits for the thread, combines each
+    member's unit CRCs in order and raises :class:`CheckFailure` on a damaged member. Memory: one
+    reused read buffer per thread.
+    """
+
+    def __init__(self, path: Path, members: dict[str, tuple[int, int, int]]) -> None:
+        # member -> (data start in the file, length, expected CRC)
+        self.path = path
+        self.members = members
+        unit = max(1, CRC_UNIT_BYTES)
+        self._units = [
+            _CrcUnit(name, start + offset, min(unit, length - offset))
+            for name, (start, length, _) in members.items()
+            for offset in range(0, length, unit)
+        ]
+        self._next = 0
+        self._lock = threading.Lock()
+        self._error: Exception | None = None
+        self._done = False
+        self._thread = threading.Thread(target=self._work, name="kerasmodel-zip-crc", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def start_for(cls, opened: formats.Artifact) -> _ZipCrcJob | None:
+        """Start verifying the archive's large stored members; None when it has none."""
+        assert opened.zip is not None
+        large = [
+            info
+            for info in opened.zip.infolist()
+            if info.compress_type == zipfile.ZIP_STORED
+            and info.compress_size == info.file_size
+            and not info.flag_bits & 0x1  # encrypted: zipfile refuses it, inline
+            and info.file_size > CRC_IN_BACKGROUND_BYTES
+        ]
+        if not large:
+            return None
+        members: dict[str, tuple[int, int, int]] = {}
+        with open(opened.path, "rb") as fh:
+            for info in large:
+                members[info.filename] = (_stored_data_start(fh, info), info.file_size, info.CRC)
+        return cls(opened.path, members)
+
+    def _take(self) -> _CrcUnit | None:
+        with self._lock:
+            if self._error is not None or self._next >= len(self._units):
+                return None
+            self._next += 1
+            return self._units[self._next - 1]
+
+    def _work(self) -> None:
+        try:
+            with open(self.path, "rb", buffering=0) as fh:
+                buffer = memoryview(bytearray(max(1, min(CRC_READ_BYTES, CRC_UNIT_BYTES))))
+                while (unit := self._take()) is not None:
+                    fh.seek(unit.start)
+                    crc, left = 0, unit.length
+                    while left:
+                        got = fh.readinto(buffer[: min(len(buffer), left)])
+                        if not got:
+                            raise EOFError(f"member {unit.member!r} is truncated")
+                        crc = zlib.crc32(buffer[:got], crc)
+                        left -= got
+                    unit.crc = crc
+        except Exception as exc:  # reported by finish(), in the check's own thread
+            with self._lock:
+                if self._error is None:
+                    self._error = exc
+
+    def cancel(self) -> None:
+        """Stop taking units and wait for the thread (it ends its current unit)."""
+        with self._lock:
+            self._next = len(self._units)
+        self._thread.join()
+
+    def finish(self) -> None:
+        """Help with the units left, wait, and raise CheckFailure when a member is damaged."""
+        if not self._done:
+            self._work()
+            self._thread.join()
+            self._done = True
+        if self._error is not None:
+            raise CheckFailure(f"a damaged zip archive: {self._error}")
+        crcs: dict[str, int] = {}
+        for unit in self._units:
+            previous = crcs.get(unit.member)
+            crcs[unit.member] = (
+                unit.crc if previous is None else crc32_combine(previous, unit.crc, unit.length)
+            )
+        for name, (_, _, expected) in self.members.items():
+            if crcs.get(name, 0) != expected:
+                raise CheckFailure(f"a damaged zip archive: member {name!r} fails its CRC check")
+
+
+def _stored_data_start(fh: BinaryIO, info: zipfile.ZipInfo) -> int:
+    """Where a member's data starts, after its local header (checked as zipfile checks it)."""
+    fh.seek(info.header_offset)
+    header = fh.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise CheckFailure(
+            f"a damaged zip archive: member {info.filename!r} has no valid local header"
+        )
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    raw = fh.read(name_length)
+    name = raw.decode("utf-8" if info.flag_bits & 0x800 else "cp437", errors="replace")
+    if name != info.orig_filename:
+        raise CheckFailure(
+            f"a damaged zip archive: file name in directory {info.orig_filename!r} and header "
+            f"{name!r} differ"
+        )
+    return info.header_offset + 30 + name_length + extra_length
 
 
 def size_on_disk(path: Path) -> int:
@@ -194,41 +359,47 @@ def check_integrity(subject: Subject) -> CheckResult:
 
     Reads it once through :func:`~pytest_kerasmodel.describe.describe_artifact`, counting NaN and
     Inf values too when the finite check is asked for, so the finite, structure and budgets
-    checks need no second pass over the file.
+    checks need no second pass over the file. A .keras archive's large members have their CRCs
+    checked meanwhile in a thread (:class:`_ZipCrcJob`); when ``subject.defer_crc`` is set, the
+    check returns before that ends and leaves it in ``subject.pending_crc`` (see
+    :func:`iter_checks`).
     """
     from pytest_kerasmodel.describe import describe_artifact
 
     path = subject.path
     subject.size = size_on_disk(path)
-    crc: _BackgroundCrcCheck | None = None
+    job: _ZipCrcJob | None = None
     try:
-        opened = subject.opened()
-        if opened.format == formats.FORMAT_KERAS and opened.file_size > CRC_IN_BACKGROUND_BYTES:
-            crc = _BackgroundCrcCheck(path)
-            crc.start()
-        description = describe_artifact(opened, scan_values="finite" in subject.request.checks)
-    except formats.HygieneError as exc:
-        raise CheckFailure(f"refused before reading any data: {exc.reason}") from None
-    except ArtifactError as exc:
-        raise CheckFailure(exc.reason + (f" ({exc.hint})" if exc.hint else "")) from None
-    finally:
-        if crc is not None:
-            crc.join()
-    subject.description = description
-    subject.format = description["format"]
-    subject.writer = description["keras_version"] or ""
-    subject.backend = description["backend"] or ""
-    subject.size = description["file_size"]
-    if subject.format != formats.FORMAT_SAVEDMODEL:
-        subject.params = int(description["params"])
-    if subject.format == formats.FORMAT_KERAS:
-        if crc is None:
+        try:
+            opened = subject.opened()
+            if opened.format == formats.FORMAT_KERAS:
+                job = _ZipCrcJob.start_for(opened)
+            description = describe_artifact(opened, scan_values="finite" in subject.request.checks)
+        except formats.HygieneError as exc:
+            raise CheckFailure(f"refused before reading any data: {exc.reason}") from None
+        except ArtifactError as exc:
+            raise CheckFailure(exc.reason + (f" ({exc.hint})" if exc.hint else "")) from None
+        subject.description = description
+        subject.format = description["format"]
+        subject.writer = description["keras_version"] or ""
+        subject.backend = description["backend"] or ""
+        subject.size = description["file_size"]
+        if subject.format != formats.FORMAT_SAVEDMODEL:
+            subject.params = int(description["params"])
+        if subject.format == formats.FORMAT_KERAS:
             assert opened.zip is not None
-            _test_zip_crcs(opened.zip)
-        elif crc.error is not None:
-            raise crc.error
-        if not any(m["name"] == formats.KERAS_ZIP_WEIGHTS for m in description["zip"] or []):
-            raise CheckFailure(f"the archive has no {formats.KERAS_ZIP_WEIGHTS}")
+            _test_zip_crcs(opened.zip, skip=job.members if job else ())
+            if not any(m["name"] == formats.KERAS_ZIP_WEIGHTS for m in description["zip"] or []):
+                if job is not None:
+                    job.finish()  # a damaged member is the first thing to say
+                raise CheckFailure(f"the archive has no {formats.KERAS_ZIP_WEIGHTS}")
+            if job is not None and not subject.defer_crc:
+                job.finish()
+    except BaseException:
+        if job is not None:
+            job.cancel()
+        raise
+    subject.pending_crc = job if subject.defer_crc else None
     writer = f", written by Keras {subject.writer}" if subject.writer else ""
     notes = [n for n in description["notes"] if not n.startswith("weight ")]
     shown = "".join(f"; note: {n}" for n in notes)
@@ -604,6 +775,12 @@ def _needed(requested: list[str]) -> list[str]:
     return [c for c in CHECKS if c in needed]
 
 
+def _needs_settled_crcs(name: str, request: Request) -> bool:
+    """Whether ``name`` must wait for the zip CRC verification: it needs Keras (which reads the
+    file itself) or writes a golden from what it read."""
+    return name in ("load", "predictions") or (request.update_golden and name == "structure")
+
+
 def iter_checks(
     request: Request, notify: Callable[[dict[str, Any]], None] | None = None
 ) -> Iterator[tuple[str, CheckResult | None, dict[str, Any]]]:
@@ -611,22 +788,55 @@ def iter_checks(
 
     Yields ``(check, None, info)`` when a check starts and ``(check, result, info)`` when it ends,
     so that the worker can tell which check was running if a library brings the process down.
+
+    A large .keras archive's CRC verification (the integrity check's, see :class:`_ZipCrcJob`)
+    may go on while the next checks run, up to the first that needs Keras or writes a golden, or
+    the end. Until then the results of integrity and of the checks depending on it are held back;
+    integrity "starts" again while its verification ends, and if a member is damaged, integrity
+    fails and the held results become "not checked", as if it had failed first.
     """
     unknown = [c for c in request.checks if c not in RUNNERS]
     if unknown:
         raise ValueError(f"unknown check(s) {unknown}; known: {list(CHECKS)}")
     subject = Subject(Path(request.path), request, notify=notify)
     results: dict[str, CheckResult] = {}
+    needed = _needed(request.checks)
+    after = needed[needed.index("integrity") + 1 :] if "integrity" in needed else []
+    subject.defer_crc = bool(after) and not _needs_settled_crcs(after[0], request)
+    held: list[str] = []  # checks whose results wait for subject.pending_crc
+
+    def settle() -> Iterator[tuple[str, CheckResult | None, dict[str, Any]]]:
+        job, subject.pending_crc = subject.pending_crc, None
+        if job is not None:
+            yield "integrity", None, subject.info()
+            try:
+                job.finish()
+            except CheckFailure as exc:
+                results["integrity"] = CheckResult(FAILED, str(exc), exc.details)
+                for name in held:
+                    results[name] = _blocked(name, subject, results) or results[name]
+        for name in held:
+            yield name, results[name], subject.info()
+        held.clear()
+
     try:
-        for name in _needed(request.checks):
+        for name in needed:
+            if _needs_settled_crcs(name, request):
+                yield from settle()
             if name not in SHARED_OPEN:
                 subject.close()
             results[name] = _blocked(name, subject, results) or CheckResult("")
             if not results[name].status:
                 yield name, None, subject.info()
                 results[name] = _run_one(name, subject)
-            yield name, results[name], subject.info()
+            if subject.pending_crc is not None and "integrity" in _needed([name]):
+                held.append(name)
+            else:
+                yield name, results[name], subject.info()
+        yield from settle()
     finally:
+        if subject.pending_crc is not None:
+            subject.pending_crc.cancel()
         subject.close()
         subject.model = None
 
