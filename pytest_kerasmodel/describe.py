@@ -246,22 +246,24 @@ def _layers(
     return layers
 
 
-def _lambda_layers(config: Any) -> list[str]:
+def _lambda_layers(config: Any, depth: int = 0, names: list[str] | None = None) -> list[str]:
     """Names of Lambda layers anywhere in a config (nested models, wrappers), 200 levels deep."""
-    names = []
-    stack = [(config, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > 200:
-            continue
-        if isinstance(value, dict):
-            if value.get("class_name") == "Lambda":
-                inner = value.get("config")
-                name = value.get("name") or (inner.get("name") if isinstance(inner, dict) else None)
-                names.append(str(name or "?"))
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
+    names = [] if names is None else names
+    if depth > 200:
+        return names
+    if isinstance(config, dict):
+        if config.get("class_name") == "Lambda":
+            inner = config.get("config")
+            name = config.get("name") or (inner.get("name") if isinstance(inner, dict) else None)
+            names.append(str(name or "?"))
+        values: Any = config.values()
+    elif isinstance(config, list):
+        values = config
+    else:
+        return names
+    for value in values:
+        if isinstance(value, (dict, list)):  # nothing else can hold a layer
+            _lambda_layers(value, depth + 1, names)
     return names
 
 
