@@ -297,30 +297,38 @@ def _read_attrs(
             raise HygieneError(
                 path, "hdf5-hygiene", f"attribute {name!r} of /{where} is unreadable: {exc}"
             ) from None
-        try:
-            size: int | None = attr_id.get_storage_size()
-        except Exception:  # HDF5 reports an empty attribute's size as an error
-            size = None
-        if (size or 0) > limits.max_attribute_bytes:
-            raise HygieneError(
-                path,
-                "hdf5-hygiene",
-                f"attribute {name!r} of /{where} declares {size} bytes "
-                f"(limit {limits.max_attribute_bytes})",
-            )
-        try:
-            shape, dtype = attr_id.shape, attr_id.dtype
-            values[name] = _attr_value(attr_id, shape, dtype)
-        except Exception as exc:
-            raise HygieneError(
-                path, "hdf5-hygiene", f"attribute {name!r} of /{where} is unreadable: {exc}"
-            ) from None
-        info[raw] = H5Attr(name, dtype, shape, size)
-    order = raw_names
-    if obj_id.get_create_plist().get_attr_creation_order() & h5py.h5p.CRT_ORDER_TRACKED:
+        values[name], info[raw] = _read_attr(attr_id, name, where, path, limits)
+    order = raw_names  # by name (one attribute has no other order)
+    if len(raw_names) > 1 and (
+        obj_id.get_create_plist().get_attr_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
+    ):
         order = []
         h5py.h5a.iterate(obj_id, order.append, index_type=h5py.h5.INDEX_CRT_ORDER)
     return values, tuple(info[raw] for raw in order)
+
+
+def _read_attr(
+    attr_id: Any, name: str, where: str, path: Path, limits: Limits
+) -> tuple[Any, H5Attr]:
+    """An open attribute's value and what it declares, refused when too large or unreadable."""
+    try:
+        size: int | None = attr_id.get_storage_size()
+    except Exception:  # HDF5 reports an empty attribute's size as an error
+        size = None
+    if (size or 0) > limits.max_attribute_bytes:
+        raise HygieneError(
+            path,
+            "hdf5-hygiene",
+            f"attribute {name!r} of /{where} declares {size} bytes "
+            f"(limit {limits.max_attribute_bytes})",
+        )
+    try:
+        shape, dtype = attr_id.shape, attr_id.dtype
+        return _attr_value(attr_id, shape, dtype), H5Attr(name, dtype, shape, size)
+    except Exception as exc:
+        raise HygieneError(
+            path, "hdf5-hygiene", f"attribute {name!r} of /{where} is unreadable: {exc}"
+        ) from None
 
 
 def check_dataset(dataset_id: Any, where: str, path: Path, limits: Limits) -> H5Node:
@@ -439,6 +447,21 @@ class _Walk:
             return {}, ()
         return _read_attrs(obj_id, where, self.path, self.limits)
 
+    def only_attr(
+        self, name: bytes, where: str
+    ) -> tuple[dict[str, Any], tuple[H5Attr, ...] | None] | None:
+        """The one attribute of the object at ``name``, opened through its path (the object
+        itself is not opened); None when it cannot be opened so (then read as any other)."""
+        import h5py
+
+        try:
+            attr_id = h5py.h5a.open(self.root.id, index=0, obj_name=name)
+            attr_name = _name(attr_id.name)
+        except H5_ERRORS:
+            return None
+        value, attr = _read_attr(attr_id, attr_name, where, self.path, self.limits)
+        return {attr_name: value}, (attr,)
+
     def link(self, name: bytes, link: Any) -> None:
         import h5py
 
@@ -485,8 +508,12 @@ class _Walk:
                 raise HygieneError(
                     path, "hdf5-hygiene", f"groups nested deeper than {limits.max_hdf5_depth}"
                 )
-            group_id = h5py.h5g.open(root_id, name) if info.num_attrs and self.with_attrs else None
-            attrs, attr_info = self.attrs(group_id, where, info.num_attrs)
+            read = self.only_attr(name, where) if self.with_attrs and info.num_attrs == 1 else None
+            if read is None:
+                opened = self.with_attrs and info.num_attrs > 0
+                group_id = h5py.h5g.open(root_id, name) if opened else None
+                read = self.attrs(group_id, where, info.num_attrs)
+            attrs, attr_info = read
             self.nodes.append(H5Node(where, "group", attrs=attrs, attr_info=attr_info))
         else:  # a committed datatype
             self.nodes.append(H5Node(path=where, kind="datatype"))
