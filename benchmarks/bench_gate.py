@@ -469,11 +469,14 @@ def run_isolation(opts: Options) -> Section:
                 f"{per * 1000:.1f} ms per artifact + {fmt_s(fixed)} once "
                 f"(CPU time: {cpu_per * 1000:.1f} ms per artifact)",
                 "< 20 ms per artifact (our bar: the worker is reused)",
-                None if per < 0 else per < 0.02,  # negative: below the noise of the machine
+                max(per, cpu_per) < 0.02,
             )
         )
     section.notes.append(
         "Overhead per artifact is the slope between the two sizes of (isolated - not isolated), "
-        "so the worker's one-off start is separated from the per-artifact cost."
+        "so the worker's one-off start is separated from the per-artifact cost. A negative wall "
+        "time overhead is real: isolated, the worker checks the next artifact while pytest "
+        "reports the current one (two processes, two cores), which `--keras-no-isolation` "
+        "cannot do; the CPU time overhead is what the isolation costs."
     )
     return section
