@@ -145,24 +145,29 @@ class WorkerRunner:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line
 
-    def _send(self, request: dict[str, Any]) -> _Sent:
-        proc = self.start()
-        assert proc.stdin is not None and self.stderr is not None
+    def _prepare(self, request: dict[str, Any]) -> _Sent:
+        """Start the worker if needed and number the request; nothing is written yet."""
+        self.start()
+        assert self.stderr is not None
         self.stderr.seek(0, os.SEEK_END)
         self._request_id += 1
-        sent = _Sent(request, self._request_id, time.monotonic(), self.stderr.tell())
-        proc.stdin.write((json.dumps({**request, "id": sent.request_id}) + "\n").encode())
-        proc.stdin.flush()
-        return sent
+        return _Sent(request, self._request_id, time.monotonic(), self.stderr.tell())
+
+    def _write(self, sent: _Sent) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps({**sent.request, "id": sent.request_id}) + "\n").encode())
+        self.proc.stdin.flush()
 
     def prefetch(self, request: dict[str, Any]) -> None:
         """Send ``request`` now; the next :meth:`run` of the same request reads its answer."""
         if self._inflight is not None:
             return
         try:
-            self._inflight = self._send(request)
+            sent = self._prepare(request)
+            self._write(sent)
         except OSError:  # the worker is gone: run() starts a fresh one and says what happened
-            self._inflight = None
+            return
+        self._inflight = sent
 
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run the request; after a crash, run the checks that did not depend on the crashed one
@@ -211,13 +216,14 @@ class WorkerRunner:
         """
         running = ""
         error = ""
-        proc = self.start() if sent is None else self.proc
-        since = sent.stderr_since if sent is not None else 0
+        written = sent is not None
+        if sent is None:
+            sent = self._prepare(request)
+        proc, since = self.proc, sent.stderr_since
+        assert proc is not None
         try:
-            if sent is None:
-                sent = self._send(request)
-                since = sent.stderr_since
-            assert proc is not None and proc is self.proc
+            if not written:
+                self._write(sent)
             while True:
                 line = self._read_line(proc, self._deadline)
                 if line is None:
@@ -255,7 +261,6 @@ class WorkerRunner:
                 True,
             )
         except BrokenPipeError:
-            assert proc is not None
             return running, self._death_message(proc, since, running), False
 
     def _death_message(self, proc: subprocess.Popen[bytes], since: int, running: str) -> str:
