@@ -252,7 +252,7 @@ def _dtype_name(dtype: Any) -> str:
     return str(dtype)
 
 
-def _name(raw: bytes) -> str:
+def h5_name(raw: bytes) -> str:
     """An HDF5 link or attribute name as h5py shows it (UTF-8; undecodable bytes escaped)."""
     return raw.decode("utf-8", "backslashreplace")
 
@@ -290,7 +290,7 @@ def _read_attrs(
     h5py.h5a.iterate(obj_id, raw_names.append)  # by name
     values: dict[str, Any] = {}
     info: dict[bytes, H5Attr] = {}
-    for name, raw in sorted((_name(n), n) for n in raw_names):
+    for name, raw in sorted((h5_name(n), n) for n in raw_names):
         try:
             attr_id = h5py.h5a.open(obj_id, raw)
         except Exception as exc:  # the attribute's header is unreadable
@@ -298,13 +298,24 @@ def _read_attrs(
                 path, "hdf5-hygiene", f"attribute {name!r} of /{where} is unreadable: {exc}"
             ) from None
         values[name], info[raw] = _read_attr(attr_id, name, where, path, limits)
-    order = raw_names  # by name (one attribute has no other order)
-    if len(raw_names) > 1 and (
+    return values, tuple(info[raw] for raw in attr_order(obj_id, raw_names))
+
+
+def attr_order(obj_id: Any, by_name: list[bytes] | None = None) -> list[bytes]:
+    """An open object's raw attribute names in h5py's order for ``obj.attrs``: creation order
+    where the object tracks it, else by name. ``by_name``: the names by name, if already listed."""
+    import h5py
+
+    if by_name is None:
+        by_name = []
+        h5py.h5a.iterate(obj_id, by_name.append)
+    if len(by_name) < 2 or not (
         obj_id.get_create_plist().get_attr_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
     ):
-        order = []
-        h5py.h5a.iterate(obj_id, order.append, index_type=h5py.h5.INDEX_CRT_ORDER)
-    return values, tuple(info[raw] for raw in order)
+        return by_name  # (one attribute has no other order)
+    order: list[bytes] = []
+    h5py.h5a.iterate(obj_id, order.append, index_type=h5py.h5.INDEX_CRT_ORDER)
+    return order
 
 
 def _read_attr(
@@ -430,7 +441,7 @@ class _Walk:
         try:
             self.link(name, link)
         except H5_ERRORS as exc:  # the library cannot read this object: say which one
-            self.error = RuntimeError(f"/{_name(name)} cannot be read: {exc}")
+            self.error = RuntimeError(f"/{h5_name(name)} cannot be read: {exc}")
             return True
         except BaseException as exc:
             self.error = exc
@@ -456,7 +467,7 @@ class _Walk:
 
         try:
             attr_id = h5py.h5a.open(self.root.id, index=0, obj_name=name)
-            attr_name = _name(attr_id.name)
+            attr_name = h5_name(attr_id.name)
         except H5_ERRORS:
             return None
         value, attr = _read_attr(attr_id, attr_name, where, self.path, self.limits)
@@ -470,18 +481,18 @@ class _Walk:
             raise HygieneError(
                 path, "hdf5-hygiene", f"more than {limits.max_hdf5_objects} HDF5 objects"
             )
-        where = _name(name)
+        where = h5_name(name)
         root_id = self.root.id
         if link.type == h5py.h5l.TYPE_EXTERNAL:
             filename, target = root_id.links.get_val(name)
             raise HygieneError(
                 path,
                 "hdf5-hygiene",
-                f"/{where} is an external link to {os.fsdecode(filename)!r}:{_name(target)}: "
+                f"/{where} is an external link to {os.fsdecode(filename)!r}:{h5_name(target)}: "
                 "it leads outside the file",
             )
         if link.type == h5py.h5l.TYPE_SOFT:
-            target = _name(root_id.links.get_val(name))
+            target = h5_name(root_id.links.get_val(name))
             if target not in self.root.file:
                 raise HygieneError(
                     path,

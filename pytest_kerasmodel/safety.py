@@ -823,15 +823,12 @@ class _H5Scanner:
         """``obj_id``: an open object (h5py ObjectID) with ``count`` attributes."""
         import h5py
 
+        from pytest_kerasmodel.formats import attr_order, h5_name
+
         if not count:
             return
-        # h5py's order for obj.attrs: creation order where the object tracks it, else by name
-        tracked = obj_id.get_create_plist().get_attr_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
-        index = h5py.h5.INDEX_CRT_ORDER if tracked else h5py.h5.INDEX_NAME
-        raw_names: list[bytes] = []
-        h5py.h5a.iterate(obj_id, raw_names.append, index_type=index)
-        for raw in raw_names:
-            name = raw.decode("utf-8", "backslashreplace")
+        for raw in attr_order(obj_id):  # h5py's order for obj.attrs
+            name = h5_name(raw)
             try:
                 attr = h5py.h5a.open(obj_id, raw)
                 dtype, shape = attr.dtype, attr.shape
