@@ -44,15 +44,10 @@ import math
 import os
 from typing import Any
 
+from pytest_kerasmodel.artifacts import FORMAT_TITLES, Artifact, extension_of, open_artifact
+from pytest_kerasmodel.artifacts.base import H5_ERRORS
+from pytest_kerasmodel.artifacts.hdf5 import H5Node
 from pytest_kerasmodel.errors import ArtifactError
-from pytest_kerasmodel.formats import (
-    FORMAT_TITLES,
-    H5_ERRORS,
-    Artifact,
-    H5Node,
-    extension_of,
-    open_artifact,
-)
 
 DESCRIPTION_VERSION = 1
 _SHORT_TEXT = 120
@@ -65,8 +60,8 @@ def describe_artifact(
 ) -> dict[str, Any]:
     """Describe a Keras artifact without loading it: format, writer, layers, weights, tree.
 
-    ``path`` may also be an :class:`~pytest_kerasmodel.formats.Artifact` already opened by
-    :func:`~pytest_kerasmodel.formats.open_artifact` (the gate shares one open between its
+    ``path`` may also be an :class:`~pytest_kerasmodel.artifacts.Artifact` already opened by
+    :func:`~pytest_kerasmodel.artifacts.open_artifact` (the gate shares one open between its
     checks). ``scan_values=True`` also reads every weight, block by block, to count NaN and
     infinite values (the only part whose cost grows with the weights).
     Raises :class:`~pytest_kerasmodel.errors.ArtifactError` when the file cannot be read safely.
@@ -159,8 +154,7 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
         root = artifact.weights_root.file if artifact.weights_root is not None else None
         scratch = _scan_buffer(root, weight_paths.values(), datasets)
         for name, h5_path in weight_paths.items():
-            assert root is not None
-            nan, inf = count_nonfinite(_open_dataset(root, h5_path), scratch)
+            nan, inf = count_nonfinite(_open_dataset(artifact.file_of(h5_path), h5_path), scratch)
             values[name] = {"nan": nan, "inf": inf}
             if nan or inf:
                 notes.append(f"weight {name} holds {nan} NaN and {inf} infinite value(s)")

@@ -31,7 +31,8 @@ from pytest_kerasmodel.errors import ArtifactError
 if TYPE_CHECKING:  # pragma: no cover
     import h5py
 
-    from pytest_kerasmodel.formats import Artifact, H5Node
+    from pytest_kerasmodel.artifacts import Artifact
+    from pytest_kerasmodel.artifacts.hdf5 import H5Node
 
 __all__ = [
     "Finding",
@@ -700,7 +701,7 @@ _BUILTIN_FILTERS = frozenset({1, 2, 3, 4, 5, 6, 32000})
 _PICKLE_PROTOCOLS = frozenset({2, 3, 4, 5})
 #: What h5py raises on a damaged file (the HDF5 C library's errors surface as these).
 _H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError)
-#: formats.walk_hdf5 refuses a file with one HygieneError; its reason says which rule broke.
+#: artifacts.hdf5.walk_hdf5 refuses a file with one HygieneError; its reason says which rule broke.
 _HYGIENE_CHECKS = (
     ("external link", "h5-external-link"),
     ("soft link", "h5-soft-link"),
@@ -744,8 +745,9 @@ def _declared_bytes(shape: tuple[int, ...] | None, itemsize: int) -> int:
 
 
 class _H5Scanner:
-    """Structural hygiene from :func:`formats.walk_hdf5`, then what only a safety scan refuses:
-    links of any kind, object/opaque/reference data, pickle bytes and filter plugins."""
+    """Structural hygiene from :func:`~pytest_kerasmodel.artifacts.hdf5.walk_hdf5`, then what
+    only a safety scan refuses: links of any kind, object/opaque/reference data, pickle bytes
+    and filter plugins."""
 
     def __init__(self, label: str) -> None:
         self.label = label
@@ -755,11 +757,13 @@ class _H5Scanner:
         self.findings.append(Finding(check, f"{self.label}HDF5 {path!r}", reason))
 
     def scan(self, h5file: h5py.File, nodes: list[H5Node] | None = None) -> list[Finding]:
-        """``nodes``: the tree :func:`formats.walk_hdf5` already checked (when the file was opened
-        by :func:`formats.open_artifact`), else the file is walked here."""
+        """``nodes``: the tree :func:`~pytest_kerasmodel.artifacts.hdf5.walk_hdf5` already
+        checked (when the file was opened by :func:`~pytest_kerasmodel.artifacts.open_artifact`),
+        else the file is walked here."""
         import h5py
 
-        from pytest_kerasmodel.formats import HygieneError, walk_hdf5
+        from pytest_kerasmodel.artifacts import HygieneError
+        from pytest_kerasmodel.artifacts.hdf5 import walk_hdf5
 
         try:
             if nodes is None:
@@ -823,7 +827,7 @@ class _H5Scanner:
         """``obj_id``: an open object (h5py ObjectID) with ``count`` attributes."""
         import h5py
 
-        from pytest_kerasmodel.formats import attr_order, h5_name
+        from pytest_kerasmodel.artifacts.hdf5 import attr_order, h5_name
 
         if not count:
             return
@@ -904,7 +908,8 @@ def scan_hdf5(h5file: h5py.File, *, label: str = "") -> list[Finding]:
     """HDF5 hygiene of an open file, reading metadata only (and two bytes of byte arrays).
 
     The structural rules (external links, soft links leaving the file, external and virtual
-    dataset storage, shape bombs, object counts) are :func:`pytest_kerasmodel.formats.walk_hdf5`'s;
+    dataset storage, shape bombs, object counts) are
+    :func:`pytest_kerasmodel.artifacts.hdf5.walk_hdf5`'s;
     this adds soft links of any kind, unknown filter plugins, and object/opaque/reference data
     (how pickles are smuggled in). ``label`` prefixes each location (``"model.weights.h5: "``).
     """
@@ -1012,8 +1017,8 @@ def _scan_open_zip(
     opened: Artifact | None = None,
 ) -> list[Finding]:
     """The container, config.json and inner weights of an open ``.keras`` zip. With ``opened``
-    (the same archive opened by :func:`formats.open_artifact`), its inner HDF5 file and checked
-    tree are scanned instead of opening the member a second time."""
+    (the same archive opened by :func:`~pytest_kerasmodel.artifacts.open_artifact`), its inner
+    HDF5 file and checked tree are scanned instead of opening the member a second time."""
     findings = _zip_findings(zf, raw, "")
     # With a bad container, what we would scan may not be what Keras loads: stop here.
     if any(f.check in ("zip-member-count", "zip-duplicate", "zip-overlap") for f in findings):
@@ -1050,10 +1055,11 @@ def _scan_open_zip(
         label = "model.weights.h5: "
         findings += _scan_h5_file(opened.h5, label, allowed, opened.nodes)
     elif weights is not None and stored:
-        from pytest_kerasmodel.formats import HygieneError, _stored_member_window
+        from pytest_kerasmodel.artifacts import HygieneError
+        from pytest_kerasmodel.artifacts.kerasfile import stored_member_window
 
         try:
-            window = _stored_member_window(raw, weights, path)
+            window = stored_member_window(raw, weights, path)
         except HygieneError as error:
             findings.append(
                 Finding("zip-header-mismatch", "zip member 'model.weights.h5'", error.reason)
@@ -1113,33 +1119,106 @@ def scan_artifact(
     its ``model_config``/``training_config``. A file that is neither, or cannot be parsed, gives
     an ``unreadable`` finding: what cannot be read cannot be vouched for.
 
-    ``path`` may also be an :class:`~pytest_kerasmodel.formats.Artifact` already opened by
-    :func:`~pytest_kerasmodel.formats.open_artifact`: the same scan, on the open file (the gate
+    ``path`` may also be an :class:`~pytest_kerasmodel.artifacts.Artifact` already opened by
+    :func:`~pytest_kerasmodel.artifacts.open_artifact`: the same scan, on the open file (the gate
     shares one open between its checks). A file that ``open_artifact`` refuses can only be
     scanned by path, which reports why as findings.
     """
-    from pytest_kerasmodel.formats import FORMAT_KERAS, FORMAT_SAVEDMODEL, sniff
+    from pytest_kerasmodel import artifacts
 
     allowed = tuple(allowed_modules)
-    if not isinstance(path, (str, os.PathLike)):  # an Artifact (of any copy of formats)
+    if not isinstance(path, (str, os.PathLike)):  # an opened Artifact
         opened = path
-        if opened.format == FORMAT_SAVEDMODEL:
+        if opened.format == artifacts.FORMAT_SAVEDMODEL:
             return _scan_saved_model(opened.path)
-        if opened.format == FORMAT_KERAS:
+        if opened.format == artifacts.FORMAT_KERAS:
             assert opened.zip is not None and opened.zip_file is not None
             return _scan_open_zip(opened.zip, opened.zip_file, opened.path, allowed, opened)
-        assert opened.h5 is not None
-        return _scan_h5_file(opened.h5, "", allowed, opened.nodes)
+        if opened.format in _FILE_FORMATS:
+            assert opened.h5 is not None
+            return _scan_h5_file(opened.h5, "", allowed, opened.nodes)
+        return _scan_opened_parts(opened, allowed)
     artifact = Path(path)
     try:
-        kind = sniff(artifact)
+        kind = artifacts.sniff(artifact)
     except ArtifactError as error:
         return [Finding("unreadable", artifact.name, error.reason)]
     if kind == "savedmodel":
         return _scan_saved_model(artifact)
     if kind == "zip":
         return _scan_keras_zip(artifact, allowed)
-    return _scan_h5_artifact(artifact, "", allowed)
+    if kind == "hdf5":
+        return _scan_h5_artifact(artifact, "", allowed)
+    return _scan_parts_by_path(artifact, allowed)
+
+
+_FILE_FORMATS = ("h5", "h5-weights", "weights.h5")
+
+
+def _scan_opened_parts(opened: Artifact, allowed: tuple[str, ...]) -> list[Finding]:
+    """A layout of several files, opened (references already checked by its reader): every
+    JSON document a loader deserialises, and every HDF5 file, under the file's name."""
+    findings: list[Finding] = []
+    for name, config in opened.configs:
+        findings += _prefixed(scan_config(config, allowed_modules=allowed), f"{name}:")
+    for store in opened.stores:
+        findings += _scan_h5_file(store.h5, f"{store.label}: ", allowed, store.nodes)
+    return findings
+
+
+def _scan_parts_by_path(path: Path, allowed: tuple[str, ...]) -> list[Finding]:
+    """A folder layout or a manifest that its reader refused: scan each file it is made of on
+    its own (JSON configs, HDF5 files, manifests' references), so every finding is named."""
+    from pytest_kerasmodel import artifacts
+
+    findings: list[Finding] = []
+    folder = path if path.is_dir() else path.parent
+    for file in artifacts.owned_files(path):
+        label = file.relative_to(folder).as_posix()
+        try:
+            artifacts.check_path_kind(file)
+        except ArtifactError as error:
+            findings.append(Finding("unreadable", label, error.reason))
+            continue
+        if file.name.lower().endswith(".json"):
+            try:
+                if file.stat().st_size > CONFIG_MAX_BYTES:
+                    findings.append(Finding("unreadable-config", label, "too large to be a config"))
+                    continue
+                text = file.read_bytes()
+            except OSError as error:
+                findings.append(Finding("unreadable-config", label, f"cannot be read: {error}"))
+                continue
+            config, problems = _parse_config(text, label)
+            findings += problems
+            weight_map = config.get("weight_map") if isinstance(config, dict) else None
+            if isinstance(weight_map, dict):  # a sharded-weights manifest
+                findings += _manifest_references(file, weight_map, label)
+            elif config is not None:
+                findings += _prefixed(scan_config(config, allowed_modules=allowed), f"{label}:")
+        elif file.suffix.lower() in (".h5", ".hdf5"):
+            findings += _scan_h5_artifact(file, f"{label}: ", allowed)
+    return findings
+
+
+def _manifest_references(file: Path, weight_map: dict[str, Any], label: str) -> list[Finding]:
+    """Every shard a manifest names must be a plain file name beside it."""
+    from pytest_kerasmodel.artifacts.base import inside
+    from pytest_kerasmodel.artifacts.sharded import shard_names
+
+    findings = []
+    for name in shard_names({"weight_map": weight_map}):
+        where = inside(file.parent, name)
+        if where is None or where.parent != file.parent:
+            findings.append(
+                Finding(
+                    "reference-outside",
+                    f"{label}: weight_map",
+                    f"names the shard {name!r}, which lies outside the artifact's folder: "
+                    "loading it would read that file",
+                )
+            )
+    return findings
 
 
 def _scan_saved_model(folder: Path) -> list[Finding]:

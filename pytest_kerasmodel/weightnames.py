@@ -39,12 +39,14 @@ same in ``.keras``, ``.weights.h5`` and Keras 3 legacy HDF5.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from pytest_kerasmodel.artifacts.base import FORMAT_H5, FORMAT_H5_WEIGHTS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pytest_kerasmodel.formats import Artifact
+    from pytest_kerasmodel.artifacts.base import Artifact
 
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 KERAS_CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
@@ -483,8 +485,6 @@ def _legacy_layout_weights(artifact: Artifact) -> list[NamedWeight]:
 
 def model_weights(artifact: Artifact) -> list[NamedWeight]:
     """Every saved model variable of an opened artifact, under its Keras-level name."""
-    from pytest_kerasmodel.formats import FORMAT_H5, FORMAT_H5_WEIGHTS
-
     if artifact.weights_root is None:
         return []
     if artifact.format in (FORMAT_H5, FORMAT_H5_WEIGHTS):
@@ -498,8 +498,6 @@ def model_weight_paths(artifact: Artifact) -> list[tuple[str, str]]:
 
 def optimizer_weight_paths(artifact: Artifact) -> list[tuple[str, str]]:
     """The optimizer's saved variables as (``optimizer/<i>``, HDF5 path), in saving order."""
-    from pytest_kerasmodel.formats import FORMAT_H5, FORMAT_H5_WEIGHTS
-
     if artifact.h5 is None:
         return []
     if artifact.format in (FORMAT_H5, FORMAT_H5_WEIGHTS):
@@ -519,3 +517,28 @@ def optimizer_weight_paths(artifact: Artifact) -> list[tuple[str, str]]:
         key=_index_key,
     )
     return [(f"optimizer/{_strip_vars(p[len('optimizer/') :])}", p) for p in paths]
+
+
+class WeightEntry(NamedTuple):
+    """One saved variable: its Keras-level name, its HDF5 path, and the (unread) dataset."""
+
+    name: str
+    h5_path: str
+    dataset: Any  # h5py.Dataset
+
+
+def iter_weights(artifact: Artifact) -> Iterator[WeightEntry]:
+    """The model's variables, in the file's order, named ``layer/variable`` alike in every
+    format and layout.
+
+    Nothing is read: each entry carries the h5py dataset, already checked when the artifact was
+    opened, so a caller can stream values one dataset at a time.
+    """
+    for weight in model_weights(artifact):
+        yield WeightEntry(weight.name, weight.h5_path, artifact.dataset(weight.h5_path))
+
+
+def iter_optimizer_weights(artifact: Artifact) -> Iterator[WeightEntry]:
+    """The optimizer's saved variables, named ``optimizer/<i>`` in the optimizer's own order."""
+    for name, h5_path in optimizer_weight_paths(artifact):
+        yield WeightEntry(name, h5_path, artifact.dataset(h5_path))

@@ -109,8 +109,8 @@ def test_inspect_reports_multiline_errors_from_the_child(
     err = capsys.readouterr().err
     assert err.splitlines()[:2] == [
         f'error: {path}: format: neither HDF5 nor zip: the file starts with b"print(\'h"',
-        "  hint: Keras artifacts are .keras zips, HDF5 files (.h5, .weights.h5) "
-        "or SavedModel directories",
+        "  hint: Keras artifacts are .keras zips, HDF5 files (.h5, .weights.h5), "
+        ".weights.json manifests, or model, preset and SavedModel folders",
     ]
 
 

@@ -104,7 +104,7 @@ def test_description_is_deterministic_and_json(keras3_files: dict[str, Path]) ->
 def test_describing_an_opened_artifact_equals_describing_the_path(
     keras3_files: dict[str, Path],
 ) -> None:
-    from pytest_kerasmodel.formats import open_artifact
+    from pytest_kerasmodel.artifacts import open_artifact
 
     for path in keras3_files.values():
         with open_artifact(path) as opened:

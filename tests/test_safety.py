@@ -164,8 +164,8 @@ def test_scan_of_an_opened_artifact_equals_the_scan_by_path(
     """The gate scans the artifact it already opened: same findings as a scan by path, for every
     attack that open_artifact lets through and every healthy file (the others it refuses, and the
     gate then scans them by path)."""
+    from pytest_kerasmodel.artifacts import open_artifact
     from pytest_kerasmodel.errors import ArtifactError
-    from pytest_kerasmodel.formats import open_artifact
 
     compared = []
     for name, path in sorted({**attack_files, **healthy_files}.items()):
@@ -186,7 +186,7 @@ def test_attribute_findings_come_in_h5py_order_in_both_scans(tmp_path: Path) -> 
     import h5py
     import numpy as np
 
-    from pytest_kerasmodel.formats import open_artifact
+    from pytest_kerasmodel.artifacts import open_artifact
 
     path = tmp_path / "ordered.weights.h5"
     with h5py.File(path, "w") as f:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pytest_kerasmodel import formats
+from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.errors import ArtifactError
 
 CHECKS = ("integrity", "safety", "load", "finite", "structure", "predictions", "budgets")
@@ -113,22 +113,22 @@ class Subject:
     defer_crc: bool = False
     pending_crc: _ZipCrcJob | None = None
     _files: ExitStack = field(default_factory=ExitStack)
-    _opened: formats.Artifact | None = None
+    _opened: artifacts.Artifact | None = None
     _open_error: Exception | None = None
 
-    def opened(self) -> formats.Artifact:
+    def opened(self) -> artifacts.Artifact:
         """The artifact opened once for the file-only checks; raises what opening it raised."""
         if self._opened is None:
             if self._open_error is not None:
                 raise self._open_error
             try:
-                self._opened = self._files.enter_context(formats.open_artifact(self.path))
+                self._opened = self._files.enter_context(artifacts.open_artifact(self.path))
             except Exception as exc:
                 self._open_error = exc
                 raise
         return self._opened
 
-    def already_opened(self) -> formats.Artifact | None:
+    def already_opened(self) -> artifacts.Artifact | None:
         """The shared open when an earlier check made it, else None (nothing is opened here)."""
         return self._opened
 
@@ -150,8 +150,8 @@ class Subject:
         }
 
     @contextmanager
-    def open(self) -> Iterator[formats.Artifact]:
-        with formats.open_artifact(self.path) as opened:
+    def open(self) -> Iterator[artifacts.Artifact]:
+        with artifacts.open_artifact(self.path) as opened:
             yield opened
 
 
@@ -259,7 +259,7 @@ class _ZipCrcJob:
         self._thread.start()
 
     @classmethod
-    def start_for(cls, opened: formats.Artifact) -> _ZipCrcJob | None:
+    def start_for(cls, opened: artifacts.Artifact) -> _ZipCrcJob | None:
         """Start verifying the archive's large stored members; None when it has none."""
         assert opened.zip is not None
         large = [
@@ -372,10 +372,10 @@ def check_integrity(subject: Subject) -> CheckResult:
     try:
         try:
             opened = subject.opened()
-            if opened.format == formats.FORMAT_KERAS:
+            if opened.format == artifacts.FORMAT_KERAS:
                 job = _ZipCrcJob.start_for(opened)
             description = describe_artifact(opened, scan_values="finite" in subject.request.checks)
-        except formats.HygieneError as exc:
+        except artifacts.HygieneError as exc:
             raise CheckFailure(f"refused before reading any data: {exc.reason}") from None
         except ArtifactError as exc:
             raise CheckFailure(exc.reason + (f" ({exc.hint})" if exc.hint else "")) from None
@@ -384,15 +384,15 @@ def check_integrity(subject: Subject) -> CheckResult:
         subject.writer = description["keras_version"] or ""
         subject.backend = description["backend"] or ""
         subject.size = description["file_size"]
-        if subject.format != formats.FORMAT_SAVEDMODEL:
+        if subject.format != artifacts.FORMAT_SAVEDMODEL:
             subject.params = int(description["params"])
-        if subject.format == formats.FORMAT_KERAS:
+        if subject.format == artifacts.FORMAT_KERAS:
             assert opened.zip is not None
             _test_zip_crcs(opened.zip, skip=job.members if job else ())
-            if not any(m["name"] == formats.KERAS_ZIP_WEIGHTS for m in description["zip"] or []):
+            if not any(m["name"] == artifacts.KERAS_ZIP_WEIGHTS for m in description["zip"] or []):
                 if job is not None:
                     job.finish()  # a damaged member is the first thing to say
-                raise CheckFailure(f"the archive has no {formats.KERAS_ZIP_WEIGHTS}")
+                raise CheckFailure(f"the archive has no {artifacts.KERAS_ZIP_WEIGHTS}")
             if job is not None and not subject.defer_crc:
                 job.finish()
     except BaseException:
@@ -416,7 +416,7 @@ def check_safety(subject: Subject) -> CheckResult:
     # Share the integrity check's open when it has one. Otherwise (integrity refused the file, or
     # crashed a worker and safety reruns alone in a fresh one) the scan goes by path: it checks the
     # HDF5 tree before reading the attributes that open_artifact reads, and says why as findings.
-    source: Path | formats.Artifact = subject.already_opened() or subject.path
+    source: Path | artifacts.Artifact = subject.already_opened() or subject.path
     findings = scan_artifact(source, allowed_modules=subject.request.allowed_modules)
     subject.findings = [str(f) for f in findings]
     if subject.findings:

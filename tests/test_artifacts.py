@@ -1,4 +1,4 @@
-"""formats.py: format from content, safe opening, hygiene, Keras-level weight names."""
+"""pytest_kerasmodel.artifacts: format from content, safe opening, hygiene, weight names."""
 
 from __future__ import annotations
 
@@ -11,14 +11,9 @@ import numpy as np
 import pytest
 from describe_artifacts import RICH_WEIGHTS, TINY_WEIGHTS
 
+from pytest_kerasmodel.artifacts import Limits, detect_format, open_artifact
 from pytest_kerasmodel.errors import ArtifactError
-from pytest_kerasmodel.formats import (
-    Limits,
-    detect_format,
-    iter_optimizer_weights,
-    iter_weights,
-    open_artifact,
-)
+from pytest_kerasmodel.weightnames import iter_optimizer_weights, iter_weights
 
 
 def _weights(path: Path) -> dict[str, list[int]]:
@@ -39,11 +34,11 @@ def test_inner_weights_read_in_memory_or_in_place_alike(
     keras3_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A small model.weights.h5 is opened from memory, a large one in place in the archive."""
-    from pytest_kerasmodel import formats
+    from pytest_kerasmodel.artifacts import kerasfile
     from pytest_kerasmodel.describe import describe_artifact
 
     in_memory = describe_artifact(keras3_files["keras"], scan_values=True)
-    monkeypatch.setattr(formats, "IN_MEMORY_WEIGHTS_BYTES", 0)
+    monkeypatch.setattr(kerasfile, "IN_MEMORY_WEIGHTS_BYTES", 0)
     in_place = describe_artifact(keras3_files["keras"], scan_values=True)
     assert in_memory["weights"] and in_memory["values"]
     assert in_place == in_memory
