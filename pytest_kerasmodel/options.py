@@ -6,6 +6,7 @@ the flag wins when both are given. The resolved :class:`Settings` lives in ``con
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,7 @@ class Settings:
     max_file_size: int | None = None
     max_params: int | None = None
     allowed_versions: tuple[str, ...] = ()
+    strict: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -104,7 +106,12 @@ class Settings:
             atol=_float(config, "keras_atol", DEFAULT_ATOL),
             roundtrip_formats=parse_formats(_value(config, "keras_roundtrip_formats")),
             update_golden=bool(config.getoption("keras_update_golden", default=False)),
-            model_dirs=tuple(dict.fromkeys(p.resolve() for p in dirs)),
+            # absolute, links kept: a folder of links (or a link to a folder) is gated under
+            # the names the user gave, not where the links lead
+            model_dirs=tuple(dict.fromkeys(Path(os.path.abspath(p)) for p in dirs)),
+            strict=bool(
+                config.getoption("keras_strict", default=None) or config.getini("keras_strict")
+            ),
             golden_dir=path(_value(config, "keras_golden_dir")),
             report=path(_value(config, "keras_report")),
             timeout=_float(config, "keras_timeout", DEFAULT_TIMEOUT),

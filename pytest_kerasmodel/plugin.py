@@ -79,6 +79,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
     )
     option(
+        "--keras-strict",
+        "keras_strict",
+        "Fail every file under a model folder that no Keras artifact holds (default: list "
+        "them as not checked under the summary).",
+        ini_type="bool",
+        ini_default=False,
+        action="store_true",
+        default=None,
+    )
+    option(
         "--keras-report",
         "keras_report",
         "Write the gate's results as JSON to PATH.",

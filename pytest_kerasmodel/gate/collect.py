@@ -3,23 +3,32 @@
 ``pytest --keras-model-dir DIR`` makes DIR a collection root; every artifact under it becomes a
 collector (an :class:`ArtifactFile`, or a :class:`SavedModelDir` for a SavedModel folder) whose
 items are its checks: ``models/clf.keras::integrity``, ``models/clf.keras::load``, ...
+
+Each model folder is collected by a :class:`ModelDir`, which asks :mod:`.discover` (and through
+it the artifact registry) what every entry is, one level at a time as pytest's own ``Dir``
+does, so ``models/sub/clf.keras::load`` selects as usual.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.errors import ArtifactError, UnsafeArtifactError
+from pytest_kerasmodel.gate import discover
 from pytest_kerasmodel.gate.checks import CHECKS, FAILED, SKIPPED
-from pytest_kerasmodel.gate.discover import is_artifact_file, is_savedmodel_dir, model_dir_of
 from pytest_kerasmodel.gate.goldens import budget_sidecar
 from pytest_kerasmodel.gate.session import REPORT_PROPERTY, gate_state
 from pytest_kerasmodel.options import Settings, get_settings
+
+#: the item a file no artifact holds gets under --keras-strict
+STRICT_CHECK = "recognised"
 
 
 def adjust_args(config: pytest.Config) -> None:
@@ -47,24 +56,58 @@ def adjust_args(config: pytest.Config) -> None:
             config.args.append(str(directory))
 
 
-def collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    settings = get_settings(parent.config)
-    if not settings.model_dirs or not is_artifact_file(file_path):
-        return None
-    model_dir = model_dir_of(file_path, settings.model_dirs)
-    if model_dir is None:
-        return None
-    return ArtifactFile.from_parent(parent, path=file_path, model_dir=model_dir)
-
-
 def collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """A model folder (from ``--keras-model-dir``) is collected by :class:`ModelDir`."""
     settings = get_settings(parent.config)
-    if not settings.model_dirs or not is_savedmodel_dir(path):
+    if not settings.model_dirs:
         return None
-    model_dir = model_dir_of(path, settings.model_dirs)
-    if model_dir is None:
+    given = Path(os.path.abspath(path))
+    if given not in settings.model_dirs:
         return None
-    return SavedModelDir.from_parent(parent, path=path, model_dir=model_dir)
+    if artifacts.layout_of(given) is not None:  # the folder itself is an artifact
+        return ArtifactDir.from_parent(parent, path=path, model_dir=given)
+    return ModelDir.from_parent(parent, path=path, model_dir=given)
+
+
+class ModelDir(pytest.Directory):
+    """A folder under a model folder: its artifacts, its subfolders, and its other files (test
+    modules pytest collects as usual; with ``--keras-strict`` each remaining file fails)."""
+
+    def __init__(self, *, model_dir: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_dir = model_dir
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        settings = get_settings(self.config)
+        ihook = self.ihook
+        _walked(self.session).add(self.path.resolve())
+        for entry in discover.scan_folder(self.path):
+            if ihook.pytest_ignore_collect(collection_path=entry.path, config=self.config):
+                continue
+            if entry.kind == discover.FOLDER:
+                if entry.path.resolve() in _walked(self.session):
+                    continue  # a link back to a folder already gated
+                yield ModelDir.from_parent(self, path=entry.path, model_dir=self.model_dir)
+            elif entry.kind == discover.ARTIFACT:
+                kind = ArtifactDir if entry.path.is_dir() and not entry.problem else ArtifactFile
+                yield kind.from_parent(self, path=entry.path, model_dir=self.model_dir)
+                if settings.strict:
+                    for unowned in entry.unowned:
+                        yield UncheckedFile.from_parent(self, path=unowned)
+            else:
+                collected = ihook.pytest_collect_file(file_path=entry.path, parent=self)
+                if collected:
+                    yield from collected
+                elif settings.strict:
+                    yield UncheckedFile.from_parent(self, path=entry.path)
+
+
+_walked_key = pytest.StashKey[set[Path]]()
+
+
+def _walked(session: pytest.Session) -> set[Path]:
+    """The folders a :class:`ModelDir` collected so far (resolved), to walk each once."""
+    return session.stash.setdefault(_walked_key, set())
 
 
 def budgets_apply(settings: Settings, artifact: Path) -> bool:
@@ -103,10 +146,39 @@ class ArtifactFile(_ArtifactCollector, pytest.File):
         self.model_dir = model_dir
 
 
-class SavedModelDir(_ArtifactCollector, pytest.Directory):
+class ArtifactDir(_ArtifactCollector, pytest.Directory):
+    """A folder layout (unzipped model, KerasHub preset, SavedModel, Orbax checkpoint)."""
+
     def __init__(self, *, model_dir: Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model_dir = model_dir
+
+
+class UncheckedFile(pytest.File):
+    """A file under a model folder that no artifact holds, failing under ``--keras-strict``."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        yield UncheckedItem.from_parent(self, name=STRICT_CHECK)
+
+
+class UncheckedItem(pytest.Item):
+    def runtest(self) -> None:
+        raise ArtifactError(
+            self.nodeid.rsplit("::", 1)[0],
+            STRICT_CHECK,
+            "no Keras artifact holds this file, so nothing checked it (--keras-strict)",
+            hint="move it out of the model folder, or make it part of an artifact",
+        )
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | Any:
+        if isinstance(excinfo.value, ArtifactError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.nodeid
 
 
 class CheckItem(pytest.Item):

@@ -17,11 +17,6 @@ class GatePlugin:
         self.state = gate_state(config)
         collect.adjust_args(config)
 
-    def pytest_collect_file(
-        self, file_path: Path, parent: pytest.Collector
-    ) -> pytest.Collector | None:
-        return collect.collect_file(file_path, parent)
-
     @pytest.hookimpl(tryfirst=True, optionalhook=True)
     def pytest_collect_directory(
         self, path: Path, parent: pytest.Collector
@@ -45,4 +40,4 @@ class GatePlugin:
         self.state.close()
         path = self.state.settings.report
         if path is not None and not hasattr(self.config, "workerinput"):
-            gate_report.write_report(self.state, path)
+            gate_report.write_report(self.state, path, self.config)

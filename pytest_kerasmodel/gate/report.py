@@ -8,12 +8,14 @@ is complete whichever worker checked which artifact.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_kerasmodel.gate.checks import CHECKS, FAILED, PASSED, SKIPPED
+from pytest_kerasmodel.gate.discover import discover
 from pytest_kerasmodel.gate.session import REPORT_PROPERTY, GateState
 from pytest_kerasmodel.golden import write_json_atomic
 
@@ -76,8 +78,49 @@ def _failing(row: dict[str, Any]) -> bool:
     return any(c["status"] == FAILED for c in row["checks"].values())
 
 
+#: how many unchecked files the terminal summary names (the JSON report has them all)
+SHOWN_UNCHECKED = 10
+
+
+def not_checked(state: GateState, config: pytest.Config) -> list[str]:
+    """The files under the model folders that no artifact holds, as paths from the rootdir."""
+    found = state.discovery(config).unchecked
+    return [os.path.relpath(os.path.abspath(p), config.rootpath) for p in found]
+
+
+def _unchecked_lines(state: GateState, config: pytest.Config) -> list[str]:
+    lines = []
+    unchecked = not_checked(state, config)
+    if unchecked:
+        shown = ", ".join(unchecked[:SHOWN_UNCHECKED])
+        more = (
+            f", ... ({len(unchecked) - SHOWN_UNCHECKED} more)"
+            if len(unchecked) > SHOWN_UNCHECKED
+            else ""
+        )
+        how = (
+            "each fails its ::recognised item"
+            if state.settings.strict
+            else "no Keras artifact holds them; --keras-strict fails each"
+        )
+        lines.append(f"not checked: {len(unchecked)} file(s) ({how}): {shown}{more}")
+    for folder in state.settings.model_dirs:
+        if folder.is_dir() and not discover([folder]).artifacts:
+            lines.append(
+                f"no Keras artifact under {os.path.relpath(folder, config.rootpath)}: nothing "
+                "there was gated (artifacts are recognised by content: .keras, HDF5, "
+                ".weights.json, model, preset, SavedModel and Orbax folders)"
+            )
+    return lines
+
+
 def terminal_summary(state: GateState, terminalreporter: Any) -> None:
+    extra = _unchecked_lines(state, terminalreporter.config) if state.settings.model_dirs else []
     if not state.rows:
+        if extra:
+            terminalreporter.write_sep("=", "keras artifacts")
+            for line in extra:
+                terminalreporter.write_line(line)
         return
     terminalreporter.write_sep("=", "keras artifacts")
     rows = state.rows
@@ -96,11 +139,13 @@ def terminal_summary(state: GateState, terminalreporter: Any) -> None:
     terminalreporter.write_line(
         f"{len(state.rows)} artifact(s), {failed} failing at least one check"
     )
+    for line in extra:
+        terminalreporter.write_line(line)
     if state.settings.report is not None:
         terminalreporter.write_line(f"report written to {state.settings.report}")
 
 
-def report_data(state: GateState) -> dict[str, Any]:
+def report_data(state: GateState, config: pytest.Config | None = None) -> dict[str, Any]:
     from pytest_kerasmodel import _keras
 
     artifacts = []
@@ -120,8 +165,9 @@ def report_data(state: GateState) -> dict[str, Any]:
         "keras_version": _keras.keras_version(),
         "artifacts": artifacts,
         "failed": sum(a["result"] == FAILED for a in artifacts),
+        "not_checked": not_checked(state, config) if config is not None else [],
     }
 
 
-def write_report(state: GateState, path: Path) -> None:
-    write_json_atomic(path, report_data(state))
+def write_report(state: GateState, path: Path, config: pytest.Config | None = None) -> None:
+    write_json_atomic(path, report_data(state, config))

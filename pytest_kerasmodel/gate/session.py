@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_kerasmodel.gate.checks import Request
+from pytest_kerasmodel.gate.discover import Discovery, discover
 from pytest_kerasmodel.gate.goldens import budget_sidecar, golden_paths, inputs_sidecar
 from pytest_kerasmodel.options import Settings, get_settings
 
@@ -37,6 +38,16 @@ class GateState:
     following: dict[Path, Path] = field(default_factory=dict)  # artifact -> the next one
     # on the controller: artifact id -> {"info": ..., "checks": {check: (status, message)}}
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # what the model folders hold besides artifacts (see discovery()), computed once
+    _discovery: Discovery | None = None
+
+    def discovery(self, config: pytest.Config) -> Discovery:
+        """The artifacts and the files no artifact holds under the model folders, found the
+        way the collectors find them (on the xdist controller too, which collects nothing)."""
+        if self._discovery is None:
+            patterns = [*config.getini("python_files"), "conftest.py"]
+            self._discovery = discover(self.settings.model_dirs, patterns)
+        return self._discovery
 
     def get_runner(self) -> InProcessRunner | WorkerRunner:
         if self.runner is None:
