@@ -48,6 +48,30 @@ def load_model(path: str | os.PathLike[str], **kwargs: Any) -> Any:
     return keras().models.load_model(os.fspath(path), **kwargs)
 
 
+def load_preset(path: str | os.PathLike[str]) -> Any:
+    """A KerasHub preset folder loaded with KerasHub's own ``from_preset``: the task when the
+    preset has a ``task.json``, else the backbone. Keras's safe mode stays on."""
+    keras()
+    try:
+        import keras_hub
+    except ImportError as exc:
+        raise ImportError(
+            f"install keras-hub to load this KerasHub preset (pip install keras-hub): {exc}"
+        ) from None
+    folder = os.fspath(path)
+    task_file = os.path.join(folder, "task.json")
+    if not os.path.isfile(task_file):
+        return keras_hub.models.Backbone.from_preset(folder)
+    # KerasHub loads a task through its concrete class only: the one task.json registers, looked
+    # up among the classes KerasHub registered (nothing is imported by name from the file)
+    with open(task_file, encoding="utf-8") as fh:
+        name = json.load(fh).get("registered_name")
+    cls = keras().saving.get_registered_object(name) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, keras_hub.models.Task)):
+        raise ValueError(f"task.json names {name!r}, which is not a KerasHub task class")
+    return cls.from_preset(folder)
+
+
 # --- what a model is made of, as plain data -------------------------------------------------
 
 #: where each roundtrip format saves, relative to the temporary folder
