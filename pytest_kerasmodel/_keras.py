@@ -69,7 +69,7 @@ def load_preset(path: str | os.PathLike[str]) -> Any:
     cls = keras().saving.get_registered_object(name) if isinstance(name, str) else None
     if not (isinstance(cls, type) and issubclass(cls, keras_hub.models.Task)):
         raise ValueError(f"task.json names {name!r}, which is not a KerasHub task class")
-    return cls.from_preset(folder)
+    return cls.from_preset(folder)  # type: ignore[attr-defined]
 
 
 # --- what a model is made of, as plain data -------------------------------------------------
