@@ -10,7 +10,8 @@ Schema (``DESCRIPTION_VERSION`` 1)::
       "description_version": 1,
       "file": "model.keras",             # the file's name (not its folder: goldens travel)
       "file_size": 51690,                # bytes (a SavedModel: the sum of its files)
-      "format": "keras",                 # keras | h5 | h5-weights | weights.h5 | savedmodel
+      "format": "keras",                 # keras | keras-dir | kerashub-preset | h5 | h5-weights
+                                         # | weights.h5 | weights.json | savedmodel | orbax
       "format_title": "...",             # the format in words
       "extension": ".keras",
       "keras_version": "3.15.1",         # as the file records it, else null
@@ -28,11 +29,18 @@ Schema (``DESCRIPTION_VERSION`` 1)::
                | {"kind": "softlink", "target": "/x"}},   # "" is the root group
       "zip": [{"name", "size", "compressed_size", "method"}] | null,
       "savedmodel_files": [["saved_model.pb", 1234], ...] | null,
+      "parts": [{"name": "config.json", "role": "config", "size": 2769, "link": null}, ...],
+      "link": "../../blobs/3f2a..." | null,   # where the path leads, when it is a symlink
+      "components": {"task": {"class_name": ..., "registered_name": ...,
+                              "weights": {"dense/kernel": {...}}}, "tokenizer": {...}},
       "notes": ["anything unusual, in words"],
       "values": {"hidden/kernel": {"nan": 0, "inf": 0}} | null   # only with scan_values=True
     }
 
-For a ``.keras`` archive, ``hdf5`` is the tree of the inner ``model.weights.h5``.
+For a ``.keras`` archive or a model folder, ``hdf5`` is the tree of its ``model.weights.h5``;
+for sharded weights, the union of the shards' trees; ``parts`` lists every file the artifact is
+made of (a folder's files, a manifest and its shards). A KerasHub preset describes its backbone
+as the model; its task, preprocessor and tokenizer are ``components``.
 ``weights`` is the same dict for one model saved in any format (see
 :mod:`pytest_kerasmodel.weightnames` for the naming rule).
 """
@@ -146,6 +154,9 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
             if artifact.format == "savedmodel"
             else None
         ),
+        "parts": [p._asdict() for p in artifact.parts],
+        "link": artifact.link,
+        "components": _components(artifact),
         "notes": notes,
         "values": None,
     }
@@ -160,6 +171,38 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
                 notes.append(f"weight {name} holds {nan} NaN and {inf} infinite value(s)")
         description["values"] = values
     return description
+
+
+def _components(artifact: Artifact) -> dict[str, Any]:
+    """A preset's task, preprocessor and tokenizer; the task's own weights by name."""
+    from pytest_kerasmodel import weightnames
+    from pytest_kerasmodel.artifacts import FORMAT_WEIGHTS_H5
+
+    components: dict[str, Any] = {}
+    for name, component in artifact.components.items():
+        entry = {k: v for k, v in component.items() if k != "weights_store"}
+        index = component.get("weights_store")
+        if isinstance(index, int):
+            store = artifact.stores[index]
+            view = Artifact(
+                path=artifact.path / store.label,
+                format=FORMAT_WEIGHTS_H5,
+                file_size=0,
+                h5=store.h5,
+                weights_root=store.h5,
+                nodes=store.nodes,
+            )
+            datasets = {n.path: n for n in store.nodes if n.kind == "dataset"}
+            entry["weights"] = {
+                w.name: {
+                    "shape": list(datasets[w.h5_path].shape or ()),
+                    "dtype": datasets[w.h5_path].dtype,
+                }
+                for w in weightnames.model_weights(view)
+                if w.h5_path in datasets
+            }
+        components[name] = entry
+    return components
 
 
 def _scan_buffer(root: Any, h5_paths: Any, datasets: dict[str, H5Node]) -> Any:
@@ -457,6 +500,22 @@ def render_description(description: dict[str, Any]) -> str:
         )
     if d["savedmodel_files"]:
         lines.append(f"  files:          {len(d['savedmodel_files'])} in the directory")
+    elif len(d.get("parts") or []) > 1:
+        parts = d["parts"]
+        shown = ", ".join(f"{p['name']} ({p['role']})" for p in parts[:_SHORT_LIST])
+        more = f", ... {len(parts) - _SHORT_LIST} more" if len(parts) > _SHORT_LIST else ""
+        lines.append(f"  files:          {len(parts)}: {shown}{more}")
+    links = [p for p in d.get("parts") or [] if p["link"]]
+    if d.get("link"):
+        lines.append(f"  link:           the path is a symbolic link to {d['link']}")
+    if links:
+        lines.append(
+            f"  linked files:   {len(links)} (e.g. {links[0]['name']} -> {links[0]['link']})"
+        )
+    for name, component in (d.get("components") or {}).items():
+        weights = component.get("weights")
+        count = f", {len(weights)} own weight variable(s)" if weights else ""
+        lines.append(f"  {name + ':':<16}{component.get('class_name') or '?'}{count}")
     if d["values"] is not None:
         bad = {k: v for k, v in d["values"].items() if v["nan"] or v["inf"]}
         lines.append(
