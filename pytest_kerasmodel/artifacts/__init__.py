@@ -127,7 +127,7 @@ FOLDER_LAYOUTS: tuple[tuple[ModuleType, Opener], ...] = (
 
 #: file names that are Keras artifacts whatever their content says (a damaged ``.keras`` is
 #: still gated, and fails integrity saying why, instead of passing unseen)
-ARTIFACT_SUFFIXES = (".keras", ".h5", ".hdf5")
+ARTIFACT_SUFFIXES = (".keras", ".h5", ".hdf5", sharded.SUFFIX)
 
 
 def check_path_kind(path: Path) -> None:
@@ -203,8 +203,8 @@ def sniff(path: str | os.PathLike[str]) -> str:
                 "model.weights.h5 or metadata.json, no KerasHub preset, no Orbax checkpoint",
             )
         return str(module.NAME)
-    if sharded.claims(p):
-        return sharded.NAME
+    if sharded.claims(p) or p.name.lower().endswith(sharded.SUFFIX):
+        return sharded.NAME  # (a damaged manifest: its reader says what is wrong)
     try:
         head = read_head(p)
     except OSError as exc:
@@ -241,8 +241,8 @@ def open_artifact(
     p = Path(path)
     kind = sniff(p)  # the reason, when nothing claims it
     module = layout_of(p)
-    if module is None:  # a zip that is no .keras, an HDF5 file named otherwise, ...
-        module = kerasfile if kind == "zip" else h5file
+    if module is None:  # a zip that is no .keras, a damaged manifest, ...
+        module = {"zip": kerasfile, sharded.NAME: sharded}.get(kind, h5file)
     with contextlib.ExitStack() as stack:
         artifact = _opener(module)(p, limits, stack)
         if artifact.link is None:
