@@ -67,7 +67,7 @@ def test_damaged_files_fail_integrity_naming_the_problem(
     }
     for name, reason in expected.items():
         assert reason in message(verdicts, name, "integrity"), name
-        assert message(verdicts, name, "load") == "not checked: the integrity check failed"
+        assert message(verdicts, name, "load") == "cannot be verified: the integrity check failed"
     result.stdout.fnmatch_lines(
         ["models/crc.keras: integrity: a damaged zip archive: member 'model.weights.h5' fails*"]
     )
@@ -103,7 +103,8 @@ def test_a_lambda_layer_is_never_executed(
             verdicts, name, "safety"
         )
         assert message(verdicts, name, "load").startswith("refused: the safety scan has")
-        assert status(verdicts, name)["predictions"] == "failed"
+        # no golden predictions: nothing to compare, so not a second failure for one cause
+        assert status(verdicts, name)["predictions"] == "skipped"
         assert status(verdicts, name)["finite"] == "passed"
     assert not marker.exists(), "the Lambda layer's code ran"
     result.stdout.fnmatch_lines(
@@ -261,7 +262,7 @@ def test_crc_damage_fails_integrity_and_its_dependents_whether_checked_in_backgr
 ) -> None:
     """While a large archive's CRCs are checked in the background, the file-only checks run;
     a damaged member then fails integrity with the same message, and the checks that needed
-    integrity are "not checked", their speculative results discarded."""
+    integrity "cannot be verified", their speculative results discarded."""
     from pytest_kerasmodel.gate.checks import check_artifact
 
     golden = tmp_path / "structure.json"
@@ -274,8 +275,9 @@ def test_crc_damage_fails_integrity_and_its_dependents_whether_checked_in_backgr
         "a damaged zip archive: member 'model.weights.h5' fails its CRC check"
     )
     assert verdicts["safety"]["status"] == "passed"  # safety does not need integrity
-    for name in ("finite", "structure", "budgets"):
-        assert verdicts[name]["message"] == "not checked: the integrity check failed", name
+    for name in ("finite", "budgets"):
+        assert verdicts[name]["message"] == "cannot be verified: the integrity check failed", name
+    assert verdicts["structure"]["status"] == "skipped"  # no golden recorded: nothing to compare
 
     events = _events(gate_files["crc.keras"], FILE_ONLY, max_params=10**6)
     starts = [name for name, event in events if event == "start"]
@@ -283,7 +285,8 @@ def test_crc_damage_fails_integrity_and_its_dependents_whether_checked_in_backgr
     if crc_mode == "background":
         # integrity's result waits for its CRCs: the other checks ran meanwhile; integrity
         # "starts" again while its CRC pass ends, so a crash there is blamed on it
-        assert starts == ["integrity", "safety", "finite", "structure", "budgets", "integrity"]
+        # (structure, with no golden asked for, is skipped without starting)
+        assert starts == ["integrity", "safety", "finite", "budgets", "integrity"]
         assert ended == ["safety", "integrity", "finite", "structure", "budgets"]
     else:
         assert starts == ["integrity", "safety"]
@@ -322,7 +325,7 @@ def test_a_crc_damaged_archive_is_never_loaded(
 
     monkeypatch.setattr(checks, "load", spy)
     events = _events(gate_files["crc.keras"], ["integrity", "safety", "load", "finite"])
-    assert ("load", "failed: not checked: the integrity check failed") in events
+    assert ("load", "failed: cannot be verified: the integrity check failed") in events
     assert ("load", "start") not in events
     assert loaded == []
     healthy = _events(gate_files["clf.keras"], ["integrity", "safety", "load", "finite"])
@@ -340,7 +343,11 @@ def test_crc_damage_without_isolation_in_a_pytest_run(
     assert message(verdicts, "crc.keras", "integrity") == (
         "a damaged zip archive: member 'model.weights.h5' fails its CRC check"
     )
-    for name in ("load", "finite", "structure", "predictions"):
-        assert message(verdicts, "crc.keras", name) == "not checked: the integrity check failed"
+    for name in ("load", "finite"):
+        assert (
+            message(verdicts, "crc.keras", name) == "cannot be verified: the integrity check failed"
+        )
+    assert status(verdicts, "crc.keras")["structure"] == "skipped"
+    assert status(verdicts, "crc.keras")["predictions"] == "skipped"
     assert status(verdicts, "clf.keras") == {**ALL_OK, **NO_GOLDEN}
     result.stdout.fnmatch_lines(["2 artifact(s), 1 failing at least one check"])

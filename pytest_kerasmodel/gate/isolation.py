@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from pytest_kerasmodel.gate.checks import DEPENDS, FAILED, size_on_disk
+from pytest_kerasmodel.gate.checks import (
+    DEPENDS,
+    FAILED,
+    SKIPPED,
+    Request,
+    nothing_to_compare,
+    size_on_disk,
+)
 
 
 def _signal_name(returncode: int) -> str:
@@ -190,14 +197,23 @@ class WorkerRunner:
             for check in todo:
                 if check in response["checks"]:
                     continue
+                details: dict[str, Any] = {}
                 if check == running or not running:
                     text = death
+                elif reason := nothing_to_compare(check, Request(**request)):
+                    response["checks"][check] = {
+                        "status": SKIPPED,
+                        "message": reason,
+                        "details": {},
+                    }
+                    continue
                 elif timed_out or check in lost:
                     cause = "timed out" if timed_out else "crashed the worker"
-                    text = f"not checked: the {running or 'previous'} check {cause}"
+                    text = f"cannot be verified: the {running} check {cause}"
+                    details = {"blocked_by": running}
                 else:
                     continue
-                response["checks"][check] = {"status": FAILED, "message": text, "details": {}}
+                response["checks"][check] = {"status": FAILED, "message": text, "details": details}
             todo = [c for c in todo if c not in response["checks"]]
             if timed_out:
                 break
