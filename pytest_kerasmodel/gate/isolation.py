@@ -285,7 +285,12 @@ class WorkerRunner:
                 elif kind == "done":
                     self.data_mb = int(event.get("data_mb") or 0)
                     response["elapsed_worker"] = event["elapsed"]
-                    response["worker"] = {"pid": event["pid"], "keras": event["keras_imported"]}
+                    response["worker"] = {
+                        "pid": event["pid"],
+                        "keras": event["keras_imported"],
+                        "memory_limit_mb": event.get("memory_limit_mb"),
+                        "data_mb": self.data_mb,
+                    }
                     return running, error, False
         except TimeoutError:
             self._kill()

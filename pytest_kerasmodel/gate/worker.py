@@ -40,6 +40,12 @@ def limit_memory(megabytes: int, hard_megabytes: int | None = None) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
 
+def soft_limit_mb() -> int:
+    """The data-memory limit in force (MB), 0 for none."""
+    soft = resource.getrlimit(resource.RLIMIT_DATA)[0]
+    return 0 if soft == resource.RLIM_INFINITY else soft // 1024**2
+
+
 def data_in_use_mb() -> int:
     """The worker's data memory now (VmData: what RLIMIT_DATA counts), 0 where unknown."""
     try:
@@ -86,6 +92,7 @@ def serve(requests: Iterable[str], out: IO[str]) -> None:
                 "pid": os.getpid(),
                 "keras_imported": "keras" in sys.modules,
                 "data_mb": data_in_use_mb(),
+                "memory_limit_mb": soft_limit_mb(),
             }
         )
 
