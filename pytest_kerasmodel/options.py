@@ -18,7 +18,15 @@ DEFAULT_ATOL = 1e-6
 DEFAULT_FORMATS = ("keras",)
 KNOWN_FORMATS = ("keras", "h5", "weights")
 DEFAULT_TIMEOUT = 120.0
-DEFAULT_MEMORY_LIMIT_MB = 4096
+# The worker's data-memory limit per artifact when keras_memory_limit is not set:
+# max(MEMORY_FLOOR_MB, MEMORY_BASE_MB + MEMORY_PER_BYTE x artifact size), capped at
+# MEMORY_CAP_FRACTION of physical memory. Loading a Dense model of 512 MiB / 1 GiB of float32
+# (.h5 and .keras) was measured to need 255 MiB + about 6.2 x its size (RLIMIT_DATA), with
+# Keras imported; 7 x leaves room for the checks before load and what a worker keeps.
+DEFAULT_MEMORY_LIMIT_MB = MEMORY_FLOOR_MB = 4096
+MEMORY_BASE_MB = 1536
+MEMORY_PER_BYTE = 7
+MEMORY_CAP_FRACTION = 0.8
 
 
 def _value(config: pytest.Config, dest: str) -> Any:
@@ -72,7 +80,7 @@ class Settings:
     golden_dir: Path | None = None
     report: Path | None = None
     timeout: float = DEFAULT_TIMEOUT
-    memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB
+    memory_limit_mb: int | None = None  # None: derived per artifact (memory_limit_for)
     isolate: bool = True
     allowed_modules: tuple[str, ...] = ()
     max_file_size: int | None = None
@@ -115,13 +123,49 @@ class Settings:
             golden_dir=path(_value(config, "keras_golden_dir")),
             report=path(_value(config, "keras_report")),
             timeout=_float(config, "keras_timeout", DEFAULT_TIMEOUT),
-            memory_limit_mb=int(_float(config, "keras_memory_limit", DEFAULT_MEMORY_LIMIT_MB)),
+            memory_limit_mb=_memory_limit(config),
             isolate=not no_isolation and config.getini("keras_isolate") is not False,
             allowed_modules=tuple(_words(_value(config, "keras_allowed_modules"))),
             max_file_size=parse_size(max_size) if max_size not in (None, "") else None,
             max_params=int(max_params) if max_params not in (None, "") else None,
             allowed_versions=tuple(_words(_value(config, "keras_allowed_versions"))),
         )
+
+
+def _memory_limit(config: pytest.Config) -> int | None:
+    value = _value(config, "keras_memory_limit")
+    if value in (None, ""):
+        return None
+    return int(_float(config, "keras_memory_limit", DEFAULT_MEMORY_LIMIT_MB))
+
+
+def physical_memory_mb() -> int | None:
+    """This machine's physical memory in MiB, None where the OS does not say."""
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return pages * page_size // 1024**2 if pages > 0 and page_size > 0 else None
+
+
+def memory_cap_mb() -> int | None:
+    """The most memory a derived limit gives one artifact: a share of physical memory."""
+    physical = physical_memory_mb()
+    return int(physical * MEMORY_CAP_FRACTION) if physical else None
+
+
+def memory_limit_for(artifact_bytes: int, explicit_mb: int | None = None) -> int:
+    """The worker's data-memory limit in MB while it checks an artifact of this size.
+
+    An explicit keras_memory_limit wins. Otherwise max(4096, 1536 + 7 x the artifact's size
+    in MiB), capped at 80% of physical memory: a model's load takes several times its size
+    (Keras builds and initialises every variable, then reads and assigns the saved values).
+    """
+    if explicit_mb is not None:
+        return explicit_mb
+    derived = max(MEMORY_FLOOR_MB, MEMORY_BASE_MB + -(-MEMORY_PER_BYTE * artifact_bytes // 1024**2))
+    cap = memory_cap_mb()
+    return min(derived, cap) if cap else derived
 
 
 _UNITS = {

@@ -103,7 +103,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     option(
         "--keras-memory-limit",
         "keras_memory_limit",
-        "Memory limit in MB of the isolated worker (default 4096).",
+        "Data-memory limit (RLIMIT_DATA) in MB of the isolated worker, for every artifact "
+        "(default: per artifact, max(4096, 1536 + 7 x its size in MiB), at most 80 percent of "
+        "physical memory).",
         metavar="MB",
     )
     group.addoption(

@@ -67,7 +67,7 @@ def test_damaged_files_fail_integrity_naming_the_problem(
     }
     for name, reason in expected.items():
         assert reason in message(verdicts, name, "integrity"), name
-        assert message(verdicts, name, "load") == "not checked: the integrity check failed"
+        assert message(verdicts, name, "load") == "cannot be verified: the integrity check failed"
     result.stdout.fnmatch_lines(
         ["models/crc.keras: integrity: a damaged zip archive: member 'model.weights.h5' fails*"]
     )
@@ -103,7 +103,8 @@ def test_a_lambda_layer_is_never_executed(
             verdicts, name, "safety"
         )
         assert message(verdicts, name, "load").startswith("refused: the safety scan has")
-        assert status(verdicts, name)["predictions"] == "failed"
+        # no golden predictions: nothing to compare, so not a second failure for one cause
+        assert status(verdicts, name)["predictions"] == "skipped"
         assert status(verdicts, name)["finite"] == "passed"
     assert not marker.exists(), "the Lambda layer's code ran"
     result.stdout.fnmatch_lines(
@@ -261,7 +262,7 @@ def test_crc_damage_fails_integrity_and_its_dependents_whether_checked_in_backgr
 ) -> None:
     """While a large archive's CRCs are checked in the background, the file-only checks run;
     a damaged member then fails integrity with the same message, and the checks that needed
-    integrity are "not checked", their speculative results discarded."""
+    integrity "cannot be verified", their speculative results discarded."""
     from pytest_kerasmodel.gate.checks import check_artifact
 
     golden = tmp_path / "structure.json"
@@ -274,8 +275,9 @@ def test_crc_damage_fails_integrity_and_its_dependents_whether_checked_in_backgr
         "a damaged zip archive: member 'model.weights.h5' fails its CRC check"
     )
     assert verdicts["safety"]["status"] == "passed"  # safety does not need integrity
-    for name in ("finite", "structure", "budgets"):
-        assert verdicts[name]["message"] == "not checked: the integrity check failed", name
+    for name in ("finite", "budgets"):
+        assert verdicts[name]["message"] == "cannot be verified: the integrity check failed", name
+    assert verdicts["structure"]["status"] == "skipped"  # no golden recorded: nothing to compare
 
     events = _events(gate_files["crc.keras"], FILE_ONLY, max_params=10**6)
     starts = [name for name, event in events if event == "start"]
@@ -283,7 +285,8 @@ def test_crc_damage_fails_integrity_and_its_dependents_whether_checked_in_backgr
     if crc_mode == "background":
         # integrity's result waits for its CRCs: the other checks ran meanwhile; integrity
         # "starts" again while its CRC pass ends, so a crash there is blamed on it
-        assert starts == ["integrity", "safety", "finite", "structure", "budgets", "integrity"]
+        # (structure, with no golden asked for, is skipped without starting)
+        assert starts == ["integrity", "safety", "finite", "budgets", "integrity"]
         assert ended == ["safety", "integrity", "finite", "structure", "budgets"]
     else:
         assert starts == ["integrity", "safety"]
@@ -322,7 +325,7 @@ def test_a_crc_damaged_archive_is_never_loaded(
 
     monkeypatch.setattr(checks, "load", spy)
     events = _events(gate_files["crc.keras"], ["integrity", "safety", "load", "finite"])
-    assert ("load", "failed: not checked: the integrity check failed") in events
+    assert ("load", "failed: cannot be verified: the integrity check failed") in events
     assert ("load", "start") not in events
     assert loaded == []
     healthy = _events(gate_files["clf.keras"], ["integrity", "safety", "load", "finite"])
@@ -340,7 +343,146 @@ def test_crc_damage_without_isolation_in_a_pytest_run(
     assert message(verdicts, "crc.keras", "integrity") == (
         "a damaged zip archive: member 'model.weights.h5' fails its CRC check"
     )
-    for name in ("load", "finite", "structure", "predictions"):
-        assert message(verdicts, "crc.keras", name) == "not checked: the integrity check failed"
+    for name in ("load", "finite"):
+        assert (
+            message(verdicts, "crc.keras", name) == "cannot be verified: the integrity check failed"
+        )
+    assert status(verdicts, "crc.keras")["structure"] == "skipped"
+    assert status(verdicts, "crc.keras")["predictions"] == "skipped"
     assert status(verdicts, "clf.keras") == {**ALL_OK, **NO_GOLDEN}
     result.stdout.fnmatch_lines(["2 artifact(s), 1 failing at least one check"])
+
+
+def test_a_check_with_nothing_to_compare_is_skipped_and_one_with_a_golden_cannot_be_verified(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    """One cause is counted once: with no golden, predictions is skipped next to a failing load;
+    with goldens recorded, a damaged file's structure and predictions fail as not verifiable."""
+    models = stage(pytester.path / "models", gate_files, ["keras2_lstm.h5", "clf.keras"])
+    _, verdicts = run_gate(pytester, "--keras-update-golden", "-k", "clf")
+    assert (models / "clf.keras.golden.npz").is_file()
+    (models / "victim.keras").write_bytes(gate_files["truncated.keras"].read_bytes())
+    for suffix in (".golden.json", ".golden.npz"):  # goldens recorded, then the file got damaged
+        (models / f"victim.keras{suffix}").write_bytes((models / f"clf.keras{suffix}").read_bytes())
+    golden = (
+        (models / "victim.keras.golden.json").read_text().replace('"clf.keras"', '"victim.keras"')
+    )
+    (models / "victim.keras.golden.json").write_text(golden)
+    result, verdicts = run_gate(pytester, "--keras-max-params", "100")
+    assert status(verdicts, "keras2_lstm.h5") == {
+        "integrity": "passed",
+        "safety": "passed",
+        "load": "failed",
+        "finite": "passed",
+        "structure": "skipped",  # no golden recorded: nothing to compare
+        "predictions": "skipped",
+        "budgets": "passed",
+    }
+    assert "no golden predictions" in message(verdicts, "keras2_lstm.h5", "predictions")
+    assert status(verdicts, "victim.keras") == {
+        "integrity": "failed",
+        "safety": "failed",  # unreadable, so not vouched for (it does not need integrity)
+        "load": "failed",
+        "finite": "failed",
+        "structure": "failed",
+        "predictions": "failed",
+        "budgets": "failed",
+    }
+    for name in ("load", "finite", "structure", "predictions", "budgets"):
+        assert message(verdicts, "victim.keras", name) == (
+            "cannot be verified: the integrity check failed"
+        ), name
+    assert status(verdicts, "clf.keras")["predictions"] == "passed"
+    assert verdicts["victim.keras"]["root_cause"] == {
+        "check": "integrity",
+        "reason": "not a readable zip archive: File is not a zip file",
+    }
+    assert verdicts["keras2_lstm.h5"]["root_cause"]["check"] == "load"
+    assert verdicts["clf.keras"]["root_cause"] is None
+    result.stdout.fnmatch_lines(
+        [
+            "3 artifact(s), 2 failing at least one check",
+            "2 failing artifacts, by root cause:",
+            "  models/keras2_lstm.h5: load (the saved config of a LSTM layer has argument(s) *)",
+            "  models/victim.keras: integrity (not a readable zip archive: File is not a zip file)",
+        ]
+    )
+
+
+def test_the_summary_names_each_root_cause_once(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    stage(pytester.path / "models", gate_files, ["lambda.keras", "crc.keras", "nan.keras"])
+    result, verdicts = run_gate(pytester)
+    assert verdicts["lambda.keras"]["root_cause"] == {"check": "safety", "reason": "1 finding"}
+    assert verdicts["nan.keras"]["root_cause"] == {
+        "check": "finite",
+        "reason": (
+            "1 of 4 weight variable(s) hold NaN or Inf: hidden/kernel: 1 NaN, 2 Inf of 12 values"
+        ),
+    }
+    result.stdout.fnmatch_lines(
+        [
+            "3 artifact(s), 3 failing at least one check",
+            "3 failing artifacts, by root cause:",
+            "  models/crc.keras: integrity (a damaged zip archive: member 'model.weights.h5' *)",
+            "  models/lambda.keras: safety (1 finding)",
+            "  models/nan.keras: finite (1 of 4 weight variable(s) hold NaN or Inf: hidden/*)",
+        ]
+    )
+
+
+def test_an_archive_failing_integrity_still_shows_its_format(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    from pytest_kerasmodel.gate.checks import guess_format
+
+    expected = {
+        "truncated.keras": "keras",  # no central directory: read from the first local headers
+        "crc.keras": "keras",
+        "clf.keras": "keras",
+        "clf.h5": "h5",
+        "keras2.h5": "h5",
+        "clf.weights.h5": "weights.h5",
+        "truncated.h5": "unknown",  # HDF5 refuses to open it: no family to tell
+        "garbage.keras": "unknown",
+        "empty.h5": "unknown",
+    }
+    assert {name: guess_format(gate_files[name]) for name in expected} == expected
+    stage(pytester.path / "models", gate_files, ["truncated.keras", "crc.keras", "truncated.h5"])
+    result, verdicts = run_gate(pytester, "-k", "integrity")
+    assert {name: row["format"] for name, row in verdicts.items()} == {
+        "truncated.keras": "keras",
+        "crc.keras": "keras",
+        "truncated.h5": "unknown",
+    }
+    result.stdout.fnmatch_lines(["models/truncated.keras *keras *? *? *KB *FAIL"])
+
+
+def test_a_model_never_built_loads_with_an_unknown_parameter_count(
+    pytester: pytest.Pytester,
+) -> None:
+    """Keras saves and loads a Sequential never built (like a published TextVectorization-only
+    model): load passes; its parameter count is unknown, so max_params cannot be verified."""
+    import keras
+
+    models = pytester.path / "models"
+    models.mkdir()
+    unbuilt = keras.Sequential([keras.layers.Dense(2, name="out")], name="unbuilt")
+    with pytest.warns(UserWarning, match="has not yet been built"):
+        unbuilt.save(models / "unbuilt.keras")
+    result, verdicts = run_gate(
+        pytester, "--keras-max-params", "10", "--keras-max-file-size", "1MB"
+    )
+    row = verdicts["unbuilt.keras"]
+    assert row["checks"]["load"] == {
+        "status": "passed",
+        "message": "Sequential 'unbuilt', never built: parameter count unknown",
+    }
+    assert row["params"] is None
+    assert row["checks"]["budgets"]["status"] == "failed"
+    assert row["checks"]["budgets"]["message"] == (
+        "cannot be verified:\n  - parameter count unknown (the model was never built, so its "
+        "layers have no variables yet), budget 10"
+    )
+    result.stdout.fnmatch_lines(["models/unbuilt.keras *keras *3.* *? *KB *ok *ok *ok *ok*"])

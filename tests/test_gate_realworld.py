@@ -1,4 +1,4 @@
-"""The gate over files that others published, written by Keras 1.2 to 3.11 and tf.keras:
+"""The gate over files that others published, written by Keras 1.2 to 3.13 and tf.keras:
 each gets the verdict, and the reason, that a maintainer would expect."""
 
 from __future__ import annotations
@@ -21,16 +21,29 @@ def test_realworld_verdicts(pytester: pytest.Pytester) -> None:
     result, verdicts = run_gate(
         pytester, "-k", "not structure and not budgets", folder=str(REALWORLD)
     )
-    assert len(verdicts) == 9, sorted(verdicts)
+    assert len(verdicts) == 12, sorted(verdicts)
 
-    # Loads with Keras 3: a Keras 3.8 legacy .h5 and a tf.keras 2.12 MLP.
-    for name in ("k3.8_vasuki_simplernn_legacy_full.h5", "tfk2.12_07sada_sound_mlp_full.h5"):
+    # Every file Keras 3.15's load_model loads passes load: a Keras 3.8 legacy .h5, a tf.keras
+    # 2.12 MLP, a Keras 3.10 BiLSTM and two TextVectorization models (one never built).
+    loaded = {
+        "k3.8_vasuki_simplernn_legacy_full.h5": 2651,
+        "tfk2.12_07sada_sound_mlp_full.h5": 139530,
+        "k3.10_sentiment_bilstm.keras": 623489,
+        "k3.12_emotion_textvectorization_assets.keras": 0,  # vocabulary in assets, no variables
+        "k3.13_toxic_textvectorization_assets.keras": None,  # never built: unknown, not an error
+    }
+    for name, params in loaded.items():
         assert status(verdicts, name) == {
             **FILE_CHECKS_OK,
             "load": "passed",
             "predictions": "skipped",
-        }
+        }, name
+        assert verdicts[name]["params"] == params, name
+        assert verdicts[name]["root_cause"] is None, name
     assert verdicts["tfk2.12_07sada_sound_mlp_full.h5"]["writer"] == "2.12.0"
+    assert message(verdicts, "k3.13_toxic_textvectorization_assets.keras", "load") == (
+        "Sequential 'sequential_6', never built: parameter count unknown"
+    )
 
     # Weights only: nothing to load, not a failure.
     for name, fmt in (
@@ -73,6 +86,28 @@ def test_realworld_verdicts(pytester: pytest.Pytester) -> None:
         verdicts, belief, "safety"
     )
     assert message(verdicts, belief, "load").startswith("refused")
+
+    # No golden recorded: predictions has nothing to compare and is skipped, whatever load did;
+    # each failing artifact is counted once, under its root cause.
+    failing = {name: row["root_cause"] for name, row in verdicts.items() if row["root_cause"]}
+    assert {name: cause["check"] for name, cause in failing.items()} == {
+        "k1.2.2_dl4j_simple_lstm_theano_full.h5": "load",
+        "k2.0.9_dl4j_functional_lambda_full.h5": "safety",
+        "k2.2.4tf_dl4j_tensorflowoplayer_full.h5": "load",
+        "k2.2.5_fdeep_lstm_bidir_multiinput_full.h5": "load",
+        "tfk2.14_beliefppg_custom_layers_v3zip.keras": "safety",
+    }
+    for name in failing:
+        assert status(verdicts, name)["predictions"] == "skipped", name
+    assert failing[lam]["reason"] == "2 findings"
+    result.stdout.fnmatch_lines(
+        [
+            "12 artifact(s), 5 failing at least one check",
+            "5 failing artifacts, by root cause:",
+            "  *k1.2.2_dl4j_simple_lstm_theano_full.h5: load (a Keras 1 Sequential model *)",
+            "  *k2.0.9_dl4j_functional_lambda_full.h5: safety (2 findings)",
+        ]
+    )
 
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in REALWORLD.iterdir()}
     assert after == before

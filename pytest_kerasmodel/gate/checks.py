@@ -74,6 +74,8 @@ class Request:
     inputs_file: str = ""
     budget_file: str = ""
     update_golden: bool = False
+    # the worker's data-memory limit while it checks this artifact (0: leave it as it is)
+    memory_limit_mb: int = 0
 
 
 class CheckFailure(Exception):
@@ -116,6 +118,8 @@ class Subject:
     # then check_integrity leaves its CRC job running in pending_crc
     defer_crc: bool = False
     pending_crc: _ZipCrcJob | None = None
+    # check -> why it has nothing to compare (see nothing_to_compare), decided before any runs
+    skip_reasons: dict[str, str] = field(default_factory=dict)
     _files: ExitStack = field(default_factory=ExitStack)
     _opened: artifacts.Artifact | None = None
     _open_error: Exception | None = None
@@ -157,6 +161,70 @@ class Subject:
     def open(self) -> Iterator[artifacts.Artifact]:
         with artifacts.open_artifact(self.path) as opened:
             yield opened
+
+
+# -- format, cheaply ---------------------------------------------------------------------------
+
+
+def _zip_member_names(path: Path, limit: int = 16) -> list[str]:
+    """The archive's member names: from its central directory, or, when that is gone (a
+    truncated archive), from the first local headers walked from the start of the file."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        pass
+    names: list[str] = []
+    with open(path, "rb") as fh:
+        for _ in range(limit):
+            header = fh.read(30)
+            if len(header) != 30 or header[:4] != b"PK\x03\x04":
+                break
+            flags, size, name_length, extra_length = struct.unpack("<6xH10xI4xHH", header)
+            names.append(fh.read(name_length).decode("utf-8" if flags & 0x800 else "cp437"))
+            if flags & 0x8:  # sizes follow the data: the next header cannot be found cheaply
+                break
+            fh.seek(extra_length + size, 1)
+    return names
+
+
+def guess_format(path: Path) -> str:
+    """The artifact's format from a cheap look that reads no data, for an artifact whose
+    integrity check could not say (a damaged archive still shows as ``keras``).
+
+    A zip naming a ``config.json`` member is ``keras``; an HDF5 file is told apart by its root
+    attribute names and top-level groups when HDF5 can open it; a folder layout or a manifest is
+    what the artifact registry says; anything else is ``unknown``.
+    """
+    guessed = artifacts.guess_format(path)
+    if guessed not in (artifacts.FORMAT_KERAS, artifacts.FORMAT_H5, "unknown"):
+        return guessed
+    try:
+        kind = artifacts.sniff(path)
+    except ArtifactError:
+        return "unknown"
+    if kind == "savedmodel":
+        return artifacts.FORMAT_SAVEDMODEL
+    if kind == "zip":
+        try:
+            names = _zip_member_names(path)
+        except (OSError, UnicodeDecodeError):
+            return "unknown"
+        return artifacts.FORMAT_KERAS if artifacts.KERAS_ZIP_CONFIG in names else "unknown"
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            attrs, groups = set(f.attrs.keys()), set(f.keys())
+    except Exception:  # HDF5 cannot open it (truncated, damaged superblock): no family to tell
+        return "unknown"
+    if "model_config" in attrs or "model_weights" in groups:
+        return artifacts.FORMAT_H5
+    if "layer_names" in attrs or "layer_names0" in attrs:
+        return artifacts.FORMAT_H5_WEIGHTS
+    if groups & {"layers", "vars", "optimizer", "_layer_checkpoint_dependencies"}:
+        return artifacts.FORMAT_WEIGHTS_H5
+    return "unknown"
 
 
 # -- integrity -------------------------------------------------------------------------------------
@@ -394,7 +462,7 @@ def check_integrity(subject: Subject) -> CheckResult:
         subject.writer = description["keras_version"] or ""
         subject.backend = description["backend"] or ""
         subject.size = description["file_size"]
-        if subject.format != artifacts.FORMAT_SAVEDMODEL:
+        if subject.format != artifacts.FORMAT_SAVEDMODEL and not _never_built(opened):
             subject.params = int(description["params"])
         if subject.format == artifacts.FORMAT_KERAS:
             assert opened.zip is not None
@@ -417,6 +485,20 @@ def check_integrity(subject: Subject) -> CheckResult:
 
 
 # -- safety --------------------------------------------------------------------------------------
+
+
+def _never_built(opened: artifacts.Artifact) -> bool:
+    """A Keras 3 model saved before it was ever built: its parameter count is unknown (its
+    layers have no variables yet), not zero. Keras 3 writes a model's ``build_config`` once it is
+    built (a Functional model always is); an unbuilt Sequential's config has none."""
+    config = opened.config
+    return (
+        opened.format == artifacts.FORMAT_KERAS
+        and str(opened.keras_version or "").startswith("3.")
+        and isinstance(config, dict)
+        and config.get("class_name") in ("Sequential", "Functional", "Model")
+        and "build_config" not in config
+    )
 
 
 def check_safety(subject: Subject) -> CheckResult:
@@ -581,21 +663,15 @@ def load(subject: Subject) -> Any:
 
 
 def check_load(subject: Subject) -> CheckResult:
-    if subject.format == "savedmodel":
-        raise CheckSkipped(
-            "not applicable: Keras 3 load_model cannot load a TensorFlow SavedModel "
-            "(wrap it with keras.layers.TFSMLayer for inference)"
-        )
-    if subject.weights_only:
-        raise CheckSkipped(
-            f"not applicable: a weights-only file ({subject.format}) holds no model config; "
-            "load it with model.load_weights() into a model built by your code"
-        )
+    if reason := not_applicable("load", subject.format):
+        raise CheckSkipped(reason)
     model = load(subject)
+    what = f"{type(model).__name__} {model.name!r}"
+    if not model.built:  # Keras loads it; count_params() would raise
+        subject.params = None
+        return CheckResult(PASSED, f"{what}, never built: parameter count unknown")
     subject.params = int(model.count_params())
-    return CheckResult(
-        PASSED, f"{type(model).__name__} {model.name!r}, {subject.params} parameters"
-    )
+    return CheckResult(PASSED, f"{what}, {subject.params} parameters")
 
 
 # -- finite ----------------------------------------------------------------------------------------
@@ -604,8 +680,8 @@ def check_load(subject: Subject) -> CheckResult:
 def check_finite(subject: Subject) -> CheckResult:
     """Every floating-point weight is finite: the counts the integrity check's single read took
     (:func:`~pytest_kerasmodel.describe.count_nonfinite`, block by block)."""
-    if subject.format == "savedmodel":
-        raise CheckSkipped("not applicable: SavedModel variables are not read")
+    if reason := not_applicable("finite", subject.format):
+        raise CheckSkipped(reason)
     assert subject.description is not None and subject.description["values"] is not None
     weights = subject.description["weights"]
     counts = subject.description["values"]
@@ -661,8 +737,8 @@ def check_predictions(subject: Subject) -> CheckResult:
     from pytest_kerasmodel.compare import compare_named_arrays
     from pytest_kerasmodel.gate import goldens
 
-    if subject.format == "savedmodel" or subject.weights_only:
-        raise CheckSkipped(f"not applicable: a {subject.format} artifact is not a loadable model")
+    if reason := not_applicable("predictions", subject.format):
+        raise CheckSkipped(reason)
     request = subject.request
     if not request.golden_predictions:
         raise CheckSkipped("no golden predictions asked for")
@@ -733,34 +809,56 @@ def _sidecar_budgets(request: Request) -> tuple[Request, str]:
     return replace(request, **changes), f" (budgets from {path.name})"
 
 
-def check_budgets(subject: Subject) -> CheckResult:
-    request, source = _sidecar_budgets(subject.request)
-    if (
+NO_BUDGET = (
+    "no budget set (keras_max_file_size, keras_max_params, keras_allowed_versions, "
+    "or <artifact>.budget.json)"
+)
+
+
+def _no_budget(request: Request) -> bool:
+    return (
         request.max_file_size is None
         and request.max_params is None
         and not request.allowed_versions
-    ):
-        raise CheckSkipped(
-            "no budget set (keras_max_file_size, keras_max_params, keras_allowed_versions, "
-            "or <artifact>.budget.json)"
-        )
+    )
+
+
+def check_budgets(subject: Subject) -> CheckResult:
+    request, source = _sidecar_budgets(subject.request)
+    if _no_budget(request):
+        raise CheckSkipped(NO_BUDGET)
     over: list[str] = []
     within: list[str] = []
+    unknown: list[str] = []
     if request.max_file_size is not None:
         line = f"size {subject.size} bytes, budget {request.max_file_size}"
         (over if subject.size > request.max_file_size else within).append(line)
     if request.max_params is not None:
-        params = subject.params or 0
-        line = f"{params} parameters, budget {request.max_params}"
-        (over if params > request.max_params else within).append(line)
+        if subject.params is None:
+            why = (
+                "a SavedModel's variables are not counted"
+                if subject.format == artifacts.FORMAT_SAVEDMODEL
+                else "the model was never built, so its layers have no variables yet"
+            )
+            unknown.append(f"parameter count unknown ({why}), budget {request.max_params}")
+        else:
+            line = f"{subject.params} parameters, budget {request.max_params}"
+            (over if subject.params > request.max_params else within).append(line)
     if request.allowed_versions:
         allowed = request.allowed_versions
         writer = subject.writer or "unknown"
         line = f"written by Keras {writer}, allowed {allowed}"
         ok = any(fnmatch.fnmatchcase(writer, pattern) for pattern in allowed)
         (within if ok else over).append(line)
+    parts = []
     if over:
-        raise CheckFailure(f"over budget{source}:\n" + "\n".join(f"  - {line}" for line in over))
+        parts.append(f"over budget{source}:\n" + "\n".join(f"  - {line}" for line in over))
+    if unknown:
+        parts.append(
+            f"cannot be verified{source}:\n" + "\n".join(f"  - {line}" for line in unknown)
+        )
+    if parts:
+        raise CheckFailure("\n".join(parts))
     return CheckResult(PASSED, "; ".join(within) + source)
 
 
@@ -775,6 +873,55 @@ RUNNERS = {
     "predictions": check_predictions,
     "budgets": check_budgets,
 }
+
+
+def nothing_to_compare(name: str, request: Request) -> str | None:
+    """Why check ``name`` has nothing to compare for this request (its skip reason), else None.
+
+    Decided from the request alone (goldens recorded, budgets set), before anything runs, so
+    that a check with nothing to compare is skipped whatever its prerequisites did, and only a
+    check that had something to compare fails because a prerequisite failed.
+    """
+    from pytest_kerasmodel.gate import goldens
+
+    if name == "structure":
+        if not request.golden_structure:
+            return "no golden structure asked for"
+        path = Path(request.golden_structure)
+        if not request.update_golden and not goldens.has_structure(path, Path(request.path).name):
+            return f"no golden structure ({path}); {goldens.HOW_TO_RECORD}"
+    elif name == "predictions":
+        if not request.golden_predictions:
+            return "no golden predictions asked for"
+        path = Path(request.golden_predictions)
+        if not request.update_golden and not path.is_file():
+            return f"no golden predictions ({path}); {goldens.HOW_TO_RECORD}"
+    elif name == "budgets":
+        sidecar = Path(request.budget_file) if request.budget_file else None
+        if _no_budget(request) and not (sidecar is not None and sidecar.is_file()):
+            return NO_BUDGET
+    return None
+
+
+def not_applicable(name: str, fmt: str) -> str | None:
+    """Why check ``name`` does not apply to an artifact of format ``fmt`` (a skip reason)."""
+    if name == "load" and fmt == artifacts.FORMAT_SAVEDMODEL:
+        return (
+            "not applicable: Keras 3 load_model cannot load a TensorFlow SavedModel "
+            "(wrap it with keras.layers.TFSMLayer for inference)"
+        )
+    if name == "load" and fmt in WEIGHTS_ONLY_FORMATS:
+        return (
+            f"not applicable: a weights-only file ({fmt}) holds no model config; "
+            "load it with model.load_weights() into a model built by your code"
+        )
+    if name == "predictions" and (
+        fmt == artifacts.FORMAT_SAVEDMODEL or fmt in WEIGHTS_ONLY_FORMATS
+    ):
+        return f"not applicable: a {fmt} artifact is not a loadable model"
+    if name == "finite" and fmt == artifacts.FORMAT_SAVEDMODEL:
+        return "not applicable: SavedModel variables are not read"
+    return None
 
 
 def _needed(requested: list[str]) -> list[str]:
@@ -806,7 +953,7 @@ def iter_checks(
     may go on while the next checks run, up to the first that needs Keras or writes a golden, or
     the end. Until then the results of integrity and of the checks depending on it are held back;
     integrity "starts" again while its verification ends, and if a member is damaged, integrity
-    fails and the held results become "not checked", as if it had failed first.
+    fails and the held results become "cannot be verified", as if it had failed first.
     """
     unknown = [c for c in request.checks if c not in RUNNERS]
     if unknown:
@@ -814,6 +961,9 @@ def iter_checks(
     subject = Subject(Path(request.path), request, notify=notify)
     results: dict[str, CheckResult] = {}
     needed = _needed(request.checks)
+    subject.skip_reasons = {
+        name: reason for name in needed if (reason := nothing_to_compare(name, request))
+    }
     after = needed[needed.index("integrity") + 1 :] if "integrity" in needed else []
     subject.defer_crc = bool(after) and not _needs_settled_crcs(after[0], request)
     held: list[str] = []  # checks whose results wait for subject.pending_crc
@@ -827,7 +977,7 @@ def iter_checks(
             except CheckFailure as exc:
                 results["integrity"] = CheckResult(FAILED, str(exc), exc.details)
                 for name in held:
-                    results[name] = _blocked(name, subject, results) or results[name]
+                    results[name] = _precluded(name, subject, results) or results[name]
         for name in held:
             yield name, results[name], subject.info()
         held.clear()
@@ -838,10 +988,12 @@ def iter_checks(
                 yield from settle()
             if name not in SHARED_OPEN:
                 subject.close()
-            results[name] = _blocked(name, subject, results) or CheckResult("")
+            results[name] = _precluded(name, subject, results) or CheckResult("")
             if not results[name].status:
                 yield name, None, subject.info()
                 results[name] = _run_one(name, subject)
+            if name in SHARED_OPEN and subject.format == "unknown":
+                subject.format = guess_format(subject.path)
             if subject.pending_crc is not None and "integrity" in _needed([name]):
                 held.append(name)
             else:
@@ -854,16 +1006,28 @@ def iter_checks(
         subject.model = None
 
 
-def _blocked(name: str, subject: Subject, results: dict[str, CheckResult]) -> CheckResult | None:
-    """The result of a check that cannot run because of an earlier one, else None."""
+def _precluded(name: str, subject: Subject, results: dict[str, CheckResult]) -> CheckResult | None:
+    """The result of a check decided without running it, else None.
+
+    Skipped when it has nothing to compare (:func:`nothing_to_compare`) or does not apply to
+    the artifact's format, whatever its prerequisites did: one cause is reported once. Failed
+    when it has something to compare but a prerequisite failed; ``details["blocked_by"]`` names
+    that prerequisite, so the summary can tell a root cause from its consequences.
+    """
+    reason = subject.skip_reasons.get(name) or not_applicable(name, subject.format)
+    if reason:
+        return CheckResult(SKIPPED, reason)
     broken = [d for d in DEPENDS[name] if results[d].status == FAILED]
     if broken and broken[0] != "safety":
-        return CheckResult(FAILED, f"not checked: the {broken[0]} check failed")
+        return CheckResult(
+            FAILED, f"cannot be verified: the {broken[0]} check failed", {"blocked_by": broken[0]}
+        )
     if broken or (subject.findings and name in ("load", "predictions")):
         return CheckResult(
             FAILED,
             f"refused: the safety scan has {len(subject.findings)} finding(s), so the model "
             "is never deserialised (see the safety check)",
+            {"blocked_by": "safety"},
         )
     return None
 
@@ -872,7 +1036,7 @@ def _run_one(name: str, subject: Subject) -> CheckResult:
     from pytest_kerasmodel.gate.goldens import GoldenVersionError
 
     if subject.format == "unknown":
-        subject.format = artifacts.guess_format(subject.path)
+        subject.format = guess_format(subject.path)
     if subject.format == artifacts.FORMAT_ORBAX:
         return CheckResult(SKIPPED, NOT_READ_ORBAX)
     try:
@@ -884,8 +1048,10 @@ def _run_one(name: str, subject: Subject) -> CheckResult:
     except GoldenVersionError as exc:
         return CheckResult(FAILED, str(exc))
     except MemoryError:
+        limit = subject.request.memory_limit_mb
+        shown = f" of {limit} MB" if limit else ""
         return CheckResult(
-            FAILED, "ran out of memory (the worker's memory limit, keras_memory_limit)"
+            FAILED, f"ran out of memory (the worker's memory limit{shown}, keras_memory_limit)"
         )
     except Exception as exc:  # an unexpected library error: say which check met it
         return CheckResult(FAILED, f"the {name} check raised {type(exc).__name__}: {exc}")

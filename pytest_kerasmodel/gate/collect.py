@@ -198,6 +198,7 @@ class CheckItem(pytest.Item):
             "check": self.check,
             "status": result["status"],
             "message": result["message"],
+            "blocked_by": result.get("details", {}).get("blocked_by"),
             "info": {**response.get("info", {}), "seconds": response.get("elapsed")},
         }
         self.user_properties.append((REPORT_PROPERTY, json.dumps(record)))

@@ -67,6 +67,20 @@ def write_structure(path: Path, key: str, view: Mapping[str, Any]) -> None:
     write_json_atomic(path, golden_document(STRUCTURE_KIND, {key: view}))
 
 
+def has_structure(path: Path, key: str) -> bool:
+    """Whether a structure golden is recorded for ``key``. A golden that cannot be read, or is
+    of another format version, counts: comparing with it fails and says why."""
+    from pytest_kerasmodel.errors import GoldenError
+    from pytest_kerasmodel.golden import load_golden_file
+
+    try:
+        return key in load_golden_file(path, kind=STRUCTURE_KIND)
+    except FileNotFoundError:
+        return False
+    except GoldenError:
+        return True
+
+
 def read_structure(path: Path, key: str) -> dict[str, Any] | None:
     """The recorded structure view, None when no golden exists."""
     from pytest_kerasmodel.errors import GoldenError

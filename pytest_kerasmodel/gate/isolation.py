@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from pytest_kerasmodel.gate.checks import DEPENDS, FAILED, size_on_disk
+from pytest_kerasmodel.gate.checks import (
+    DEPENDS,
+    FAILED,
+    SKIPPED,
+    Request,
+    nothing_to_compare,
+    size_on_disk,
+)
 
 
 def _signal_name(returncode: int) -> str:
@@ -85,7 +92,9 @@ class WorkerRunner:
 
     def __init__(self, timeout: float, memory_limit_mb: int) -> None:
         self.timeout = timeout
+        # the worker's hard data-memory limit (0: none); each request may set a lower soft one
         self.memory_limit_mb = memory_limit_mb
+        self.data_mb = 0  # the worker's data memory after its last request
         self.proc: subprocess.Popen[bytes] | None = None
         self.stderr: IO[bytes] | None = None
         self.started = 0
@@ -117,6 +126,7 @@ class WorkerRunner:
             env=env,
         )
         self.started += 1
+        self.data_mb = 0
         return self.proc
 
     def _stderr_tail(self, since: int) -> str:
@@ -145,8 +155,23 @@ class WorkerRunner:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line
 
+    def _limit_of(self, request: dict[str, Any]) -> int:
+        """The data-memory limit (MB) the worker applies while it checks ``request``."""
+        asked = int(request.get("memory_limit_mb") or 0)
+        if self.memory_limit_mb and (not asked or asked > self.memory_limit_mb):
+            return self.memory_limit_mb
+        return asked
+
     def _prepare(self, request: dict[str, Any]) -> _Sent:
-        """Start the worker if needed and number the request; nothing is written yet."""
+        """Start the worker if needed and number the request; nothing is written yet.
+
+        A worker holding more than half the request's memory limit (what a large artifact
+        before left allocated) is replaced first, so that leftovers never count against a
+        smaller artifact's limit.
+        """
+        limit = self._limit_of(request)
+        if self.proc is not None and limit and self.data_mb > limit // 2:
+            self._kill()
         self.start()
         assert self.stderr is not None
         self.stderr.seek(0, os.SEEK_END)
@@ -190,14 +215,23 @@ class WorkerRunner:
             for check in todo:
                 if check in response["checks"]:
                     continue
+                details: dict[str, Any] = {}
                 if check == running or not running:
                     text = death
+                elif reason := nothing_to_compare(check, Request(**request)):
+                    response["checks"][check] = {
+                        "status": SKIPPED,
+                        "message": reason,
+                        "details": {},
+                    }
+                    continue
                 elif timed_out or check in lost:
                     cause = "timed out" if timed_out else "crashed the worker"
-                    text = f"not checked: the {running or 'previous'} check {cause}"
+                    text = f"cannot be verified: the {running} check {cause}"
+                    details = {"blocked_by": running}
                 else:
                     continue
-                response["checks"][check] = {"status": FAILED, "message": text, "details": {}}
+                response["checks"][check] = {"status": FAILED, "message": text, "details": details}
             todo = [c for c in todo if c not in response["checks"]]
             if timed_out:
                 break
@@ -220,6 +254,7 @@ class WorkerRunner:
         if sent is None:
             sent = self._prepare(request)
         proc, since = self.proc, sent.stderr_since
+        limit = self._limit_of(sent.request)
         assert proc is not None
         try:
             if not written:
@@ -227,7 +262,7 @@ class WorkerRunner:
             while True:
                 line = self._read_line(proc, self._deadline)
                 if line is None:
-                    return running, self._death_message(proc, since, running), False
+                    return running, self._death_message(proc, since, running, limit), False
                 event = json.loads(line)
                 if event.get("id") != sent.request_id:  # left over from an earlier request
                     continue
@@ -248,8 +283,14 @@ class WorkerRunner:
                 elif kind == "error":  # a "done" event follows
                     error = f"the gate's worker failed:\n{event['traceback']}"
                 elif kind == "done":
+                    self.data_mb = int(event.get("data_mb") or 0)
                     response["elapsed_worker"] = event["elapsed"]
-                    response["worker"] = {"pid": event["pid"], "keras": event["keras_imported"]}
+                    response["worker"] = {
+                        "pid": event["pid"],
+                        "keras": event["keras_imported"],
+                        "memory_limit_mb": event.get("memory_limit_mb"),
+                        "data_mb": self.data_mb,
+                    }
                     return running, error, False
         except TimeoutError:
             self._kill()
@@ -261,9 +302,11 @@ class WorkerRunner:
                 True,
             )
         except BrokenPipeError:
-            return running, self._death_message(proc, since, running), False
+            return running, self._death_message(proc, since, running, limit), False
 
-    def _death_message(self, proc: subprocess.Popen[bytes], since: int, running: str) -> str:
+    def _death_message(
+        self, proc: subprocess.Popen[bytes], since: int, running: str, limit: int
+    ) -> str:
         try:
             returncode = proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -271,13 +314,15 @@ class WorkerRunner:
             returncode = -signal.SIGKILL
         tail = self._stderr_tail(since)
         where = f" in the {running} check" if running else ""
+        shown = f"{limit} MB" if limit else "unset"
         self.proc = None
         if returncode < 0:
             name = _signal_name(returncode)
             if name == "SIGKILL":
                 text = (
                     f"the worker was killed (SIGKILL) while reading this file{where}, most "
-                    f"likely for memory (keras_memory_limit is {self.memory_limit_mb} MB)"
+                    f"likely for memory (the worker's limit for this artifact is {shown}, "
+                    "keras_memory_limit)"
                 )
             else:
                 text = f"{_culprit(running)} crashed while reading this file{where} (signal {name})"
@@ -285,7 +330,8 @@ class WorkerRunner:
                     # TensorFlow can die by a signal, not MemoryError, when an allocation fails
                     text += (
                         f"; TensorFlow also ends this way when the model needs more memory than "
-                        f"the worker may use (keras_memory_limit is {self.memory_limit_mb} MB)"
+                        f"the worker may use (its limit for this artifact is {shown}, "
+                        "keras_memory_limit)"
                     )
         else:
             text = f"the worker exited with status {returncode} while reading this file{where}"

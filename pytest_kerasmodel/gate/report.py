@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,11 @@ def record(state: GateState, report: pytest.TestReport) -> None:
         row = state.rows.setdefault(data["artifact"], {"info": {}, "checks": {}})
         if data.get("info"):
             row["info"] = data["info"]
-        row["checks"][data["check"]] = {"status": data["status"], "message": data["message"]}
+        row["checks"][data["check"]] = {
+            "status": data["status"],
+            "message": data["message"],
+            "blocked_by": data.get("blocked_by"),
+        }
 
 
 def _size(size: Any) -> str:
@@ -114,6 +119,41 @@ def _unchecked_lines(state: GateState, config: pytest.Config) -> list[str]:
     return lines
 
 
+def root_cause(row: dict[str, Any]) -> dict[str, str] | None:
+    """The first failing check (in check order) that is not the consequence of another one's
+    failure, with a short reason; None when nothing failed."""
+    checks = row["checks"]
+    failing = [c for c in CHECKS if checks.get(c, {}).get("status") == FAILED]
+    causes = [c for c in failing if not checks[c].get("blocked_by")] or failing
+    if not causes:
+        return None
+    check = causes[0]
+    return {"check": check, "reason": short_reason(check, checks[check]["message"])}
+
+
+SHORT_REASON_CHARS = 100
+
+
+def short_reason(check: str, message: str) -> str:
+    """One line saying why a check failed: the count of safety findings, the ``why:`` of a
+    load failure (else what Keras said), or the message's first line, shortened."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()] or [""]
+    text = lines[0]
+    findings = re.match(r"(\d+) finding\(s\)", text)
+    if check == "safety" and findings:
+        count = int(findings.group(1))
+        text = f"{count} finding{'s' if count != 1 else ''}"
+    elif check in ("load", "predictions") and text.startswith("load_model failed"):
+        why = [line for line in lines if line.startswith("why: ")]
+        said = [line for line in lines if line.startswith("Keras said: ")]
+        text = why[0][len("why: ") :] if why else said[0] if said else text
+    elif text.endswith(":") and len(lines) > 1:  # a heading: the first item says more
+        text = f"{text} {lines[1].lstrip('- ')}"
+    if len(text) > SHORT_REASON_CHARS:
+        text = text[: SHORT_REASON_CHARS - 3].rstrip() + "..."
+    return text
+
+
 def terminal_summary(state: GateState, terminalreporter: Any) -> None:
     extra = _unchecked_lines(state, terminalreporter.config) if state.settings.model_dirs else []
     if not state.rows:
@@ -139,6 +179,21 @@ def terminal_summary(state: GateState, terminalreporter: Any) -> None:
     terminalreporter.write_line(
         f"{len(state.rows)} artifact(s), {failed} failing at least one check"
     )
+    causes = [
+        (name, cause) for name in sorted(state.rows) if (cause := root_cause(state.rows[name]))
+    ]
+    if causes:
+        terminalreporter.write_line(
+            f"{len(causes)} failing artifact{'s' if len(causes) != 1 else ''}, by root cause:"
+        )
+        shown = causes if verbose else causes[:FULL_TABLE_ROWS]
+        for name, cause in shown:
+            terminalreporter.write_line(f"  {name}: {cause['check']} ({cause['reason']})")
+        if len(shown) < len(causes):
+            terminalreporter.write_line(
+                f"  ... {len(causes) - len(shown)} more (-v lists them, --keras-report PATH "
+                "writes every root_cause)"
+            )
     for line in extra:
         terminalreporter.write_line(line)
     if state.settings.report is not None:
@@ -157,7 +212,12 @@ def report_data(state: GateState, config: pytest.Config | None = None) -> dict[s
                 "artifact": artifact,
                 **row["info"],
                 "result": FAILED if FAILED in statuses else PASSED,
-                "checks": {c: row["checks"][c] for c in CHECKS if c in row["checks"]},
+                "root_cause": root_cause(row),
+                "checks": {
+                    c: {k: v for k, v in row["checks"][c].items() if k != "blocked_by"}
+                    for c in CHECKS
+                    if c in row["checks"]
+                },
             }
         )
     return {

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_kerasmodel.gate.checks import Request
+from pytest_kerasmodel.gate.checks import Request, size_on_disk
 from pytest_kerasmodel.gate.discover import Discovery, discover
 from pytest_kerasmodel.gate.goldens import budget_sidecar, golden_paths, inputs_sidecar
-from pytest_kerasmodel.options import Settings, get_settings
+from pytest_kerasmodel.options import Settings, get_settings, memory_cap_mb, memory_limit_for
 
 if TYPE_CHECKING:
     from pytest_kerasmodel.gate.collect import CheckItem
@@ -54,7 +54,10 @@ class GateState:
             from pytest_kerasmodel.gate.isolation import InProcessRunner, WorkerRunner
 
             if self.settings.isolate:
-                self.runner = WorkerRunner(self.settings.timeout, self.settings.memory_limit_mb)
+                # the hard limit: per-artifact limits (Request.memory_limit_mb) stay below it
+                explicit = self.settings.memory_limit_mb
+                hard = explicit if explicit is not None else memory_cap_mb()
+                self.runner = WorkerRunner(self.settings.timeout, hard or 0)
             else:
                 self.runner = InProcessRunner()
         return self.runner
@@ -69,6 +72,10 @@ class GateState:
     def request_for(self, artifact: Path, model_dir: Path, checks: list[str]) -> Request:
         s = self.settings
         structure, predictions = golden_paths(artifact, model_dir, s.golden_dir)
+        try:
+            size = size_on_disk(artifact)
+        except OSError:  # gone or unreadable: the integrity check says so
+            size = 0
         return Request(
             path=str(artifact),
             checks=checks,
@@ -83,6 +90,7 @@ class GateState:
             inputs_file=str(inputs_sidecar(artifact)),
             budget_file=str(budget_sidecar(artifact)),
             update_golden=s.update_golden,
+            memory_limit_mb=memory_limit_for(size, s.memory_limit_mb),
         )
 
     def _plan(self, item: CheckItem) -> dict[Path, tuple[Path, list[str]]]:

@@ -22,16 +22,40 @@ from dataclasses import asdict
 from typing import IO, Any
 
 
-def limit_memory(megabytes: int) -> None:
+def limit_memory(megabytes: int, hard_megabytes: int | None = None) -> None:
     """Cap the worker's data memory (RLIMIT_DATA: heap and private writable mappings, where
     every large allocation lands); beyond it allocations fail (MemoryError) instead of swapping.
 
+    ``hard_megabytes`` (the start-up ``--memory-limit``) sets the hard limit too; later calls
+    move only the soft limit, up or down below it, to the limit of the artifact being checked.
     Not RLIMIT_AS: TensorFlow and glibc reserve large address ranges they never touch, and under
     an address-space cap loading a model was measured ~20% slower.
     """
-    if megabytes > 0:
-        limit = megabytes * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
+    if hard_megabytes is not None and hard_megabytes > 0:
+        hard = hard_megabytes * 1024 * 1024
+    soft = megabytes * 1024 * 1024 if megabytes > 0 else hard
+    if hard != resource.RLIM_INFINITY and (soft == resource.RLIM_INFINITY or soft > hard):
+        soft = hard
+    resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def soft_limit_mb() -> int:
+    """The data-memory limit in force (MB), 0 for none."""
+    soft = resource.getrlimit(resource.RLIMIT_DATA)[0]
+    return 0 if soft == resource.RLIM_INFINITY else soft // 1024**2
+
+
+def data_in_use_mb() -> int:
+    """The worker's data memory now (VmData: what RLIMIT_DATA counts), 0 where unknown."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
 
 
 def serve(requests: Iterable[str], out: IO[str]) -> None:
@@ -53,6 +77,7 @@ def serve(requests: Iterable[str], out: IO[str]) -> None:
         fields = json.loads(line)
         request_id = fields.pop("id", None)
         try:
+            limit_memory(int(fields.get("memory_limit_mb") or 0))
             for name, result, info in iter_checks(Request(**fields), notify=send):
                 if result is None:
                     send({"event": "start", "check": name})
@@ -66,6 +91,8 @@ def serve(requests: Iterable[str], out: IO[str]) -> None:
                 "elapsed": round(time.perf_counter() - start, 4),
                 "pid": os.getpid(),
                 "keras_imported": "keras" in sys.modules,
+                "data_mb": data_in_use_mb(),
+                "memory_limit_mb": soft_limit_mb(),
             }
         )
 
@@ -78,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    limit_memory(args.memory_limit)
+    limit_memory(args.memory_limit, args.memory_limit)
     serve(sys.stdin, protocol)
     return 0
 
