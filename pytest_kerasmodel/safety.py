@@ -59,8 +59,17 @@ class Finding:
 # --------------------------------------------------------------------------------------------
 
 #: Module prefixes that belong to Keras itself: Keras 3 (``keras``, ``keras.src...``), Keras 2
-#: and tf.keras names found in legacy files. Matched on whole dotted components.
-KERAS_MODULES = ("keras", "tf_keras", "tensorflow.keras", "tensorflow.python.keras")
+#: and tf.keras names found in legacy files, and KerasHub (``keras_hub``, formerly
+#: ``keras_nlp``), the Keras team's model library whose presets name its classes. Matched on
+#: whole dotted components; the same gadget and file-reference rules apply to all of them.
+KERAS_MODULES = (
+    "keras",
+    "tf_keras",
+    "tensorflow.keras",
+    "tensorflow.python.keras",
+    "keras_hub",
+    "keras_nlp",
+)
 
 #: Keras functions and modules that are not modelling code: they download or read files, load
 #: other models, write files or flip global switches. Keras 3.9+ refuses most of them in
@@ -119,6 +128,15 @@ _DANGEROUS_MODULES = (
     "keras.src.saving",
     "keras.src.utils",
     "keras.src.visualization",
+    # KerasHub's preset, download and checkpoint-conversion helpers (keras_utils, which holds
+    # activations such as gelu_approximate, is modelling code)
+    "keras_hub.utils",
+    "keras_hub.src.utils.preset_utils",
+    "keras_hub.src.utils.transformers",
+    "keras_hub.src.utils.timm",
+    "keras_nlp.utils",
+    "keras_nlp.src.utils.preset_utils",
+    "keras_nlp.src.utils.transformers",
 )
 #: Classes, unlike functions, are refused only from the modules that hold no modelling object at
 #: all (legacy layers, dtype policies, FeatureSpace... live in the other modules above).
@@ -134,6 +152,8 @@ _DANGEROUS_CLASS_MODULES = (
     "keras.src.legacy.saving",
     "keras.src.saving",
     "keras.src.utils.file_utils",
+    "keras_hub.src.utils.preset_utils",
+    "keras_nlp.src.utils.preset_utils",
 )
 _UNSAFE_WORDS = ("enable_unsafe_deserialization", "safe_mode_saving", "unsafe_deserialization")
 #: Config keys whose string value is a path that a layer reads (or loads) while being built:
@@ -435,7 +455,7 @@ class _ConfigScanner:
             return
         if ">" in fn:
             package = fn.split(">", 1)[0]
-            if not self.allowed_by_user(package):
+            if not self.allowed_by_user(package) and not _is_keras_module(package):
                 self.add(
                     "foreign-module",
                     node,
