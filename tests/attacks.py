@@ -901,6 +901,12 @@ ATTACKS: dict[str, tuple[Callable[[Path], Path], str, str]] = {
     "zip_bomb_keras": (zip_bomb_keras, "zip-bomb", "'assets/zeros.bin'"),
     "zip_declared_size_keras": (zip_declared_size_keras, "zip-bomb", "'model.weights.h5'"),
     "zip_overlap_keras": (zip_overlap_keras, "zip-overlap", "zip member"),
+    "npz_duplicate_pickle_keras": (
+        npz_duplicate_pickle_keras,
+        "pickle",
+        "zip member 'model.weights.npz' (copy 2 of 2)",
+    ),
+    "pickle_member_keras": (pickle_member_keras, "pickle", "'assets/tokenizer.json'"),
 }
 
 
