@@ -17,7 +17,8 @@ Check names:
 - config: ``lambda-bytecode`` (marshalled Python code), ``foreign-module`` (a class or function
   outside Keras and KerasHub, not allowed by the user), ``dangerous-function`` (Keras functions
   that are not modelling code), ``unsafe-switch`` (safe_mode off), ``file-reference`` (a path read
-  while building), ``tf-op`` (a tf.keras op layer running more than tensor maths);
+  while building), ``tf-op`` (a tf.keras op layer running more than tensor maths),
+  ``torch-pickle`` (a ``TorchModuleWrapper`` carrying ``torch.save`` bytes, CVE-2025-49655);
 - zip: ``zip-path``, ``zip-duplicate``, ``zip-unexpected-member``, ``zip-compressed``,
   ``zip-bomb``, ``zip-overlap``, ``zip-header-mismatch``, ``zip-member-count``; ``pickle`` (a
   member that is a pickle or a torch.save archive, whatever its name, or is named like one);
@@ -31,6 +32,7 @@ Check names:
 
 from __future__ import annotations
 
+import base64
 import builtins
 import collections
 import io
@@ -426,6 +428,9 @@ class _ConfigScanner:
                     "loaded safely; Keras 3 cannot load TensorFlowOpLayer at all",
                 )
 
+        if class_name == "TorchModuleWrapper" and isinstance(inner, dict) and "module" in inner:
+            self.check_torch_module(me, inner["module"])
+
         if class_name == "function":
             handled.update({"config", "registered_name", "module"})
             self.check_function(node, module, inner, registered)
@@ -518,6 +523,43 @@ class _ConfigScanner:
                 "such functions, older Keras runs them",
             )
 
+    def check_torch_module(self, node: _Node, payload: Any) -> None:
+        """``TorchModuleWrapper``'s ``module``: base64 of ``torch.save(module)`` bytes, which its
+        ``from_config`` hands to ``torch.load(weights_only=False)``: decoded and analysed."""
+        from pytest_kerasmodel.pickles import analyse_torch_payload
+
+        name = node.layers[-1] if node.layers else "?"
+        what = (
+            f"TorchModuleWrapper layer {name!r} carries a torch.save pickle (loading it runs "
+            "torch.load(weights_only=False); Keras 3.11.0-3.11.2 do so even under safe_mode, "
+            "CVE-2025-49655)"
+        )
+        if not isinstance(payload, str):
+            self.add(
+                "torch-pickle", node, f"{what}; its payload is not a base64 string", ["module"]
+            )
+            return
+        if len(payload) > TORCH_MAX_BASE64:
+            reason = f"{what}; its payload ({len(payload)} characters) is too large to analyse"
+            self.add("torch-pickle", node, reason, ["module"])
+            return
+        try:
+            data = base64.b64decode(payload.encode("ascii"), validate=True)
+        except (ValueError, UnicodeEncodeError) as error:
+            reason = f"{what}; its payload cannot be decoded as base64 ({error})"
+            self.add("torch-pickle", node, reason, ["module"])
+            return
+        report = analyse_torch_payload(data)
+        if not report.pickles:
+            detail = f"its payload holds no readable pickle ({report.problem})"
+        else:
+            imports = report.imports
+            shown = ", ".join(imports[:8]) + (
+                f" and {len(imports) - 8} more" if imports[8:] else ""
+            )
+            detail = f"it imports {shown or 'nothing'}; {report.summary()}"
+        self.add("torch-pickle", node, f"{what}; {detail}", ["module"])
+
     def check_tf_op(self, node: _Node, function: str) -> None:
         name = function.removeprefix("compat.v1.").removeprefix("compat.v2.")
         if name.startswith(_TF_OP_PREFIXES) and not name.startswith(
@@ -583,6 +625,8 @@ ZIP_MAX_MEMBERS = 10_000
 ZIP_BOMB_FLOOR = 64 * 1024 * 1024
 ZIP_MAX_RATIO = 100
 CONFIG_MAX_BYTES = 64 * 1024 * 1024
+#: A TorchModuleWrapper payload (base64) longer than this is reported without being decoded.
+TORCH_MAX_BASE64 = CONFIG_MAX_BYTES
 _KERAS_MEMBERS = frozenset(
     {"config.json", "metadata.json", "model.weights.h5", "model.weights.npz"}
 )

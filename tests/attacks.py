@@ -908,6 +908,17 @@ ATTACKS: dict[str, tuple[Callable[[Path], Path], str, str]] = {
     ),
     "pickle_member_keras": (pickle_member_keras, "pickle", "'assets/tokenizer.json'"),
 }
+if HAVE_TORCH:
+    ATTACKS["torch_wrapper_keras"] = (
+        torch_wrapper_keras,
+        "torch-pickle",
+        "layer 'wrapped/torch_linear' > module",
+    )
+    ATTACKS["torch_wrapper_poisoned_keras"] = (
+        torch_wrapper_poisoned_keras,
+        "torch-pickle",
+        "layer 'wrapped/torch_linear' > module",
+    )
 
 
 def build_all(folder: Path) -> dict[str, Path]:

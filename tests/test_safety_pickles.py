@@ -2,22 +2,25 @@
 
 The published proof-of-concept shape (a Keras-written .keras with a duplicate model.weights.npz
 member that is a raw pickle calling os.system), pickles hidden in other members, .npz object
-arrays and HDF5 opaque data, through scan_artifact. Every malicious pickle here would
+arrays, HDF5 opaque data, and TorchModuleWrapper's torch.save payload
+(CVE-2025-49655), through scan_artifact and through the gate. Every malicious pickle here would
 touch ``attacks.MARKER`` if it were ever loaded: each test checks that it never appears.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import warnings
 from pathlib import Path
 from typing import Any
 
 import attacks
+import gate_artifacts
 import numpy as np
 import pytest
 
-from pytest_kerasmodel.safety import scan_artifact
+from pytest_kerasmodel.safety import scan_artifact, scan_config
 
 POC_PICKLE = (
     "[pickle] zip member 'model.weights.npz' (copy 2 of 2): is not an .npz archive: numpy's "
@@ -28,6 +31,11 @@ POC_DUPLICATE = (
     "[zip-duplicate] zip member 'model.weights.npz': a second member with the name "
     "'model.weights.npz': readers disagree on which one counts, so what is scanned may not be "
     "what is loaded"
+)
+TORCH_WHAT = (
+    "TorchModuleWrapper layer 'torch_linear' carries a torch.save pickle (loading it runs "
+    "torch.load(weights_only=False); Keras 3.11.0-3.11.2 do so even under safe_mode, "
+    "CVE-2025-49655)"
 )
 
 
@@ -132,3 +140,97 @@ def test_torch_zip_member_named_pt(tmp_path: Path) -> None:
     assert finding.where == "zip member 'assets/module.pt'"
     assert "a torch.save archive" in finding.reason
     assert "rebuilds torch.nn.modules.linear.Linear" in finding.reason
+
+
+# ---------------------------------------------------------------------------------------------
+# TorchModuleWrapper
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def torch_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    pytest.importorskip("torch")
+    folder = tmp_path_factory.mktemp("torch_wrapper")
+    return {
+        "real": attacks.torch_wrapper_keras(folder / "real"),
+        "poisoned": attacks.torch_wrapper_poisoned_keras(folder / "poisoned"),
+    }
+
+
+def test_real_torch_module_wrapper_file_names_the_module(torch_files: dict[str, Path]) -> None:
+    [finding] = scan_artifact(torch_files["real"])
+    assert finding.check == "torch-pickle"
+    assert finding.where == "config.json: layer 'wrapped/torch_linear' > module"
+    assert finding.reason.startswith(TORCH_WHAT + "; it imports torch.nn.modules.linear.Linear, ")
+    assert finding.reason.endswith(
+        "archive/data.pkl: rebuilds torch.nn.modules.linear.Linear (a torch module pickle: "
+        "loading it runs torch.load(weights_only=False))"
+    )
+
+
+def test_poisoned_torch_module_wrapper_names_the_call(torch_files: dict[str, Path]) -> None:
+    [finding] = scan_artifact(torch_files["poisoned"])
+    assert finding.check == "torch-pickle"
+    assert finding.reason == (
+        f"{TORCH_WHAT}; it imports posix.system; archive/data.pkl: imports and calls posix.system "
+        "(os.system: runs a shell command)"
+    )
+    _no_marker(torch_files["poisoned"].parent)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ("not base64 at all!", "its payload cannot be decoded as base64"),
+        (base64.b64encode(b"garbage").decode(), "its payload holds no readable pickle"),
+        (12, "its payload is not a base64 string"),
+    ],
+)
+def test_undecodable_torch_payload_is_still_a_finding(payload: Any, expected: str) -> None:
+    layer = {
+        "module": "keras.layers",
+        "class_name": "TorchModuleWrapper",
+        "config": {"name": "torch_linear", "module": payload},
+    }
+    [finding] = scan_config(layer)
+    assert (finding.check, finding.where) == ("torch-pickle", "layer 'torch_linear' > module")
+    assert finding.reason.startswith(f"{TORCH_WHAT}; {expected}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the gate
+# ---------------------------------------------------------------------------------------------
+
+
+def test_gate_refuses_pickles_and_names_them(
+    pytester: pytest.Pytester, torch_files: dict[str, Path]
+) -> None:
+    models = pytester.path / "models"
+    models.mkdir()
+    poc = attacks.npz_duplicate_pickle_keras(models)
+    for path in torch_files.values():
+        (models / path.name).write_bytes(path.read_bytes())
+    result, verdicts = gate_artifacts.run_gate(pytester)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    safety = gate_artifacts.message(verdicts, poc.name, "safety")
+    assert POC_PICKLE in safety and POC_DUPLICATE in safety
+    wrapper = gate_artifacts.message(verdicts, "torch_wrapper.keras", "safety")
+    assert "[torch-pickle] config.json: layer 'wrapped/torch_linear' > module" in wrapper
+    assert "rebuilds torch.nn.modules.linear.Linear" in wrapper
+    poisoned = gate_artifacts.message(verdicts, "torch_wrapper_poisoned.keras", "safety")
+    assert "imports and calls posix.system (os.system: runs a shell command)" in poisoned
+    for name in (poc.name, "torch_wrapper.keras", "torch_wrapper_poisoned.keras"):
+        checks = gate_artifacts.status(verdicts, name)
+        assert checks["safety"] == "failed", name
+        assert checks["load"] == "failed", name
+        load = gate_artifacts.message(verdicts, name, "load")
+        # the PoC's duplicate member already fails integrity; the wrappers pass it
+        assert load.startswith("refused" if "torch" in name else "not checked"), (name, load)
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED models/torch_wrapper.keras::safety - *",
+            "FAILED models/torch_wrapper.keras::load - *",
+        ]
+    )
+    _no_marker(pytester.path)
+    _no_marker(torch_files["poisoned"].parent)
