@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import io
 import pickletools
+import struct
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -594,7 +596,7 @@ def _torch_zip(data: bytes, max_opcodes: int) -> TorchPayloadReport:
                     with zf.open(info) as member:
                         body = member.read(MAX_BYTES)
                     pickles.append((info.filename, analyse_pickle(body, max_opcodes=max_opcodes)))
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as error:
+    except _ZIP_ERRORS as error:
         return TorchPayloadReport(
             "zip", tuple(pickles), storages, tuple(notes), f"damaged zip: {error}"
         )
@@ -602,6 +604,17 @@ def _torch_zip(data: bytes, max_opcodes: int) -> TorchPayloadReport:
     return TorchPayloadReport("zip", tuple(pickles), storages, tuple(notes), problem)
 
 
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    ValueError,
+    EOFError,
+    NotImplementedError,
+    KeyError,
+    OverflowError,
+    struct.error,
+    zlib.error,
+)
 _LEGACY_NAMES = ("magic number", "protocol version", "system info", "data", "storage keys")
 
 

@@ -44,6 +44,7 @@ import posixpath
 import re
 import struct
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -1168,7 +1169,15 @@ MEMBER_MAX_BYTES = 256 * 1024 * 1024
 #: no header); larger ones are recognised by their first bytes only.
 _SNIFF_WHOLE_BYTES = 1024 * 1024
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth")
-_ZIP_READ_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError)
+_ZIP_READ_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    ValueError,
+    EOFError,
+    NotImplementedError,
+    struct.error,
+    zlib.error,
+)
 
 
 def _member_where(info: zipfile.ZipInfo, label: str) -> str:

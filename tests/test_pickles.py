@@ -11,11 +11,14 @@ import io
 import json
 import pickle
 import pickletools
+import zipfile
 from pathlib import Path
 
 import attacks
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_kerasmodel.pickles import (
     DATA_GLOBALS,
@@ -216,3 +219,52 @@ def test_torch_payload_that_is_neither_zip_nor_pickle() -> None:
     assert "no pickle" in report.summary()
     damaged = analyse_torch_payload(b"PK\x03\x04" + bytes(40))
     assert damaged.problem
+
+
+_SEED_PICKLES = [
+    pickle.dumps({"a": [1, 2.5, "x"], "b": (None, True)}, protocol=p) for p in range(6)
+] + [pickle.dumps(np.arange(3.0), protocol=p) for p in (2, 4)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seed=st.sampled_from(_SEED_PICKLES),
+    cuts=st.lists(st.tuples(st.integers(0, 200), st.binary(max_size=4)), max_size=4),
+)
+def test_mutated_pickles_never_raise(seed: bytes, cuts: list[tuple[int, bytes]]) -> None:
+    data = bytearray(seed)
+    for at, chunk in cuts:
+        data[at : at + len(chunk)] = chunk
+    report = analyse_pickle(bytes(data))
+    json.dumps(report.to_dict())
+    assert isinstance(report.summary(), str)
+    assert isinstance(looks_like_pickle(bytes(data)), bool)
+    torch_report = analyse_torch_payload(bytes(data))
+    assert isinstance(torch_report.summary(), str)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=256))
+def test_random_bytes_never_raise(data: bytes) -> None:
+    assert isinstance(analyse_pickle(data).summary(), str)
+    assert isinstance(analyse_torch_payload(data).summary(), str)
+
+
+def _torch_like_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps({"w": [1.0, 2.0]}, protocol=2))
+        zf.writestr("archive/data/0", bytes(16))
+        zf.writestr("archive/version", b"3\n")
+    return buffer.getvalue()
+
+
+@settings(max_examples=200, deadline=None)
+@given(cuts=st.lists(st.tuples(st.integers(0, 600), st.binary(max_size=8)), min_size=1, max_size=6))
+def test_mutated_torch_zips_never_raise(cuts: list[tuple[int, bytes]]) -> None:
+    data = bytearray(_torch_like_zip())
+    for at, chunk in cuts:
+        data[at : at + len(chunk)] = chunk
+    report = analyse_torch_payload(bytes(data))
+    json.dumps(report.to_dict())
+    assert isinstance(report.summary(), str)
