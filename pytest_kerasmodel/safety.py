@@ -8,11 +8,34 @@ unpickles, unmarshals or evaluates anything, and never extracts a member to disk
 
 Each problem is a :class:`Finding` naming the check, where it is (layer path, zip member or HDF5
 path) and why it matters. An empty list means the scan found nothing, not that the model is good.
+The scan reports every finding, not the first: a bad container (duplicate members, overlaps)
+does not end it, and each member is scanned by its own entry, duplicates included. Pickles are
+analysed with :mod:`pytest_kerasmodel.pickles` (opcodes only) so a finding names what they call.
+
+Check names:
+
+- config: ``lambda-bytecode`` (marshalled Python code), ``foreign-module`` (a class or function
+  outside Keras and KerasHub, not allowed by the user), ``dangerous-function`` (Keras functions
+  that are not modelling code), ``unsafe-switch`` (safe_mode off), ``file-reference`` (a path read
+  while building), ``tf-op`` (a tf.keras op layer running more than tensor maths),
+  ``torch-pickle`` (a ``TorchModuleWrapper`` carrying ``torch.save`` bytes, CVE-2025-49655);
+- zip: ``zip-path``, ``zip-duplicate``, ``zip-unexpected-member``, ``zip-compressed``,
+  ``zip-bomb``, ``zip-overlap``, ``zip-header-mismatch``, ``zip-member-count``; ``pickle`` (a
+  member that is a pickle or a torch.save archive, whatever its name, or is named like one);
+  ``npz-pickle`` (an object array, i.e. a pickle, in ``model.weights.npz``);
+- HDF5: ``h5-external-link``, ``h5-soft-link``, ``h5-external-storage``, ``h5-virtual-dataset``,
+  ``h5-shape-bomb``, ``h5-too-many-objects``, ``h5-hygiene``, ``h5-filter``, ``h5-object-data``
+  (object, opaque or reference data, pickle bytes: analysed when they are a pickle),
+  ``h5-unreadable``;
+- ``unreadable``, ``unreadable-config``: what cannot be read cannot be vouched for.
 """
 
 from __future__ import annotations
 
+import base64
 import builtins
+import collections
+import io
 import itertools
 import json
 import math
@@ -21,6 +44,7 @@ import posixpath
 import re
 import struct
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +84,17 @@ class Finding:
 # --------------------------------------------------------------------------------------------
 
 #: Module prefixes that belong to Keras itself: Keras 3 (``keras``, ``keras.src...``), Keras 2
-#: and tf.keras names found in legacy files. Matched on whole dotted components.
-KERAS_MODULES = ("keras", "tf_keras", "tensorflow.keras", "tensorflow.python.keras")
+#: and tf.keras names found in legacy files, and KerasHub (``keras_hub``, formerly
+#: ``keras_nlp``), the Keras team's model library whose presets name its classes. Matched on
+#: whole dotted components; the same gadget and file-reference rules apply to all of them.
+KERAS_MODULES = (
+    "keras",
+    "tf_keras",
+    "tensorflow.keras",
+    "tensorflow.python.keras",
+    "keras_hub",
+    "keras_nlp",
+)
 
 #: Keras functions and modules that are not modelling code: they download or read files, load
 #: other models, write files or flip global switches. Keras 3.9+ refuses most of them in
@@ -120,6 +153,15 @@ _DANGEROUS_MODULES = (
     "keras.src.saving",
     "keras.src.utils",
     "keras.src.visualization",
+    # KerasHub's preset, download and checkpoint-conversion helpers (keras_utils, which holds
+    # activations such as gelu_approximate, is modelling code)
+    "keras_hub.utils",
+    "keras_hub.src.utils.preset_utils",
+    "keras_hub.src.utils.transformers",
+    "keras_hub.src.utils.timm",
+    "keras_nlp.utils",
+    "keras_nlp.src.utils.preset_utils",
+    "keras_nlp.src.utils.transformers",
 )
 #: Classes, unlike functions, are refused only from the modules that hold no modelling object at
 #: all (legacy layers, dtype policies, FeatureSpace... live in the other modules above).
@@ -135,6 +177,8 @@ _DANGEROUS_CLASS_MODULES = (
     "keras.src.legacy.saving",
     "keras.src.saving",
     "keras.src.utils.file_utils",
+    "keras_hub.src.utils.preset_utils",
+    "keras_nlp.src.utils.preset_utils",
 )
 _UNSAFE_WORDS = ("enable_unsafe_deserialization", "safe_mode_saving", "unsafe_deserialization")
 #: Config keys whose string value is a path that a layer reads (or loads) while being built:
@@ -386,6 +430,9 @@ class _ConfigScanner:
                     "loaded safely; Keras 3 cannot load TensorFlowOpLayer at all",
                 )
 
+        if class_name == "TorchModuleWrapper" and isinstance(inner, dict) and "module" in inner:
+            self.check_torch_module(me, inner["module"])
+
         if class_name == "function":
             handled.update({"config", "registered_name", "module"})
             self.check_function(node, module, inner, registered)
@@ -436,7 +483,7 @@ class _ConfigScanner:
             return
         if ">" in fn:
             package = fn.split(">", 1)[0]
-            if not self.allowed_by_user(package):
+            if not self.allowed_by_user(package) and not _is_keras_module(package):
                 self.add(
                     "foreign-module",
                     node,
@@ -477,6 +524,43 @@ class _ConfigScanner:
                 f"calls {full}, which is not modelling code ({what}); Keras 3.9+ refuses "
                 "such functions, older Keras runs them",
             )
+
+    def check_torch_module(self, node: _Node, payload: Any) -> None:
+        """``TorchModuleWrapper``'s ``module``: base64 of ``torch.save(module)`` bytes, which its
+        ``from_config`` hands to ``torch.load(weights_only=False)``: decoded and analysed."""
+        from pytest_kerasmodel.pickles import analyse_torch_payload
+
+        name = node.layers[-1] if node.layers else "?"
+        what = (
+            f"TorchModuleWrapper layer {name!r} carries a torch.save pickle (loading it runs "
+            "torch.load(weights_only=False); Keras 3.11.0-3.11.2 do so even under safe_mode, "
+            "CVE-2025-49655)"
+        )
+        if not isinstance(payload, str):
+            self.add(
+                "torch-pickle", node, f"{what}; its payload is not a base64 string", ["module"]
+            )
+            return
+        if len(payload) > TORCH_MAX_BASE64:
+            reason = f"{what}; its payload ({len(payload)} characters) is too large to analyse"
+            self.add("torch-pickle", node, reason, ["module"])
+            return
+        try:
+            data = base64.b64decode(payload.encode("ascii"), validate=True)
+        except (ValueError, UnicodeEncodeError) as error:
+            reason = f"{what}; its payload cannot be decoded as base64 ({error})"
+            self.add("torch-pickle", node, reason, ["module"])
+            return
+        report = analyse_torch_payload(data)
+        if not report.pickles:
+            detail = f"its payload holds no readable pickle ({report.problem})"
+        else:
+            imports = report.imports
+            shown = ", ".join(imports[:8]) + (
+                f" and {len(imports) - 8} more" if imports[8:] else ""
+            )
+            detail = f"it imports {shown or 'nothing'}; {report.summary()}"
+        self.add("torch-pickle", node, f"{what}; {detail}", ["module"])
 
     def check_tf_op(self, node: _Node, function: str) -> None:
         name = function.removeprefix("compat.v1.").removeprefix("compat.v2.")
@@ -543,6 +627,8 @@ ZIP_MAX_MEMBERS = 10_000
 ZIP_BOMB_FLOOR = 64 * 1024 * 1024
 ZIP_MAX_RATIO = 100
 CONFIG_MAX_BYTES = 64 * 1024 * 1024
+#: A TorchModuleWrapper payload (base64) longer than this is reported without being decoded.
+TORCH_MAX_BASE64 = CONFIG_MAX_BYTES
 _KERAS_MEMBERS = frozenset(
     {"config.json", "metadata.json", "model.weights.h5", "model.weights.npz"}
 )
@@ -878,12 +964,17 @@ class _H5Scanner:
             )
         problem = _dtype_problem(dtype)
         if problem:
-            self.add("h5-object-data", path, f"dataset {problem}")
+            self.add(
+                "h5-object-data",
+                path,
+                f"dataset {problem}{self.pickle_detail(open_dataset, dtype, shape, stored)}",
+            )
         elif self.looks_pickled(open_dataset, dtype, shape, stored):
             self.add(
                 "h5-object-data",
                 path,
-                "bytes start like a Python pickle stream; Keras never stores pickles",
+                "bytes start like a Python pickle stream; Keras never stores pickles"
+                + self.pickle_detail(open_dataset, dtype, shape, stored),
             )
 
     @staticmethod
@@ -902,6 +993,33 @@ class _H5Scanner:
         else:
             return False
         return len(head) == 2 and head[0] == 0x80 and head[1] in _PICKLE_PROTOCOLS
+
+    @staticmethod
+    def pickle_detail(
+        open_dataset: Callable[[], Any], dtype: Any, shape: tuple[int, ...], stored: int
+    ) -> str:
+        """``"; it is a pickle that imports and calls ..."`` when the dataset's bytes (a byte
+        string, a uint8 vector or opaque bytes, up to MEMBER_MAX_BYTES) are a pickle, else ``""``.
+        Variable-length data is not read: its stored size says nothing of what it holds."""
+        import h5py
+
+        from pytest_kerasmodel.pickles import analyse_pickle, looks_like_pickle
+
+        declared = _declared_bytes(shape, dtype.itemsize)
+        if stored == 0 or declared > MEMBER_MAX_BYTES or stored > MEMBER_MAX_BYTES:
+            return ""
+        opaque = dtype.kind == "V" and not dtype.names and dtype.subdtype is None
+        if dtype.kind == "S" and shape == ():
+            data = bytes(h5py.Dataset(open_dataset())[()])
+        elif (dtype.kind == "u" and dtype.itemsize == 1 and len(shape) == 1) or (
+            opaque and len(shape) <= 1
+        ):
+            data = h5py.Dataset(open_dataset())[()].tobytes()
+        else:
+            return ""
+        if not looks_like_pickle(data):
+            return ""
+        return f"; it is a pickle that {analyse_pickle(data).summary()}"
 
 
 def scan_hdf5(h5file: h5py.File, *, label: str = "") -> list[Finding]:
@@ -1016,97 +1134,271 @@ def _scan_open_zip(
     allowed: tuple[str, ...],
     opened: Artifact | None = None,
 ) -> list[Finding]:
-    """The container, config.json and inner weights of an open ``.keras`` zip. With ``opened``
-    (the same archive opened by :func:`~pytest_kerasmodel.artifacts.open_artifact`), its inner
-    HDF5 file and checked tree are scanned instead of opening the member a second time."""
+    """The container, then every member by its own entry (duplicates included: readers disagree
+    on which copy counts, so each is scanned): each config.json, model.weights.h5 and
+    model.weights.npz, and any member holding a pickle. With ``opened`` (the same archive
+    opened by :func:`~pytest_kerasmodel.artifacts.open_artifact`, which refuses duplicates), its
+    inner HDF5 file and checked tree are scanned instead of opening the member a second time."""
     findings = _zip_findings(zf, raw, "")
-    # With a bad container, what we would scan may not be what Keras loads: stop here.
-    if any(f.check in ("zip-member-count", "zip-duplicate", "zip-overlap") for f in findings):
-        return findings
-    names = {info.filename: info for info in zf.infolist()}
-    info = names.get("config.json")
-    if info is not None and not any(f.check == "zip-bomb" for f in findings):
-        if info.file_size > CONFIG_MAX_BYTES:
-            findings.append(
-                Finding(
-                    "unreadable-config",
-                    "config.json",
-                    f"{info.file_size} bytes: too large to be a model config",
-                )
-            )
+    if any(f.check == "zip-member-count" for f in findings):
+        return findings  # too many members to read each: the count is the finding
+    infos = zf.infolist()
+    copies = collections.Counter(info.filename for info in infos)
+    mismatched = {f.where for f in findings if f.check == "zip-header-mismatch"}
+    members = _Members(zf, raw, path, mismatched)
+    seen: collections.Counter[str] = collections.Counter()
+    order = sorted(range(len(infos)), key=lambda i: (_MEMBER_RANK.get(infos[i].filename, 3), i))
+    for info in (infos[i] for i in order):
+        name = info.filename
+        seen[name] += 1
+        label = name if copies[name] == 1 else f"{name} (copy {seen[name]} of {copies[name]})"
+        if info.is_dir():
+            continue
+        if name == "config.json":
+            findings += _scan_config_member(members, info, label, allowed)
+        elif name == "model.weights.h5":
+            only = opened if copies[name] == 1 else None
+            findings += _scan_weights_member(members, info, label, allowed, only)
+        elif name == "model.weights.npz":
+            findings += _scan_npz_member(members, info, label)
         else:
-            try:
-                text = zf.read(info)
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
-                text = None
-                findings.append(
-                    Finding("unreadable-config", "config.json", f"cannot be read: {error}")
-                )
-            if text is not None:
-                config, problems = _parse_config(text, "config.json")
-                findings += problems
-                if config is not None:
-                    findings += _prefixed(
-                        scan_config(config, allowed_modules=allowed), "config.json:"
-                    )
-    weights = names.get("model.weights.h5")
-    stored = weights is not None and weights.compress_type == zipfile.ZIP_STORED
-    if stored and opened is not None and opened.h5 is not None:
-        label = "model.weights.h5: "
-        findings += _scan_h5_file(opened.h5, label, allowed, opened.nodes)
-    elif weights is not None and stored:
+            findings += _scan_other_member(members, info, label)
+    return findings
+
+
+#: config.json first, then the weights, then every other member (each group in zip order).
+_MEMBER_RANK = {"config.json": 0, "model.weights.h5": 1, "model.weights.npz": 2}
+#: Bytes of one member read to analyse a pickle or scan compressed weights in memory.
+MEMBER_MAX_BYTES = 256 * 1024 * 1024
+#: Other members up to this size are read whole to recognise protocol 0/1 pickles (which have
+#: no header); larger ones are recognised by their first bytes only.
+_SNIFF_WHOLE_BYTES = 1024 * 1024
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth")
+_ZIP_READ_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    ValueError,
+    EOFError,
+    NotImplementedError,
+    struct.error,
+    zlib.error,
+)
+
+
+def _member_where(info: zipfile.ZipInfo, label: str) -> str:
+    copy = label[len(info.filename) :]
+    return f"zip member {info.filename!r}{copy}"
+
+
+class _Members:
+    """Reads a member's bytes from its own local entry (not by name, so each duplicate is read),
+    bounded, without extracting anything."""
+
+    def __init__(
+        self, zf: zipfile.ZipFile, raw: IO[bytes], path: Path, mismatched: set[str]
+    ) -> None:
+        self.zf, self.raw, self.path, self.mismatched = zf, raw, path, mismatched
+
+    def skipped(self, info: zipfile.ZipInfo) -> bool:
+        """A member whose local header disagrees with the directory: already a finding, and
+        its bytes are not where the directory says."""
+        return f"zip member {info.filename!r}" in self.mismatched
+
+    def read(self, info: zipfile.ZipInfo, limit: int) -> bytes:
+        """Up to ``limit`` bytes of the member's content; raises what reading raised."""
+        if info.compress_type == zipfile.ZIP_STORED:
+            self.raw.seek(info.header_offset)
+            header = self.raw.read(_LOCAL_HEADER.size)
+            if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+                raise ValueError("no local file header at its offset")
+            fields = _LOCAL_HEADER.unpack(header)
+            self.raw.seek(info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10])
+            return self.raw.read(min(info.compress_size, limit))
+        with self.zf.open(info) as member:
+            return member.read(limit)
+
+
+def _scan_config_member(
+    members: _Members, info: zipfile.ZipInfo, label: str, allowed: tuple[str, ...]
+) -> list[Finding]:
+    if members.skipped(info):
+        return []
+    if info.file_size > CONFIG_MAX_BYTES or info.compress_size > CONFIG_MAX_BYTES:
+        size = max(info.file_size, info.compress_size)
+        reason = f"{size} bytes: too large to be a model config"
+        return [Finding("unreadable-config", label, reason)]
+    try:
+        text = members.read(info, CONFIG_MAX_BYTES)
+    except _ZIP_READ_ERRORS as error:
+        return [Finding("unreadable-config", label, f"cannot be read: {error}")]
+    config, findings = _parse_config(text, label)
+    if config is not None:
+        findings += _prefixed(scan_config(config, allowed_modules=allowed), f"{label}:")
+    return findings
+
+
+def _scan_weights_member(
+    members: _Members,
+    info: zipfile.ZipInfo,
+    label: str,
+    allowed: tuple[str, ...],
+    opened: Artifact | None,
+) -> list[Finding]:
+    prefix = f"{label}: "
+    if opened is not None and opened.h5 is not None:
+        return _scan_h5_file(opened.h5, prefix, allowed, opened.nodes)
+    if members.skipped(info):
+        return []
+    if info.compress_type == zipfile.ZIP_STORED:
         from pytest_kerasmodel.artifacts import HygieneError
         from pytest_kerasmodel.artifacts.kerasfile import stored_member_window
 
         try:
-            window = stored_member_window(raw, weights, path)
+            window = stored_member_window(members.raw, info, members.path)
         except HygieneError as error:
-            findings.append(
-                Finding("zip-header-mismatch", "zip member 'model.weights.h5'", error.reason)
+            return [Finding("zip-header-mismatch", _member_where(info, label), error.reason)]
+        return _scan_h5_artifact(window, prefix, allowed)
+    if info.file_size > MEMBER_MAX_BYTES:
+        return [
+            Finding(
+                "unreadable",
+                _member_where(info, label),
+                f"compressed, {info.file_size} bytes: too large to scan in memory "
+                f"(limit {MEMBER_MAX_BYTES})",
             )
-        else:
-            findings += _scan_h5_artifact(window, "model.weights.h5: ", allowed)
-    npz = names.get("model.weights.npz")
-    if npz is not None:
-        findings += _scan_npz_member(zf, npz)
-    return findings
+        ]
+    try:
+        data = members.read(info, MEMBER_MAX_BYTES)
+    except _ZIP_READ_ERRORS as error:
+        return [Finding("unreadable", _member_where(info, label), f"cannot be read: {error}")]
+    return _scan_h5_artifact(io.BytesIO(data), prefix, allowed)
 
 
-def _scan_npz_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> list[Finding]:
-    """Weights saved as ``.npz`` (a zip of ``.npy`` files): refuse object arrays, which numpy
-    stores as pickles. Only each ``.npy`` header is parsed (numpy's literal parser), no data."""
+def _pickle_finding(check: str, where: str, what: str, data: bytes) -> Finding:
+    from pytest_kerasmodel.pickles import analyse_pickle
+
+    report = analyse_pickle(data)
+    return Finding(check, where, f"{what} a pickle that {report.summary()}")
+
+
+def _torch_or_pickle(where: str, data: bytes, what: str) -> Finding | None:
+    """A finding when ``data`` is a pickle or a torch.save zip holding pickles, else None."""
+    from pytest_kerasmodel.pickles import analyse_torch_payload, looks_like_pickle
+
+    if data[:4] == b"PK\x03\x04":
+        payload = analyse_torch_payload(data)
+        if not payload.pickles:
+            return None
+        return Finding(
+            "pickle",
+            where,
+            f"{what} a torch.save archive (loading it runs torch.load(weights_only=False)): "
+            f"{payload.summary()}",
+        )
+    if looks_like_pickle(data):
+        return _pickle_finding("pickle", where, what, data)
+    return None
+
+
+def _scan_other_member(members: _Members, info: zipfile.ZipInfo, label: str) -> list[Finding]:
+    """Any other member: a pickle (whatever its name), a torch.save zip, a pickle-named file,
+    an ``.npy`` object array. Reads two bytes of large members that start like neither."""
+    from pytest_kerasmodel.pickles import looks_like_pickle
+
+    if members.skipped(info):
+        return []
+    where = _member_where(info, label)
+    pickled_name = info.filename.lower().endswith(_PICKLE_SUFFIXES)
+    try:
+        head = members.read(info, 6)
+        small = info.file_size <= _SNIFF_WHOLE_BYTES
+        if not (pickled_name or small or looks_like_pickle(head[:2]) or head[:4] == b"PK\x03\x04"):
+            return []
+        if head.startswith(b"\x93NUMPY"):
+            return _npy_findings(io.BytesIO(members.read(info, MEMBER_MAX_BYTES)), where, "pickle")
+        data = members.read(info, MEMBER_MAX_BYTES)
+    except _ZIP_READ_ERRORS as error:
+        if pickled_name:
+            return [Finding("pickle", where, f"named like pickled data; cannot be read: {error}")]
+        return [Finding("unreadable", where, f"cannot be read: {error}")]
+    found = _torch_or_pickle(where, data, "holds")
+    if found is not None:
+        return [found]
+    if pickled_name:
+        return [
+            Finding(
+                "pickle",
+                where,
+                "named like pickled data (.pkl, .pt, .joblib...), which a Keras archive never "
+                "holds, though its bytes do not parse as a pickle",
+            )
+        ]
+    return []
+
+
+def _npy_findings(fh: IO[bytes], where: str, check: str) -> list[Finding]:
+    """An ``.npy`` file's header (numpy's literal parser); only an object array's data is read:
+    it is a pickle after the header, analysed."""
     from numpy.lib import format as npy
 
-    label = "model.weights.npz"
-    findings: list[Finding] = []
+    version = npy.read_magic(fh)
+    if version == (1, 0):
+        _, _, dtype = npy.read_array_header_1_0(fh)
+    else:
+        _, _, dtype = npy.read_array_header_2_0(fh)
+    if not dtype.hasobject:
+        return []
+    return [
+        _pickle_finding(
+            check,
+            where,
+            f"object array (dtype {dtype}): reading it needs numpy's allow_pickle=True, which "
+            "runs any code the pickle holds (Keras 3.15 refuses it); it is",
+            fh.read(MEMBER_MAX_BYTES),
+        )
+    ]
+
+
+def _scan_npz_member(members: _Members, info: zipfile.ZipInfo, label: str) -> list[Finding]:
+    """Weights saved as ``.npz`` (a zip of ``.npy`` files): object arrays are pickles, analysed.
+    A member of that name that is not a zip but a pickle is one too: ``np.load(...,
+    allow_pickle=True)`` unpickles any file that is not a zip or an ``.npy``."""
+    if members.skipped(info):
+        return []
+    where = _member_where(info, label)
     try:
-        with zf.open(info) as member, zipfile.ZipFile(member) as inner:
+        head = members.read(info, 4)
+        if head != b"PK\x03\x04":
+            if info.file_size > MEMBER_MAX_BYTES:
+                return [Finding("unreadable", label, f"{info.file_size} bytes: not an .npz")]
+            data = members.read(info, MEMBER_MAX_BYTES)
+            if head.startswith(b"\x93NUMPY"):
+                return _npy_findings(io.BytesIO(data), f"{label}: array", "npz-pickle")
+            found = _torch_or_pickle(
+                where,
+                data,
+                "is not an .npz archive: numpy's np.load(allow_pickle=True) unpickles it, and it "
+                "is",
+            )
+            if found is not None:
+                return [found]
+            return [Finding("unreadable", label, "cannot be read as .npz: not a zip archive")]
+        findings: list[Finding] = []
+        with members.zf.open(info) as member, zipfile.ZipFile(member) as inner:
             infos = inner.infolist()
             if len(infos) > ZIP_MAX_MEMBERS:
-                return [Finding("zip-member-count", f"{label}", f"{len(infos)} arrays")]
+                return [Finding("zip-member-count", label, f"{len(infos)} arrays")]
             for array in infos:
-                where = f"{label}: array {array.filename!r}"
+                array_where = f"{label}: array {array.filename!r}"
                 if _bad_name(array.filename):
-                    findings.append(Finding("zip-path", where, _bad_name(array.filename) or ""))
-                with inner.open(array) as fh:
-                    version = npy.read_magic(fh)
-                    if version == (1, 0):
-                        _, _, dtype = npy.read_array_header_1_0(fh)
-                    else:
-                        _, _, dtype = npy.read_array_header_2_0(fh)
-                if dtype.hasobject:
                     findings.append(
-                        Finding(
-                            "npz-pickle",
-                            where,
-                            f"object array (dtype {dtype}) stored as a pickle: reading it needs "
-                            "numpy's allow_pickle=True, which runs any code the pickle holds "
-                            "(Keras 3.15 refuses it)",
-                        )
+                        Finding("zip-path", array_where, _bad_name(array.filename) or "")
                     )
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, SyntaxError) as error:
-        findings.append(Finding("unreadable", label, f"cannot be read as .npz: {error}"))
-    return findings
+                with inner.open(array) as fh:
+                    findings += _npy_findings(fh, array_where, "npz-pickle")
+        return findings
+    except (*_ZIP_READ_ERRORS, SyntaxError) as error:
+        return [Finding("unreadable", label, f"cannot be read as .npz: {error}")]
 
 
 def scan_artifact(

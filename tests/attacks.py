@@ -15,12 +15,18 @@ location)``; tests iterate over it.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import json
 import marshal
 import os
 import pickle
+import shlex
 import struct
+import subprocess
+import sys
+import textwrap
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -112,6 +118,22 @@ def marker_code(folder: Path) -> str:
         f"lambda x: (__import__('pathlib').Path({target!r}).write_text('ran'), x)[1]"
     )
     return base64.b64encode(marshal.dumps(fn.__code__)).decode("ascii")
+
+
+class _ShellOnLoad:
+    """Pickled, this is the classic payload: unpickling calls ``os.system(command)``."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (os.system, (self.command,))
+
+
+def marker_pickle(folder: Path, protocol: int = 4) -> bytes:
+    """A pickle that, if it were ever loaded, would run ``touch folder/MARKER`` through
+    ``os.system``. Built with ``pickle.dumps``; nothing here or in the scan loads it."""
+    return pickle.dumps(_ShellOnLoad(_touch(folder)), protocol=protocol)
 
 
 def _poison(config: Any, code: str) -> Any:
@@ -435,6 +457,113 @@ def npz_pickle_keras(folder: Path) -> Path:
     return _write(folder, "npz_pickle.keras", _zip_bytes(members))
 
 
+def _npz_weights_keras() -> bytes:
+    """A .keras archive Keras 3 wrote with its ``.npz`` weights format (model.weights.npz)."""
+    if "npz.keras" not in _BASE:
+        import tempfile
+
+        keras = _keras()
+        from keras.src.saving import saving_lib  # the public save_model hides weights_format
+
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((4,), name="features")
+        model = keras.Model(inputs, keras.layers.Dense(2, name="head")(inputs), name="clf")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "npz.keras"
+            saving_lib.save_model(model, path, weights_format="npz")
+            _BASE["npz.keras"] = path.read_bytes()
+    return _BASE["npz.keras"]
+
+
+def npz_duplicate_pickle_keras(folder: Path) -> Path:
+    """The published proof-of-concept shape: a .keras archive written by Keras 3, with a second
+    ``model.weights.npz`` member appended that is a raw pickle calling ``os.system``. numpy's
+    ``np.load(allow_pickle=True)`` unpickles a file that is not a zip; readers that take the
+    last member of a name would load that one."""
+    members = [*_zip_members(_npz_weights_keras()), ("model.weights.npz", marker_pickle(folder))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns about the duplicate
+        return _write(folder, "npz_duplicate_pickle.keras", _zip_bytes(members))
+
+
+def pickle_member_keras(folder: Path) -> Path:
+    """A protocol 0 pickle calling os.system, hidden as an innocent-looking asset."""
+    members = [
+        *_zip_members(_base("dense.keras")),
+        ("assets/tokenizer.json", marker_pickle(folder, protocol=0)),
+    ]
+    return _write(folder, "pickle_member.keras", _zip_bytes(members))
+
+
+# ---------------------------------------------------------------------------------------------
+# TorchModuleWrapper (needs torch; CVE-2025-49655)
+# ---------------------------------------------------------------------------------------------
+
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+
+_TORCH_WRITER = textwrap.dedent(
+    """
+    import sys
+    import keras, torch
+    keras.utils.set_random_seed(0)
+    torch.manual_seed(0)
+    layer = keras.layers.TorchModuleWrapper(torch.nn.Linear(4, 2), name="torch_linear")
+    model = keras.Sequential([keras.Input((4,)), layer], name="wrapped")
+    model.save(sys.argv[1])
+    """
+)
+
+
+def torch_wrapper_keras_bytes() -> bytes:
+    """A real .keras file with a TorchModuleWrapper(torch.nn.Linear(4, 2)) layer, written by
+    Keras 3 with the torch backend in a child process (this process keeps its backend)."""
+    if "torch_wrapper.keras" not in _BASE:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "torch_wrapper.keras"
+            env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "3"}
+            subprocess.run(
+                [sys.executable, "-c", _TORCH_WRITER, str(path)],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            _BASE["torch_wrapper.keras"] = path.read_bytes()
+    return _BASE["torch_wrapper.keras"]
+
+
+def torch_wrapper_keras(folder: Path) -> Path:
+    return _write(folder, "torch_wrapper.keras", torch_wrapper_keras_bytes())
+
+
+def torch_save_bytes(obj: Any, *, zip_format: bool = True) -> bytes:
+    """``torch.save(obj)`` to bytes (pickles ``obj``; loads nothing)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer, _use_new_zipfile_serialization=zip_format)
+    return buffer.getvalue()
+
+
+def torch_wrapper_poisoned_keras(folder: Path) -> Path:
+    """The real TorchModuleWrapper file with its ``module`` payload replaced by torch.save of
+    an object whose unpickling runs ``os.system`` (what Keras 3.11.0-3.11.2 loaded even under
+    safe_mode)."""
+    payload = base64.b64encode(torch_save_bytes(_ShellOnLoad(_touch(folder)))).decode("ascii")
+
+    def edit(config: dict[str, Any]) -> None:
+        _find_layer(config, "torch_linear")["config"]["module"] = payload
+
+    return _write(
+        folder, "torch_wrapper_poisoned.keras", edit_keras_config(torch_wrapper_keras_bytes(), edit)
+    )
+
+
+def _touch(folder: Path) -> str:
+    return f"touch {shlex.quote(str(Path(folder).resolve() / MARKER))}"
+
+
 # ---------------------------------------------------------------------------------------------
 # HDF5 attacks
 # ---------------------------------------------------------------------------------------------
@@ -574,8 +703,6 @@ def zip_duplicate_keras(folder: Path) -> Path:
     evil = edit_keras_config(_base("lambda.keras"), lambda c: _poison(c, code))
     evil_config = dict(_zip_members(evil))["config.json"]
     members = [*_zip_members(_base("dense.keras")), ("config.json", evil_config)]
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # zipfile warns about the duplicate
         return _write(folder, "zip_duplicate.keras", _zip_bytes(members))
@@ -774,7 +901,24 @@ ATTACKS: dict[str, tuple[Callable[[Path], Path], str, str]] = {
     "zip_bomb_keras": (zip_bomb_keras, "zip-bomb", "'assets/zeros.bin'"),
     "zip_declared_size_keras": (zip_declared_size_keras, "zip-bomb", "'model.weights.h5'"),
     "zip_overlap_keras": (zip_overlap_keras, "zip-overlap", "zip member"),
+    "npz_duplicate_pickle_keras": (
+        npz_duplicate_pickle_keras,
+        "pickle",
+        "zip member 'model.weights.npz' (copy 2 of 2)",
+    ),
+    "pickle_member_keras": (pickle_member_keras, "pickle", "'assets/tokenizer.json'"),
 }
+if HAVE_TORCH:
+    ATTACKS["torch_wrapper_keras"] = (
+        torch_wrapper_keras,
+        "torch-pickle",
+        "layer 'wrapped/torch_linear' > module",
+    )
+    ATTACKS["torch_wrapper_poisoned_keras"] = (
+        torch_wrapper_poisoned_keras,
+        "torch-pickle",
+        "layer 'wrapped/torch_linear' > module",
+    )
 
 
 def build_all(folder: Path) -> dict[str, Path]:

@@ -323,10 +323,58 @@ def test_allowed_modules_match_whole_components() -> None:
     assert scan_config(layer("keras.layers")) == []
     assert scan_config(layer("tf_keras.src.engine.functional")) == []
     assert [f.check for f in scan_config(layer("kerasx.layers"))] == ["foreign-module"]
-    assert [f.check for f in scan_config(layer("keras_hub.models"))] == ["foreign-module"]
+    assert [f.check for f in scan_config(layer("keras_hubx.models"))] == ["foreign-module"]
+    assert [f.check for f in scan_config(layer("keras_cv.models"))] == ["foreign-module"]
     assert scan_config(layer("mypkg.layers"), allowed_modules=["mypkg"]) == []
     assert scan_config(layer("mypkg"), allowed_modules=["mypkg"]) == []
     assert len(scan_config(layer("mypkgevil.layers"), allowed_modules=["mypkg"])) == 1
+
+
+def test_keras_hub_modules_count_as_keras() -> None:
+    backbone = {
+        "module": "keras_hub.src.models.bert.bert_backbone",
+        "class_name": "BertBackbone",
+        "config": {"name": "bert", "vocabulary_size": 10},
+        "registered_name": "keras_hub>BertBackbone",
+    }
+    legacy = {
+        "module": "keras_nlp.src.models.gpt2.gpt2_backbone",
+        "class_name": "GPT2Backbone",
+        "config": {"name": "gpt2"},
+        "registered_name": "keras_nlp>GPT2Backbone",
+    }
+    activation = {
+        "module": "builtins",
+        "class_name": "function",
+        "config": "keras_hub>gelu_approximate",
+    }
+    gelu = {
+        "module": "keras_hub.src.utils.keras_utils",
+        "class_name": "function",
+        "config": "gelu_approximate",
+        "registered_name": "keras_hub>gelu_approximate",
+    }
+    layer = {"class_name": "Dense", "config": {"name": "d", "activation": activation, "x": gelu}}
+    assert scan_config({"layers": [backbone, legacy, layer]}) == []
+    assert scan_config(backbone, allowed_modules=["keras_hub"]) == []
+
+
+def test_keras_hub_follows_the_same_gadget_and_file_rules() -> None:
+    gadget = {
+        "module": "keras_hub.src.utils.preset_utils",
+        "class_name": "function",
+        "config": "load_json",
+    }
+    lam = {"class_name": "Lambda", "config": {"name": "lam", "function": gadget}}
+    [finding] = scan_config(lam)
+    assert (finding.check, finding.where) == ("dangerous-function", "layer 'lam' > function")
+    tokenizer = {
+        "module": "keras_hub.src.tokenizers.sentence_piece_tokenizer",
+        "class_name": "SentencePieceTokenizer",
+        "config": {"name": "tok", "proto": "/etc/passwd"},
+    }
+    [finding] = scan_config(tokenizer)
+    assert (finding.check, finding.where) == ("file-reference", "layer 'tok' > proto")
 
 
 def test_registered_custom_function_needs_its_package_allowed() -> None:
