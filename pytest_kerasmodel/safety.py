@@ -1455,7 +1455,56 @@ def _scan_opened_parts(opened: Artifact, allowed: tuple[str, ...]) -> list[Findi
         findings += _prefixed(scan_config(config, allowed_modules=allowed), f"{name}:")
     for store in opened.stores:
         findings += _scan_h5_file(store.h5, f"{store.label}: ", allowed, store.nodes)
+    folder = opened.path if opened.path.is_dir() else opened.path.parent
+    for part in opened.parts:
+        if not part.name.lower().endswith((".json", ".h5", ".hdf5")):
+            findings += _scan_plain_file(folder / part.name, part.name)
     return findings
+
+
+def _scan_plain_file(file: Path, label: str) -> list[Finding]:
+    """A file of a folder layout that is neither JSON nor HDF5 (``model.weights.npz``, an asset):
+    pickles found in it, whatever its name, analysed as in an archive's members."""
+    from pytest_kerasmodel.pickles import looks_like_pickle
+
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as fh:
+            head = fh.read(6)
+            npz = file.name == "model.weights.npz"
+            pickled_name = file.name.lower().endswith(_PICKLE_SUFFIXES)
+            wanted = npz or pickled_name or size <= _SNIFF_WHOLE_BYTES
+            if not (wanted or looks_like_pickle(head[:2]) or head[:4] == b"PK\x03\x04"):
+                return []
+            fh.seek(0)
+            data = fh.read(MEMBER_MAX_BYTES)
+    except OSError as error:
+        return [Finding("unreadable", label, f"cannot be read: {error}")]
+    if head.startswith(b"\x93NUMPY"):
+        return _npy_findings(io.BytesIO(data), label, "pickle")
+    if npz and data[:4] == b"PK\x03\x04":
+        findings: list[Finding] = []
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as inner:
+                for array in inner.infolist()[:ZIP_MAX_MEMBERS]:
+                    with inner.open(array) as fh:
+                        findings += _npy_findings(
+                            fh, f"{label}: array {array.filename!r}", "npz-pickle"
+                        )
+        except (*_ZIP_READ_ERRORS, SyntaxError) as error:
+            return [Finding("unreadable", label, f"cannot be read as .npz: {error}")]
+        return findings
+    what = (
+        "is not an .npz archive: np.load(allow_pickle=True) unpickles it, and it is"
+        if npz
+        else "holds"
+    )
+    found = _torch_or_pickle(label, data, what)
+    if found is not None:
+        return [found]
+    if pickled_name:
+        return [Finding("pickle", label, "named like pickled data (.pkl, .pt, .joblib...)")]
+    return []
 
 
 def _scan_parts_by_path(path: Path, allowed: tuple[str, ...]) -> list[Finding]:
@@ -1490,6 +1539,8 @@ def _scan_parts_by_path(path: Path, allowed: tuple[str, ...]) -> list[Finding]:
                 findings += _prefixed(scan_config(config, allowed_modules=allowed), f"{label}:")
         elif file.suffix.lower() in (".h5", ".hdf5"):
             findings += _scan_h5_artifact(file, f"{label}: ", allowed)
+        else:
+            findings += _scan_plain_file(file, label)
     return findings
 
 
