@@ -48,6 +48,10 @@ def load_model(path: str | os.PathLike[str], **kwargs: Any) -> Any:
     return keras().models.load_model(os.fspath(path), **kwargs)
 
 
+class MissingPackage(ImportError):
+    """A package the artifact needs to be loaded is not installed (the message names it)."""
+
+
 def load_preset(path: str | os.PathLike[str]) -> Any:
     """A KerasHub preset folder loaded with KerasHub's own ``from_preset``: the task when the
     preset has a ``task.json``, else the backbone. Keras's safe mode stays on."""
@@ -55,8 +59,8 @@ def load_preset(path: str | os.PathLike[str]) -> Any:
     try:
         import keras_hub
     except ImportError as exc:
-        raise ImportError(
-            f"install keras-hub to load this KerasHub preset (pip install keras-hub): {exc}"
+        raise MissingPackage(
+            f"a KerasHub preset: install keras-hub to load it (pip install keras-hub); {exc}"
         ) from None
     folder = os.fspath(path)
     task_file = os.path.join(folder, "task.json")

@@ -657,6 +657,8 @@ def load(subject: Subject) -> Any:
                 subject.model = _keras.load_preset(subject.path)
             else:
                 subject.model = _keras.load_model(subject.path, safe_mode=True, compile=False)
+        except _keras.MissingPackage as exc:
+            raise CheckFailure(str(exc)) from None
         except Exception as exc:
             raise CheckFailure(_explain_load_error(subject, exc)) from None
     return subject.model
