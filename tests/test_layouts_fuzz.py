@@ -5,14 +5,13 @@ contained, and no file changed."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import shutil
 from pathlib import Path
 
 import pytest
-from test_safety_fuzz import CHECKS, MUTATIONS, TIMEOUT, mutate
+from test_safety_fuzz import CHECKS, MUTATIONS, TIMEOUT, _digests, mutate
 
 SEED = 20261201
 MUTANTS_PER_SOURCE = 16
@@ -57,14 +56,6 @@ def layout_sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[
     files = ["config.json", "task.json", "tokenizer.json", "model.weights.h5", "task.weights.h5"]
     sources["preset"] = (folder / "preset", files)
     return sources
-
-
-def _digests(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def test_mutated_layouts_each_get_one_verdict_and_are_never_changed(

@@ -161,14 +161,8 @@ class UncheckedFile(pytest.File):
         yield UncheckedItem.from_parent(self, name=STRICT_CHECK)
 
 
-class UncheckedItem(pytest.Item):
-    def runtest(self) -> None:
-        raise ArtifactError(
-            self.nodeid.rsplit("::", 1)[0],
-            STRICT_CHECK,
-            "no Keras artifact holds this file, so nothing checked it (--keras-strict)",
-            hint="move it out of the model folder, or make it part of an artifact",
-        )
+class _GateItem(pytest.Item):
+    """An item of the gate: its failures are an :class:`ArtifactError`'s own text."""
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
@@ -177,11 +171,21 @@ class UncheckedItem(pytest.Item):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)
 
+
+class UncheckedItem(_GateItem):
+    def runtest(self) -> None:
+        raise ArtifactError(
+            self.nodeid.rsplit("::", 1)[0],
+            STRICT_CHECK,
+            "no Keras artifact holds this file, so nothing checked it (--keras-strict)",
+            hint="move it out of the model folder, or make it part of an artifact",
+        )
+
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, self.nodeid
 
 
-class CheckItem(pytest.Item):
+class CheckItem(_GateItem):
     """One check on one artifact; its result comes from the artifact's (cached) worker run."""
 
     def __init__(self, *, check: str, artifact: Path, model_dir: Path, **kwargs: Any) -> None:
@@ -213,13 +217,6 @@ class CheckItem(pytest.Item):
     @property
     def artifact_id(self) -> str:
         return self.nodeid.rsplit("::", 1)[0]
-
-    def repr_failure(
-        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
-    ) -> str | Any:
-        if isinstance(excinfo.value, ArtifactError):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.artifact_id}::{self.check}"
