@@ -71,3 +71,20 @@ def gate_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from gate_artifacts import build_gate_files
 
     return build_gate_files(tmp_path_factory.mktemp("gate"))
+
+
+@pytest.fixture(scope="session")
+def layout_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny MLP as .keras, unzipped folder and sharded weights, and their hostile twins."""
+    from layouts import build_layout_files
+
+    return build_layout_files(tmp_path_factory.mktemp("layouts"))
+
+
+@pytest.fixture(scope="session")
+def preset_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """KerasHub presets of one tiny BERT (task, backbone, sharded, foreign), built once."""
+    pytest.importorskip("keras_hub")
+    from layouts import build_preset_files
+
+    return build_preset_files(tmp_path_factory.mktemp("presets"))

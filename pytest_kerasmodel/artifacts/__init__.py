@@ -26,9 +26,7 @@ dataset is read, and yields an :class:`Artifact`.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -66,6 +64,7 @@ from pytest_kerasmodel.artifacts.base import (
     Limits,
     Part,
     Store,
+    check_path_kind,
     container_of,
     extension_note,
     extension_of,
@@ -128,38 +127,6 @@ FOLDER_LAYOUTS: tuple[tuple[ModuleType, Opener], ...] = (
 #: file names that are Keras artifacts whatever their content says (a damaged ``.keras`` is
 #: still gated, and fails integrity saying why, instead of passing unseen)
 ARTIFACT_SUFFIXES = (".keras", ".h5", ".hdf5", sharded.SUFFIX)
-
-
-def check_path_kind(path: Path) -> None:
-    """Refuse what cannot be read as a file or folder, before anything opens it: a broken
-    symbolic link, a link loop, a FIFO (reading it would block forever), a device or socket."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        target = link_of(path)
-        if exc.errno == errno.ELOOP:
-            raise ArtifactError(
-                path, "link", "a symbolic link loop: it never reaches a file"
-            ) from None
-        if target is not None:
-            raise ArtifactError(
-                path, "link", f"a broken symbolic link to {target!r}: nothing is there"
-            ) from None
-        raise ArtifactError(path, "format", f"cannot be read: {exc.strerror or exc}") from None
-    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
-        return
-    kind = (
-        "a FIFO (named pipe): reading it would block"
-        if stat.S_ISFIFO(st.st_mode)
-        else "a socket"
-        if stat.S_ISSOCK(st.st_mode)
-        else "a device"
-        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-        else "not a regular file"
-    )
-    target = link_of(path)
-    lead = f"a symbolic link to {target!r}, which is " if target is not None else ""
-    raise ArtifactError(path, "format", f"{lead}{kind}; only regular files and folders are read")
 
 
 def layout_of(path: Path) -> ModuleType | None:

@@ -7,8 +7,10 @@ No reader is imported here, so every module of the package (and
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,9 +348,53 @@ def link_of(path: Path) -> str | None:
         return None
 
 
+def check_path_kind(path: Path) -> None:
+    """Refuse what cannot be read as a file or folder, before anything opens it: a broken
+    symbolic link, a link loop, a FIFO (reading it would block forever), a device or socket."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        target = link_of(path)
+        if exc.errno == errno.ELOOP:
+            raise ArtifactError(
+                path, "link", "a symbolic link loop: it never reaches a file"
+            ) from None
+        if target is not None:
+            raise ArtifactError(
+                path, "link", f"a broken symbolic link to {target!r}: nothing is there"
+            ) from None
+        raise ArtifactError(path, "format", f"cannot be read: {exc.strerror or exc}") from None
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return
+    kind = (
+        "a FIFO (named pipe): reading it would block"
+        if stat.S_ISFIFO(st.st_mode)
+        else "a socket"
+        if stat.S_ISSOCK(st.st_mode)
+        else "a device"
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+        else "not a regular file"
+    )
+    target = link_of(path)
+    lead = f"a symbolic link to {target!r}, which is " if target is not None else ""
+    raise ArtifactError(path, "format", f"{lead}{kind}; only regular files and folders are read")
+
+
+def check_part_kind(artifact: Path, file: Path, name: str) -> None:
+    """:func:`check_path_kind` for one file of an artifact, the error naming the artifact and
+    the file (a FIFO as ``model.weights.h5`` would block the loader; a broken link is no file)."""
+    try:
+        check_path_kind(file)
+    except ArtifactError as error:
+        raise ArtifactError(artifact, error.check, f"{name} is {error.reason}") from None
+
+
 def part(folder: Path, file: Path, role: str) -> Part:
-    """The :class:`Part` for ``file`` of an artifact whose files lie in ``folder``."""
-    return Part(file.relative_to(folder).as_posix(), role, file.stat().st_size, link_of(file))
+    """The :class:`Part` for ``file`` of an artifact whose files lie in ``folder``; refused
+    (naming it) when it is no regular file."""
+    name = file.relative_to(folder).as_posix()
+    check_part_kind(folder, file, name)
+    return Part(name, role, file.stat().st_size, link_of(file))
 
 
 def hdf5_signature_offset(head: bytes) -> int | None:
