@@ -135,14 +135,17 @@ def test_a_manifest_naming_a_shard_outside_is_refused_and_flagged(
 def test_links_are_followed_and_say_where_they_lead(
     layout_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    """describe_artifact has no ``link`` key on this branch; the opened Artifact has."""
+    """The description (and the opened Artifact) say where a link leads; a plain path has none."""
     linked_file = tmp_path / "linked.keras"
     linked_file.symlink_to(layout_files["mlp.keras"])
     linked_dir = tmp_path / "linked_dir"
     linked_dir.symlink_to(layout_files["mlp_dir"], target_is_directory=True)
     for link, target in ((linked_file, "mlp.keras"), (linked_dir, "mlp_dir")):
         description = describe_artifact(link)
-        assert description["weights"] == describe_artifact(layout_files[target])["weights"]
+        plain = describe_artifact(layout_files[target])
+        assert description["weights"] == plain["weights"]
+        assert description["link"] == str(layout_files[target])
+        assert plain["link"] is None
         with open_artifact(link) as artifact:
             assert artifact.link == str(layout_files[target])
 
@@ -154,8 +157,7 @@ def test_a_hugging_face_snapshot_of_links_is_one_model_folder(
     description = describe_artifact(snapshot)
     assert description["format"] == "keras-dir"
     assert description["weights"] == describe_artifact(layout_files["mlp_dir"])["weights"]
-    with open_artifact(snapshot) as artifact:
-        links = {p.name: p.link for p in artifact.parts}
+    links = {p["name"]: p["link"] for p in description["parts"]}
     assert set(links) == {"config.json", "metadata.json", "model.weights.h5"}
     assert all(str(link).startswith("../../blobs/") for link in links.values()), links
 
@@ -244,17 +246,11 @@ def test_a_preset_names_its_task_components(preset_files: dict[str, Path]) -> No
     assert roles["assets/tokenizer/vocabulary.txt"] == "asset"
 
 
-def test_the_scan_treats_keras_hub_as_foreign_unless_allowed(
-    preset_files: dict[str, Path],
-) -> None:
-    """On this branch keras_hub is not Keras's own: a preset needs keras_hub allowed."""
-    findings = scan_artifact(preset_files["backbone_preset"])
-    assert [(f.check, f.where) for f in findings] == [
-        ("foreign-module", "config.json: layer 'bert_backbone'")
-    ]
-    assert "keras_allowed_modules = keras_hub" in findings[0].reason
-    assert scan_artifact(preset_files["task_preset"], allowed_modules=["keras_hub"]) == []
-    assert scan_artifact(preset_files["sharded_preset"], allowed_modules=["keras_hub"]) == []
+def test_the_scan_treats_keras_hub_as_keras_own(preset_files: dict[str, Path]) -> None:
+    """KerasHub's classes are Keras's own: a healthy preset, task, backbone or sharded, has no
+    finding without any module allowed."""
+    for name in ("backbone_preset", "task_preset", "sharded_preset"):
+        assert scan_artifact(preset_files[name]) == [], name
 
 
 def test_a_preset_naming_a_module_outside_keras_is_flagged(
