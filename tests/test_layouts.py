@@ -181,7 +181,7 @@ def test_a_part_that_is_no_regular_file_is_refused_naming_it(
         target.symlink_to("other")
     reason = {"fifo": "a FIFO", "broken": "a broken symbolic link", "loop": "a symbolic link loop"}
     named = f"({where}|{Path(where).parent.as_posix()}/other)"  # either half of a loop
-    with pytest.raises(ArtifactError, match=f"{named} is {reason[kind]}"), open_artifact(folder):
+    with pytest.raises(ArtifactError, match=f"{named}: {reason[kind]}"), open_artifact(folder):
         pass
 
 
@@ -197,7 +197,7 @@ def test_a_shard_that_is_no_regular_file_is_refused_naming_it(
     else:
         shard.symlink_to("nowhere.h5")
     reason = {"fifo": "a FIFO", "broken": "a broken symbolic link"}[kind]
-    refused = f"shard '{shard.name}' it names is {reason}"
+    refused = f"shard '{shard.name}': {reason}"
     with pytest.raises(ArtifactError, match=refused), open_artifact(folder / "w.weights.json"):
         pass
 

@@ -386,7 +386,7 @@ def check_part_kind(artifact: Path, file: Path, name: str) -> None:
     try:
         check_path_kind(file)
     except ArtifactError as error:
-        raise ArtifactError(artifact, error.check, f"{name} is {error.reason}") from None
+        raise ArtifactError(artifact, error.check, f"{name}: {error.reason}") from None
 
 
 def part(folder: Path, file: Path, role: str) -> Part:

@@ -132,7 +132,7 @@ def open_sharded(path: Path, limits: Limits, stack: contextlib.ExitStack) -> Art
     artifact.parts = [Part(path.name, "manifest", artifact.file_size, artifact.link)]
     for shard in shards:
         if shard.exists() or shard.is_symlink():  # a FIFO or a broken link is not "missing"
-            check_part_kind(path, shard, f"the shard {shard.name!r} it names")
+            check_part_kind(path, shard, f"the shard {shard.name!r}")
         if not shard.is_file():
             raise ArtifactError(path, "manifest", f"the shard {shard.name!r} it names is missing")
         try:
