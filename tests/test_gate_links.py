@@ -163,3 +163,34 @@ def test_a_hugging_face_cache_snapshot_is_one_model_folder(
         ["hub/models--org--mlp/snapshots/abc *keras-dir *3.* *24 *ok *ok *ok *ok *skip *skip"]
     )
     result.stdout.no_fnmatch_line("not checked:*")
+
+
+def test_the_root_of_a_hugging_face_cache_gates_each_blob_once(
+    pytester: pytest.Pytester, layout_files: dict[str, Path]
+) -> None:
+    """Gated from the cache's root, the blobs a snapshot links to are its parts: the weights
+    blob is not a second artifact, and the JSON blobs are not listed as unchecked."""
+    cache = pytester.path / "hub" / "models--org--mlp"
+    hf_cache(layout_files["mlp_dir"], cache)
+    (cache / "refs").mkdir()
+    (cache / "refs" / "main").write_text("abc")
+    result, report = gate_report(pytester, IN_PROCESS, folder="hub/models--org--mlp")
+    assert result.ret == pytest.ExitCode.OK
+    assert [a["artifact"] for a in report["artifacts"]] == ["hub/models--org--mlp/snapshots/abc"]
+    assert report["not_checked"] == ["hub/models--org--mlp/refs/main"]
+
+
+def test_a_model_folder_whose_config_is_a_broken_link_fails_integrity_as_one_artifact(
+    pytester: pytest.Pytester, layout_files: dict[str, Path]
+) -> None:
+    folder = pytester.path / "models" / "mlp"
+    copy_artifact(layout_files["mlp_dir"], folder)
+    (folder / "config.json").unlink()
+    (folder / "config.json").symlink_to("../gone/config.json")
+    result, verdicts = run_gate(pytester)
+    assert set(verdicts) == {"mlp"}
+    assert verdicts["mlp"]["format"] == "keras-dir"
+    assert status(verdicts, "mlp")["integrity"] == "failed"
+    assert message(verdicts, "mlp", "integrity") == (
+        "config.json: a broken symbolic link to '../gone/config.json': nothing is there"
+    )

@@ -42,10 +42,16 @@ FILES = {
 def claims(path: Path) -> bool:
     """A folder with a ``config.json`` beside ``model.weights.h5``/``.npz`` or
     ``metadata.json``, as Keras's saving_lib writes it."""
-    return (path / KERAS_ZIP_CONFIG).is_file() and any(
-        (path / name).is_file()
+    return _present(path / KERAS_ZIP_CONFIG) and any(
+        _present(path / name)
         for name in (KERAS_ZIP_WEIGHTS, KERAS_ZIP_WEIGHTS_NPZ, KERAS_ZIP_METADATA)
     )
+
+
+def _present(file: Path) -> bool:
+    """A file, or a link in its place even when it leads nowhere: the folder is still the
+    artifact, and its integrity check names the broken part."""
+    return file.is_file() or file.is_symlink()
 
 
 def asset_files(folder: Path) -> list[Path]:

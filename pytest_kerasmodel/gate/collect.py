@@ -81,7 +81,7 @@ class ModelDir(pytest.Directory):
         settings = get_settings(self.config)
         ihook = self.ihook
         _walked(self.session).add(self.path.resolve())
-        for entry in discover.scan_folder(self.path):
+        for entry in discover.scan_folder(self.path, _held(self.session, self.model_dir)):
             if ihook.pytest_ignore_collect(collection_path=entry.path, config=self.config):
                 continue
             if entry.kind == discover.FOLDER:
@@ -103,6 +103,16 @@ class ModelDir(pytest.Directory):
 
 
 _walked_key = pytest.StashKey[set[Path]]()
+_held_key = pytest.StashKey[dict[Path, frozenset[Path]]]()
+
+
+def _held(session: pytest.Session, model_dir: Path) -> frozenset[Path]:
+    """What the artifacts of a model folder hold through links (see
+    :func:`.discover.held_through_links`), found once per model folder."""
+    held = session.stash.setdefault(_held_key, {})
+    if model_dir not in held:
+        held[model_dir] = discover.held_through_links(model_dir)
+    return held[model_dir]
 
 
 def _walked(session: pytest.Session) -> set[Path]:

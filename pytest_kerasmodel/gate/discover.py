@@ -74,8 +74,9 @@ def _artifact_folder(path: Path) -> Entry:
     return Entry(path, ARTIFACT, unowned=unowned)
 
 
-def scan_folder(folder: Path) -> list[Entry]:
-    """The entries of one folder, sorted by name (every pytest-xdist worker sees the same)."""
+def scan_folder(folder: Path, elsewhere: frozenset[Path] = frozenset()) -> list[Entry]:
+    """The entries of one folder, sorted by name (every pytest-xdist worker sees the same).
+    ``elsewhere``: files (resolved) that an artifact elsewhere holds through its links."""
     try:
         names = sorted(os.listdir(folder))
     except OSError:
@@ -91,6 +92,8 @@ def scan_folder(folder: Path) -> list[Entry]:
     for path in paths:
         if path in entries or path in claimed or path.name in _BOOKKEEPING:
             continue
+        if elsewhere and not path.is_dir() and path.resolve() in elsewhere:
+            continue  # a blob a Hugging Face snapshot links to: gated through the snapshot
         try:
             artifacts.check_path_kind(path)
         except ArtifactError as error:
@@ -112,10 +115,11 @@ def scan_folder(folder: Path) -> list[Entry]:
     return [entries[p] for p in paths if p in entries]
 
 
-def walk(model_dirs: Iterable[Path], keep: object = None) -> Iterator[Entry]:
+def walk(model_dirs: Iterable[Path]) -> Iterator[Entry]:
     """Every artifact and unchecked file under the folders, depth first in name order; folders
-    reached twice (a link back up the tree) are walked once."""
-    seen: set[Path] = set()
+    reached twice (a link back up the tree) are walked once, and a file that an artifact of
+    several files reaches through a link (the blob store of a Hugging Face cache) is gated
+    through that artifact only."""
     for root in model_dirs:
         if not root.is_dir():
             continue
@@ -124,20 +128,54 @@ def walk(model_dirs: Iterable[Path], keep: object = None) -> Iterator[Entry]:
             yield entry
             yield from (Entry(f, UNCHECKED) for f in entry.unowned)
             continue
-        yield from _walk(root, seen)
+        yield from _walk(root, set(), held_through_links(root))
 
 
-def _walk(folder: Path, seen: set[Path]) -> Iterator[Entry]:
+def _walk(folder: Path, seen: set[Path], elsewhere: frozenset[Path]) -> Iterator[Entry]:
     real = folder.resolve()
     if real in seen:
         return
     seen.add(real)
-    for entry in scan_folder(folder):
+    for entry in scan_folder(folder, elsewhere):
         if entry.kind == FOLDER:
-            yield from _walk(entry.path, seen)
+            yield from _walk(entry.path, seen, elsewhere)
         else:
             yield entry
-            yield from (Entry(f, UNCHECKED) for f in entry.unowned)
+            yield from (Entry(f, UNCHECKED) for f in entry.unowned if f.resolve() not in elsewhere)
+
+
+def held_through_links(model_dir: Path) -> frozenset[Path]:
+    """The files (resolved) that links inside a folder artifact, or the shards of a manifest,
+    under ``model_dir`` lead to. Only links are looked at more closely, so a folder without any
+    costs one ``lstat`` per file."""
+    held: set[Path] = set()
+    is_owner: dict[Path, bool] = {}
+
+    def owner_of(folder: Path) -> Path | None:
+        while True:
+            if folder not in is_owner:
+                is_owner[folder] = artifacts.layout_of(folder) is not None
+            if is_owner[folder]:
+                return folder
+            if folder == model_dir or model_dir not in folder.parents:
+                return None
+            folder = folder.parent
+
+    for dirpath, dirnames, filenames in os.walk(model_dir):
+        dirnames[:] = [d for d in dirnames if not _hidden(d)]
+        here = Path(dirpath)
+        links = [here / n for n in filenames if (here / n).is_symlink() and (here / n).exists()]
+        if not links:
+            continue
+        if owner_of(here) is not None:
+            held.update(link.resolve() for link in links)
+            continue
+        for name in filenames:
+            manifest = here / name
+            if manifest.is_file() and artifacts.sharded.claims(manifest):
+                shards = set(artifacts.owned_files(manifest)[1:])
+                held.update(link.resolve() for link in links if link in shards)
+    return frozenset(held)
 
 
 def discover(model_dirs: Iterable[Path], test_patterns: Iterable[str] = ()) -> Discovery:
