@@ -187,7 +187,7 @@ def test_a_model_folder_whose_config_is_a_broken_link_fails_integrity_as_one_art
     copy_artifact(layout_files["mlp_dir"], folder)
     (folder / "config.json").unlink()
     (folder / "config.json").symlink_to("../gone/config.json")
-    result, verdicts = run_gate(pytester)
+    _, verdicts = run_gate(pytester)
     assert set(verdicts) == {"mlp"}
     assert verdicts["mlp"]["format"] == "keras-dir"
     assert status(verdicts, "mlp")["integrity"] == "failed"

@@ -92,7 +92,7 @@ def scan_folder(folder: Path, elsewhere: frozenset[Path] = frozenset()) -> list[
     for path in paths:
         if path in entries or path in claimed or path.name in _BOOKKEEPING:
             continue
-        if elsewhere and not path.is_dir() and path.resolve() in elsewhere:
+        if elsewhere and not path.is_dir() and real_path(path) in elsewhere:
             continue  # a blob a Hugging Face snapshot links to: gated through the snapshot
         try:
             artifacts.check_path_kind(path)
@@ -141,7 +141,16 @@ def _walk(folder: Path, seen: set[Path], elsewhere: frozenset[Path]) -> Iterator
             yield from _walk(entry.path, seen, elsewhere)
         else:
             yield entry
-            yield from (Entry(f, UNCHECKED) for f in entry.unowned if f.resolve() not in elsewhere)
+            unowned = (f for f in entry.unowned if real_path(f) not in elsewhere)
+            yield from (Entry(f, UNCHECKED) for f in unowned)
+
+
+def real_path(path: Path) -> Path:
+    """Where ``path`` leads; itself for a link loop (which its integrity check reports)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python 3.11's "Symlink loop"
+        return path
 
 
 def held_through_links(model_dir: Path) -> frozenset[Path]:
@@ -168,13 +177,13 @@ def held_through_links(model_dir: Path) -> frozenset[Path]:
         if not links:
             continue
         if owner_of(here) is not None:
-            held.update(link.resolve() for link in links)
+            held.update(real_path(link) for link in links)
             continue
         for name in filenames:
             manifest = here / name
             if manifest.is_file() and artifacts.sharded.claims(manifest):
                 shards = set(artifacts.owned_files(manifest)[1:])
-                held.update(link.resolve() for link in links if link in shards)
+                held.update(real_path(link) for link in links if link in shards)
     return frozenset(held)
 
 
