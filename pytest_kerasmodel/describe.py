@@ -31,6 +31,8 @@ Schema (``DESCRIPTION_VERSION`` 1)::
       "savedmodel_files": [["saved_model.pb", 1234], ...] | null,
       "parts": [{"name": "config.json", "role": "config", "size": 2769, "link": null}, ...],
       "link": "../../blobs/3f2a..." | null,   # where the path leads, when it is a symlink
+      "weights_unread": "why" | null,    # the weights are there but not readable without
+                                         # unpickling (model.weights.npz): nothing is vouched
       "components": {"task": {"class_name": ..., "registered_name": ...,
                               "weights": {"dense/kernel": {...}}}, "tokenizer": {...}},
       "notes": ["anything unusual, in words"],
@@ -156,6 +158,7 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
         ),
         "parts": [p._asdict() for p in artifact.parts],
         "link": artifact.link,
+        "weights_unread": artifact.weights_unread,
         "components": _components(artifact),
         "notes": notes,
         "values": None,

@@ -216,3 +216,18 @@ def test_a_folder_without_artifacts_says_so(pytester: pytest.Pytester) -> None:
             "no Keras artifact under models: nothing there was gated*",
         ]
     )
+
+
+def test_weights_stored_as_npz_are_not_vouched_for(pytester: pytest.Pytester) -> None:
+    """Keras's own npz weights format pickles each layer's variables: they are not read, so the
+    finite check says so instead of passing over zero variables."""
+    import attacks
+
+    models = pytester.path / "models"
+    models.mkdir()
+    (models / "npz.keras").write_bytes(attacks._npz_weights_keras())
+    _, verdicts = run_gate(pytester, "-k", "integrity or finite", IN_PROCESS)
+    assert status(verdicts, "npz.keras") == {"integrity": "passed", "finite": "skipped"}
+    assert message(verdicts, "npz.keras", "finite").startswith(
+        "not checked: the weights are stored as model.weights.npz"
+    )

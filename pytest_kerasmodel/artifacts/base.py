@@ -241,6 +241,7 @@ class Artifact:
     configs: list[tuple[str, Any]] = field(default_factory=list)  # (file name, parsed JSON)
     parts: list[Part] = field(default_factory=list)
     link: str | None = None  # where the artifact's path leads, when it is a symbolic link
+    weights_unread: str | None = None  # why the weights' values cannot be read here, if so
     components: dict[str, Any] = field(default_factory=dict)  # a preset's task, tokenizer, ...
     zip_members: list[ZipMember] = field(default_factory=list)
     zip: zipfile.ZipFile | None = None  # the open archive of a .keras (its central directory read)

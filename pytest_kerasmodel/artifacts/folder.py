@@ -96,6 +96,7 @@ def read_saving_lib_files(artifact: Artifact, limits: Limits, stack: contextlib.
         open_weights_file(artifact, folder / KERAS_ZIP_WEIGHTS, KERAS_ZIP_WEIGHTS, stack, limits)
     elif (folder / KERAS_ZIP_WEIGHTS_NPZ).is_file():
         artifact.notes.append(NPZ_NOTE)
+        artifact.weights_unread = NPZ_NOTE
 
 
 def open_folder(path: Path, limits: Limits, stack: contextlib.ExitStack) -> Artifact:

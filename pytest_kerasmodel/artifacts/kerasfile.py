@@ -234,6 +234,7 @@ def open_keras(path: Path, limits: Limits, stack: contextlib.ExitStack) -> Artif
         use_weights_file(artifact, f, KERAS_ZIP_WEIGHTS, limits)
     elif KERAS_ZIP_WEIGHTS_NPZ in names:
         artifact.notes.append(NPZ_NOTE)
+        artifact.weights_unread = NPZ_NOTE
     else:
         artifact.notes.append(f"the archive has no {KERAS_ZIP_WEIGHTS}")
     return artifact

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pytest_kerasmodel import artifacts
+from pytest_kerasmodel.artifacts.base import KERAS_ZIP_WEIGHTS_NPZ
 from pytest_kerasmodel.errors import ArtifactError
 
 CHECKS = ("integrity", "safety", "load", "finite", "structure", "predictions", "budgets")
@@ -467,10 +468,14 @@ def check_integrity(subject: Subject) -> CheckResult:
         if subject.format == artifacts.FORMAT_KERAS:
             assert opened.zip is not None
             _test_zip_crcs(opened.zip, skip=job.members if job else ())
-            if not any(m["name"] == artifacts.KERAS_ZIP_WEIGHTS for m in description["zip"] or []):
+            weights = (artifacts.KERAS_ZIP_WEIGHTS, KERAS_ZIP_WEIGHTS_NPZ)
+            if not any(m["name"] in weights for m in description["zip"] or []):
                 if job is not None:
                     job.finish()  # a damaged member is the first thing to say
-                raise CheckFailure(f"the archive has no {artifacts.KERAS_ZIP_WEIGHTS}")
+                raise CheckFailure(
+                    f"the archive has no {artifacts.KERAS_ZIP_WEIGHTS} (nor "
+                    f"{KERAS_ZIP_WEIGHTS_NPZ})"
+                )
             if job is not None and not subject.defer_crc:
                 job.finish()
     except BaseException:
@@ -685,6 +690,8 @@ def check_finite(subject: Subject) -> CheckResult:
     if reason := not_applicable("finite", subject.format):
         raise CheckSkipped(reason)
     assert subject.description is not None and subject.description["values"] is not None
+    if subject.description.get("weights_unread"):
+        raise CheckSkipped(f"not checked: {subject.description['weights_unread']}")
     weights = subject.description["weights"]
     counts = subject.description["values"]
     bad = {name: c for name, c in counts.items() if c["nan"] or c["inf"]}
