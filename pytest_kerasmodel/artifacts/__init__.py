@@ -190,6 +190,15 @@ def sniff(path: str | os.PathLike[str]) -> str:
     )
 
 
+#: the reader of each kind :func:`sniff` tells (a folder's kind is its layout's name)
+_READERS: dict[str, ModuleType] = {
+    "zip": kerasfile,  # (a zip that is no .keras archive: its reader says so)
+    "hdf5": h5file,
+    sharded.NAME: sharded,  # (a damaged manifest: its reader says what is wrong)
+    **{module.NAME: module for module, _ in FOLDER_LAYOUTS},
+}
+
+
 def detect_format(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS) -> str:
     """The artifact's format (one of :data:`FORMATS`) from its content, never its extension."""
     with open_artifact(path, limits=limits) as artifact:
@@ -206,10 +215,11 @@ def open_artifact(
     a Keras artifact, is damaged, or holds something a safe reader refuses.
     """
     p = Path(path)
-    kind = sniff(p)  # the reason, when nothing claims it
-    module = layout_of(p)
-    if module is None:  # a zip that is no .keras, a damaged manifest, ...
-        module = {"zip": kerasfile, sharded.NAME: sharded}.get(kind, h5file)
+    # the reader from one look at the path (its first bytes for a file): sniff's kind names it,
+    # and sniff says why when nothing could read it
+    kind = sniff(p)
+    module = _READERS.get(kind) or layout_of(p)
+    assert module is not None
     with contextlib.ExitStack() as stack:
         artifact = _opener(module)(p, limits, stack)
         if artifact.link is None:

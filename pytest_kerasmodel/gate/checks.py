@@ -1044,8 +1044,8 @@ def _precluded(name: str, subject: Subject, results: dict[str, CheckResult]) -> 
 def _run_one(name: str, subject: Subject) -> CheckResult:
     from pytest_kerasmodel.gate.goldens import GoldenVersionError
 
-    if subject.format == "unknown":
-        subject.format = guess_format(subject.path)
+    if subject.format == "unknown" and artifacts.orbax.claims(subject.path):
+        subject.format = artifacts.FORMAT_ORBAX
     if subject.format == artifacts.FORMAT_ORBAX:
         return CheckResult(SKIPPED, NOT_READ_ORBAX)
     try:
