@@ -970,6 +970,9 @@ def iter_checks(
     subject = Subject(Path(request.path), request, notify=notify)
     results: dict[str, CheckResult] = {}
     needed = _needed(request.checks)
+    from pytest_kerasmodel.gate import goldens
+
+    goldens.forget()
     subject.skip_reasons = {
         name: reason for name in needed if (reason := nothing_to_compare(name, request))
     }

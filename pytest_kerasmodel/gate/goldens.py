@@ -67,14 +67,39 @@ def write_structure(path: Path, key: str, view: Mapping[str, Any]) -> None:
     write_json_atomic(path, golden_document(STRUCTURE_KIND, {key: view}))
 
 
+# the last structure golden read in this request, with the stat it had: the worker asks whether
+# an artifact has a golden before its checks run, then compares with it, and reads it once
+_last_read: tuple[Path, tuple[int, int, int], dict[str, Any]] | None = None
+
+
+def forget() -> None:
+    """Read every golden afresh from now on (called as each request starts)."""
+    global _last_read
+    _last_read = None
+
+
+def _structure_entries(path: Path) -> dict[str, Any]:
+    """:func:`~pytest_kerasmodel.golden.load_golden_file` of a structure golden, read once while
+    the file is unchanged. Raises what it raises."""
+    global _last_read
+    from pytest_kerasmodel.golden import load_golden_file
+
+    st = path.stat()  # FileNotFoundError when there is none
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    if _last_read is not None and _last_read[0] == path and _last_read[1] == stamp:
+        return _last_read[2]
+    entries = load_golden_file(path, kind=STRUCTURE_KIND)
+    _last_read = (path, stamp, entries)
+    return entries
+
+
 def has_structure(path: Path, key: str) -> bool:
     """Whether a structure golden is recorded for ``key``. A golden that cannot be read, or is
     of another format version, counts: comparing with it fails and says why."""
     from pytest_kerasmodel.errors import GoldenError
-    from pytest_kerasmodel.golden import load_golden_file
 
     try:
-        return key in load_golden_file(path, kind=STRUCTURE_KIND)
+        return key in _structure_entries(path)
     except FileNotFoundError:
         return False
     except GoldenError:
@@ -84,10 +109,9 @@ def has_structure(path: Path, key: str) -> bool:
 def read_structure(path: Path, key: str) -> dict[str, Any] | None:
     """The recorded structure view, None when no golden exists."""
     from pytest_kerasmodel.errors import GoldenError
-    from pytest_kerasmodel.golden import load_golden_file
 
     try:
-        entries = load_golden_file(path, kind=STRUCTURE_KIND)
+        entries = _structure_entries(path)
     except FileNotFoundError:
         return None
     except GoldenError as exc:

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from pytest_kerasmodel.gate.checks import CHECKS, FAILED, PASSED, SKIPPED
-from pytest_kerasmodel.gate.discover import discover
 from pytest_kerasmodel.gate.session import REPORT_PROPERTY, GateState
 from pytest_kerasmodel.golden import write_json_atomic
 
@@ -109,8 +108,9 @@ def _unchecked_lines(state: GateState, config: pytest.Config) -> list[str]:
             else "no Keras artifact holds them; --keras-strict fails each"
         )
         lines.append(f"not checked: {len(unchecked)} file(s) ({how}): {shown}{more}")
+    found = state.discovery(config).artifacts
     for folder in state.settings.model_dirs:
-        if folder.is_dir() and not discover([folder]).artifacts:
+        if folder.is_dir() and not any(a == folder or folder in a.parents for a in found):
             lines.append(
                 f"no Keras artifact under {os.path.relpath(folder, config.rootpath)}: nothing "
                 "there was gated (artifacts are recognised by content: .keras, HDF5, "
