@@ -30,7 +30,11 @@ def _parser() -> argparse.ArgumentParser:
         "inspect",
         help="describe a Keras artifact: format, writer, layers, weights, optimizer, oddities",
     )
-    inspect.add_argument("path", help="a .keras, .h5, .weights.h5 file or a SavedModel folder")
+    inspect.add_argument(
+        "path",
+        help="an artifact: a .keras, .h5, .weights.h5 or .weights.json file, or a model, preset, "
+        "SavedModel or Orbax folder",
+    )
     inspect.add_argument("--json", action="store_true", help="print the description as JSON")
     inspect.add_argument(
         "--scan-values",
