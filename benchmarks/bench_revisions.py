@@ -25,8 +25,8 @@ from io import BytesIO
 from pathlib import Path
 
 import generate
-from gate_runs import FILE_ONLY, WITH_LOAD, scratch_root
-from harness import REPO, Run, bench_env, interleaved, median, python, run_process, spread
+from gate_runs import FILE_ONLY, WITH_LOAD, record_goldens, run_gate, scratch_root
+from harness import REPO, bench_env, interleaved, median, python, spread
 
 LIMIT = 1.10
 
@@ -53,27 +53,6 @@ def imported_from(tree: Path, cwd: Path) -> str:
     return out.stdout.strip()
 
 
-def gate(tree: Path, workdir: Path, folder: Path, goldens: Path, select: str) -> Run:
-    argv = [
-        python(),
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:hypothesispytest",
-        "--keras-model-dir",
-        str(folder),
-        "--keras-golden-dir",
-        str(goldens),
-        "-k",
-        select,
-    ]
-    env = bench_env(PYTHONPATH=str(tree))
-    return run_process(argv, cwd=scratch_root(workdir), env=env).check(f"gate at {tree}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="the revision to compare against")
@@ -91,17 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         folder = generate.many_artifacts(workdir, args.size)
         goldens = workdir / "goldens"
         goldens.mkdir()
-        argv_record = [python(), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        argv_record += ["--keras-model-dir", str(folder), "--keras-golden-dir", str(goldens)]
-        run_process(
-            [*argv_record, "--keras-update-golden"], cwd=scratch_root(workdir), env=bench_env()
-        ).check("recording goldens")
+        record_goldens(workdir, folder, goldens)
         print(f"{args.size} artifacts, {args.repeats} alternating runs per revision and variant")
         worst = 0.0
         for variant, select in (("file-only checks", FILE_ONLY), ("with load", WITH_LOAD)):
             runs = interleaved(
                 {
-                    label: (lambda t=tree, s=select: gate(t, workdir, folder, goldens, s))
+                    label: (
+                        lambda t=tree, s=select: run_gate(
+                            workdir, folder, "-k", s, golden_dir=goldens, pythonpath=t
+                        )
+                    )
                     for label, tree in trees.items()
                 },
                 args.repeats,

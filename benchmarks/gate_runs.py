@@ -44,7 +44,10 @@ def run_gate(
     golden_dir: Path | None = None,
     junit: Path | None = None,
     what: str = "gate",
+    pythonpath: Path | None = None,
 ) -> Run:
+    """One gate run from a scratch rootdir; ``pythonpath``: a tree whose ``pytest_kerasmodel``
+    is imported instead of the installed one (by pytest and by the gate's worker alike)."""
     argv = [
         python(),
         "-m",
@@ -64,7 +67,8 @@ def run_gate(
     if junit is not None:
         argv += ["--junitxml", str(junit)]
     argv += list(extra)
-    run = run_process(argv, cwd=scratch_root(workdir), env=bench_env())
+    env = bench_env(PYTHONPATH=str(pythonpath)) if pythonpath is not None else bench_env()
+    run = run_process(argv, cwd=scratch_root(workdir), env=env)
     # 0: all passed; 5: nothing collected is an error for a benchmark too.
     return run.check(f"{what}: {' '.join(argv[3:])}")
 

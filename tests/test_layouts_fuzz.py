@@ -18,43 +18,23 @@ MUTANTS_PER_SOURCE = 16
 
 
 @pytest.fixture(scope="module")
-def layout_sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, list[str]]]:
-    """Healthy sources, each with the files of it to mutate: an unzipped model folder, sharded
-    weights (in a folder of their own) and, when keras-hub is installed, a preset."""
-    import keras
-
-    folder = tmp_path_factory.mktemp("layout-sources")
-    model = keras.Sequential(
-        [keras.Input((4,)), keras.layers.Dense(3, name="hidden"), keras.layers.Dense(2)]
-    )
-    keras.saving.save_model(model, folder / "unzipped", zipped=False)
-    (folder / "sharded").mkdir()
-    model.save_weights(folder / "sharded" / "w.weights.json", max_shard_size=5e-8)
-    shards = sorted(p.name for p in (folder / "sharded").glob("w_*.weights.h5"))
+def layout_sources(
+    layout_files: dict[str, Path], request: pytest.FixtureRequest
+) -> dict[str, tuple[Path, list[str]]]:
+    """Healthy sources (the session's, built once), each with the files of it to mutate: an
+    unzipped model folder, sharded weights and, when keras-hub is installed, a task preset."""
+    shards = sorted(p.name for p in layout_files["sharded"].glob("w_*.weights.h5"))
     assert len(shards) >= 2, shards
     sources = {
-        "unzipped": (folder / "unzipped", ["config.json", "model.weights.h5", "metadata.json"]),
-        "sharded": (folder / "sharded", ["w.weights.json", *shards]),
+        "unzipped": (layout_files["mlp_dir"], ["config.json", "model.weights.h5", "metadata.json"]),
+        "sharded": (layout_files["sharded"], ["w.weights.json", *shards]),
     }
     try:
-        import keras_hub
-    except ImportError:
+        presets = request.getfixturevalue("preset_files")
+    except pytest.skip.Exception:  # keras-hub is not installed
         return sources
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "fox"]
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(vocab),
-        num_layers=1,
-        num_heads=1,
-        hidden_dim=4,
-        intermediate_dim=8,
-        max_sequence_length=8,
-    )
-    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab)
-    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=8)
-    task = keras_hub.models.BertTextClassifier(backbone, num_classes=2, preprocessor=preprocessor)
-    task.save_to_preset(str(folder / "preset"))
     files = ["config.json", "task.json", "tokenizer.json", "model.weights.h5", "task.weights.h5"]
-    sources["preset"] = (folder / "preset", files)
+    sources["preset"] = (presets["task_preset"], files)
     return sources
 
 
