@@ -5,13 +5,12 @@ contained, and no file changed."""
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 from pathlib import Path
 
 import pytest
-from test_safety_fuzz import CHECKS, MUTATIONS, TIMEOUT, _digests, mutate
+from test_safety_fuzz import CHECKS, MUTATIONS, _digests, _gate, mutate
 
 SEED = 20261201
 MUTANTS_PER_SOURCE = 16
@@ -60,26 +59,9 @@ def test_mutated_layouts_each_get_one_verdict_and_are_never_changed(
             artifact = target / "w.weights.json" if label == "sharded" else target
             expected.append(artifact.relative_to(folder).as_posix())
     before = _digests(folder)
-    report = pytester.path / "report.json"
-    result = pytester.runpytest_subprocess(
-        "--keras-model-dir",
-        str(folder),
-        "--keras-report",
-        str(report),
-        "--keras-timeout",
-        TIMEOUT,
-        "--keras-allowed-modules",
-        "keras_hub",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-    )
-    out = result.stdout.str() + result.stderr.str()
-    assert "INTERNALERROR" not in out
-    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), out
+    result, data = _gate(pytester, folder)
     assert _digests(folder) == before, "the gate changed or created files in the model folder"
 
-    data = json.loads(report.read_text())
     rows = {a["artifact"].split("mutants/", 1)[1]: a for a in data["artifacts"]}
     # a manifest whose mutation broke a shard's name leaves that shard to be gated on its own
     extra = sorted(set(rows) - set(expected))
