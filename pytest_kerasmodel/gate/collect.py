@@ -49,7 +49,7 @@ def adjust_args(config: pytest.Config) -> None:
     if from_cli and config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = dirs
         return
-    roots = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    roots = [Path(os.path.abspath(arg.split("::")[0])) for arg in config.args]
     for directory in settings.model_dirs:
         # given already, or narrowed to some of its artifacts (`models/clf.keras::load`)
         if not any(directory.is_relative_to(r) or r.is_relative_to(directory) for r in roots):
