@@ -1321,6 +1321,12 @@ def _scan_other_member(members: _Members, info: zipfile.ZipInfo, label: str) -> 
         if pickled_name:
             return [Finding("pickle", where, f"named like pickled data; cannot be read: {error}")]
         return [Finding("unreadable", where, f"cannot be read: {error}")]
+    return _content_findings(where, data, pickled_name)
+
+
+def _content_findings(where: str, data: bytes, pickled_name: bool) -> list[Finding]:
+    """What a member or file that is neither config nor weights holds: a pickle or a
+    torch.save archive, analysed; a pickle-named file that does not parse is still one."""
     found = _torch_or_pickle(where, data, "holds")
     if found is not None:
         return [found]
@@ -1329,7 +1335,7 @@ def _scan_other_member(members: _Members, info: zipfile.ZipInfo, label: str) -> 
             Finding(
                 "pickle",
                 where,
-                "named like pickled data (.pkl, .pt, .joblib...), which a Keras archive never "
+                "named like pickled data (.pkl, .pt, .joblib...), which a Keras artifact never "
                 "holds, though its bytes do not parse as a pickle",
             )
         ]
@@ -1383,22 +1389,25 @@ def _scan_npz_member(members: _Members, info: zipfile.ZipInfo, label: str) -> li
             if found is not None:
                 return [found]
             return [Finding("unreadable", label, "cannot be read as .npz: not a zip archive")]
-        findings: list[Finding] = []
         with members.zf.open(info) as member, zipfile.ZipFile(member) as inner:
-            infos = inner.infolist()
-            if len(infos) > ZIP_MAX_MEMBERS:
-                return [Finding("zip-member-count", label, f"{len(infos)} arrays")]
-            for array in infos:
-                array_where = f"{label}: array {array.filename!r}"
-                if _bad_name(array.filename):
-                    findings.append(
-                        Finding("zip-path", array_where, _bad_name(array.filename) or "")
-                    )
-                with inner.open(array) as fh:
-                    findings += _npy_findings(fh, array_where, "npz-pickle")
-        return findings
+            return _npz_arrays(inner, label)
     except (*_ZIP_READ_ERRORS, SyntaxError) as error:
         return [Finding("unreadable", label, f"cannot be read as .npz: {error}")]
+
+
+def _npz_arrays(inner: zipfile.ZipFile, label: str) -> list[Finding]:
+    """The arrays of an open ``.npz``: object arrays are pickles, analysed."""
+    infos = inner.infolist()
+    if len(infos) > ZIP_MAX_MEMBERS:
+        return [Finding("zip-member-count", label, f"{len(infos)} arrays")]
+    findings: list[Finding] = []
+    for array in infos:
+        array_where = f"{label}: array {array.filename!r}"
+        if _bad_name(array.filename):
+            findings.append(Finding("zip-path", array_where, _bad_name(array.filename) or ""))
+        with inner.open(array) as fh:
+            findings += _npy_findings(fh, array_where, "npz-pickle")
+    return findings
 
 
 def scan_artifact(
@@ -1463,48 +1472,32 @@ def _scan_opened_parts(opened: Artifact, allowed: tuple[str, ...]) -> list[Findi
 
 
 def _scan_plain_file(file: Path, label: str) -> list[Finding]:
-    """A file of a folder layout that is neither JSON nor HDF5 (``model.weights.npz``, an asset):
-    pickles found in it, whatever its name, analysed as in an archive's members."""
+    """A file of a folder layout that is neither JSON nor HDF5 (``model.weights.npz``, an
+    asset): read for pickles, whatever its name, as an archive's members are."""
     from pytest_kerasmodel.pickles import looks_like_pickle
 
+    npz = file.name == "model.weights.npz"
+    pickled_name = file.name.lower().endswith(_PICKLE_SUFFIXES)
     try:
-        size = file.stat().st_size
         with open(file, "rb") as fh:
             head = fh.read(6)
-            npz = file.name == "model.weights.npz"
-            pickled_name = file.name.lower().endswith(_PICKLE_SUFFIXES)
-            wanted = npz or pickled_name or size <= _SNIFF_WHOLE_BYTES
-            if not (wanted or looks_like_pickle(head[:2]) or head[:4] == b"PK\x03\x04"):
-                return []
             fh.seek(0)
+            if npz and head[:4] == b"PK\x03\x04":
+                with zipfile.ZipFile(fh) as inner:
+                    return _npz_arrays(inner, label)
+            small = os.fstat(fh.fileno()).st_size <= _SNIFF_WHOLE_BYTES
+            if not (npz or pickled_name or small or looks_like_pickle(head[:2])):
+                return []
             data = fh.read(MEMBER_MAX_BYTES)
-    except OSError as error:
+    except (*_ZIP_READ_ERRORS, SyntaxError) as error:
         return [Finding("unreadable", label, f"cannot be read: {error}")]
     if head.startswith(b"\x93NUMPY"):
         return _npy_findings(io.BytesIO(data), label, "pickle")
-    if npz and data[:4] == b"PK\x03\x04":
-        findings: list[Finding] = []
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as inner:
-                for array in inner.infolist()[:ZIP_MAX_MEMBERS]:
-                    with inner.open(array) as fh:
-                        findings += _npy_findings(
-                            fh, f"{label}: array {array.filename!r}", "npz-pickle"
-                        )
-        except (*_ZIP_READ_ERRORS, SyntaxError) as error:
-            return [Finding("unreadable", label, f"cannot be read as .npz: {error}")]
-        return findings
-    what = (
-        "is not an .npz archive: np.load(allow_pickle=True) unpickles it, and it is"
-        if npz
-        else "holds"
-    )
-    found = _torch_or_pickle(label, data, what)
-    if found is not None:
-        return [found]
-    if pickled_name:
-        return [Finding("pickle", label, "named like pickled data (.pkl, .pt, .joblib...)")]
-    return []
+    if npz:
+        what = "is not an .npz archive: np.load(allow_pickle=True) unpickles it, and it is"
+        found = _torch_or_pickle(label, data, what)
+        return [found] if found is not None else []
+    return _content_findings(label, data, pickled_name)
 
 
 def _scan_parts_by_path(path: Path, allowed: tuple[str, ...]) -> list[Finding]:
