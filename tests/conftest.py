@@ -73,6 +73,19 @@ def gate_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_gate_files(tmp_path_factory.mktemp("gate"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _keras_imported_before_any_pytester() -> None:
+    """Import Keras (and so TensorFlow and h5py) once per test process, first.
+
+    pytester removes, when a test ends, every module imported during it; TensorFlow cannot be
+    imported twice in one process (it aborts: "PyExceptionRegistry::Init() already called").
+    A pytester test that was first to import it (an in-process gate run) made the next import
+    abort the whole pytest-xdist worker. The tests that prove the plugin and the file-only
+    checks import none of them run in fresh subprocesses, so this hides nothing.
+    """
+    import keras  # noqa: F401
+
+
 @pytest.fixture(scope="session")
 def layout_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny MLP as .keras, unzipped folder and sharded weights, and their hostile twins."""
