@@ -46,8 +46,6 @@ FORMATS = (
 )
 #: formats that hold weights and no model config: nothing to load without the user's code
 WEIGHTS_ONLY_FORMATS = (FORMAT_H5_WEIGHTS, FORMAT_WEIGHTS_H5, FORMAT_SHARDED)
-#: formats whose weights this package does not read (named only)
-UNREAD_FORMATS = (FORMAT_SAVEDMODEL, FORMAT_ORBAX)
 
 FORMAT_TITLES = {
     FORMAT_KERAS: ".keras zip archive (config.json + model.weights.h5)",

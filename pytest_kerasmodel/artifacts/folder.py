@@ -80,18 +80,30 @@ def parts_of(folder: Path, names: dict[str, str] = FILES) -> list[Part]:
     return parts
 
 
-def read_saving_lib_files(artifact: Artifact, limits: Limits, stack: contextlib.ExitStack) -> None:
-    """config.json, metadata.json and the weights file of a folder that saving_lib wrote."""
+def read_config(artifact: Artifact, limits: Limits) -> None:
+    """The folder's config.json: the model config (and its compile config), to be scanned."""
     folder = artifact.path
     artifact.config = read_json_file(folder / KERAS_ZIP_CONFIG, KERAS_ZIP_CONFIG, folder, limits)
     artifact.configs.append((KERAS_ZIP_CONFIG, artifact.config))
     if isinstance(artifact.config, dict):
         artifact.training_config = artifact.config.get("compile_config")
+
+
+def read_metadata(artifact: Artifact, limits: Limits) -> None:
+    """The folder's metadata.json, when there is one: the writer's Keras version."""
+    folder = artifact.path
     if (folder / KERAS_ZIP_METADATA).is_file():
         metadata = read_json_file(folder / KERAS_ZIP_METADATA, KERAS_ZIP_METADATA, folder, limits)
         if isinstance(metadata, dict):
             artifact.metadata = metadata
             artifact.keras_version = text(metadata.get("keras_version"))
+
+
+def read_saving_lib_files(artifact: Artifact, limits: Limits, stack: contextlib.ExitStack) -> None:
+    """config.json, metadata.json and the weights file of a folder that saving_lib wrote."""
+    folder = artifact.path
+    read_config(artifact, limits)
+    read_metadata(artifact, limits)
     if (folder / KERAS_ZIP_WEIGHTS).is_file():
         open_weights_file(artifact, folder / KERAS_ZIP_WEIGHTS, KERAS_ZIP_WEIGHTS, stack, limits)
     elif (folder / KERAS_ZIP_WEIGHTS_NPZ).is_file():

@@ -380,29 +380,50 @@ def add_store(artifact: Artifact, f: h5py.File, label: str, limits: Limits) -> S
     return store
 
 
-def use_weights_file(artifact: Artifact, f: h5py.File, label: str, limits: Limits) -> None:
-    """``f`` is the model's weights file (``model.weights.h5`` of a ``.keras`` or a folder)."""
+def _walked_store(artifact: Artifact, f: h5py.File, label: str, limits: Limits, what: str) -> Store:
+    """:func:`add_store`, a file HDF5 cannot walk refused naming it (``what``)."""
     try:
-        store = add_store(artifact, f, label, limits)
+        return add_store(artifact, f, label, limits)
+    except H5_ERRORS as exc:
+        raise ArtifactError(artifact.path, "hdf5", f"cannot read {what} structure: {exc}") from None
+
+
+def open_store(
+    artifact: Artifact,
+    file: Path,
+    label: str,
+    stack: contextlib.ExitStack,
+    limits: Limits,
+    *,
+    what: str | None = None,
+) -> Store:
+    """Open an HDF5 file of a layout of several files (read-only, closed with ``stack``), walk
+    it and keep it among the artifact's stores; errors name it as ``what`` (default ``label``)."""
+    import h5py
+
+    what = what or label
+    try:
+        f = stack.enter_context(h5py.File(file, "r"))
     except H5_ERRORS as exc:
         raise ArtifactError(
-            artifact.path, "hdf5", f"cannot read {label} structure: {exc}"
+            artifact.path, "hdf5", f"{what} is not a readable HDF5 file: {exc}"
         ) from None
+    return _walked_store(artifact, f, label, limits, what)
+
+
+def _use_as_weights(artifact: Artifact, store: Store) -> None:
     artifact.nodes = store.nodes
-    artifact.weights_root = f
-    artifact.h5 = f
+    artifact.weights_root = store.h5
+    artifact.h5 = store.h5
+
+
+def use_weights_file(artifact: Artifact, f: h5py.File, label: str, limits: Limits) -> None:
+    """``f`` is the model's weights file (``model.weights.h5`` of a ``.keras`` or a folder)."""
+    _use_as_weights(artifact, _walked_store(artifact, f, label, limits, label))
 
 
 def open_weights_file(
     artifact: Artifact, file: Path, label: str, stack: contextlib.ExitStack, limits: Limits
 ) -> None:
     """Open a weights file of a folder layout (read-only) and use it as the model's weights."""
-    import h5py
-
-    try:
-        f = stack.enter_context(h5py.File(file, "r"))
-    except H5_ERRORS as exc:
-        raise ArtifactError(
-            artifact.path, "hdf5", f"{label} is not a readable HDF5 file: {exc}"
-        ) from None
-    use_weights_file(artifact, f, label, limits)
+    _use_as_weights(artifact, open_store(artifact, file, label, stack, limits))

@@ -24,10 +24,10 @@ from pytest_kerasmodel.artifacts.base import (
     link_of,
     part,
     read_json_file,
-    text,
 )
 from pytest_kerasmodel.artifacts.folder import owned_files as folder_files
-from pytest_kerasmodel.artifacts.hdf5 import add_store, open_weights_file
+from pytest_kerasmodel.artifacts.folder import read_config, read_metadata
+from pytest_kerasmodel.artifacts.hdf5 import open_store, open_weights_file
 from pytest_kerasmodel.errors import ArtifactError
 
 NAME = "kerashub-preset"
@@ -91,13 +91,8 @@ def open_preset(path: Path, limits: Limits, stack: contextlib.ExitStack) -> Arti
     artifact.parts = [part(path, f, _role(path, f)) for f in owned_files(path)]
     config_file = path / KERAS_ZIP_CONFIG
     if config_file.is_file():
-        artifact.config = read_json_file(config_file, KERAS_ZIP_CONFIG, path, limits)
-        artifact.configs.append((KERAS_ZIP_CONFIG, artifact.config))
-    if (path / KERAS_ZIP_METADATA).is_file():
-        metadata = read_json_file(path / KERAS_ZIP_METADATA, KERAS_ZIP_METADATA, path, limits)
-        if isinstance(metadata, dict):
-            artifact.metadata = metadata
-            artifact.keras_version = text(metadata.get("keras_version"))
+        read_config(artifact, limits)
+    read_metadata(artifact, limits)
     for name in (TASK_CONFIG, PREPROCESSOR, TOKENIZER):
         if (path / name).is_file():
             document = read_json_file(path / name, name, path, limits)
@@ -115,15 +110,7 @@ def open_preset(path: Path, limits: Limits, stack: contextlib.ExitStack) -> Arti
     else:
         artifact.notes.append(f"the preset has no {KERAS_ZIP_WEIGHTS} nor {SHARDED_MANIFEST}")
     if (path / TASK_WEIGHTS).is_file():
-        import h5py
-
-        try:
-            f = stack.enter_context(h5py.File(path / TASK_WEIGHTS, "r"))
-        except OSError as exc:
-            raise ArtifactError(
-                path, "hdf5", f"{TASK_WEIGHTS} is not a readable HDF5 file: {exc}"
-            ) from None
-        store = add_store(artifact, f, TASK_WEIGHTS, limits)
+        store = open_store(artifact, path / TASK_WEIGHTS, TASK_WEIGHTS, stack, limits)
         artifact.components.setdefault("task", {})["weights_store"] = artifact.stores.index(store)
     if not config_file.is_file() and not (path / TASK_CONFIG).is_file():
         raise ArtifactError(path, "format", f"a preset without {KERAS_ZIP_CONFIG} or {TASK_CONFIG}")

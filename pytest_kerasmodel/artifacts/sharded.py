@@ -17,7 +17,6 @@ from typing import Any
 
 from pytest_kerasmodel.artifacts.base import (
     FORMAT_SHARDED,
-    H5_ERRORS,
     Artifact,
     HygieneError,
     Limits,
@@ -27,7 +26,7 @@ from pytest_kerasmodel.artifacts.base import (
     link_of,
     read_json_file,
 )
-from pytest_kerasmodel.artifacts.hdf5 import H5Node, add_store
+from pytest_kerasmodel.artifacts.hdf5 import H5Node, open_store
 from pytest_kerasmodel.errors import ArtifactError
 
 NAME = "sharded-weights"
@@ -120,7 +119,6 @@ def merge(stores_nodes: list[list[H5Node]], path: Path) -> list[H5Node]:
 
 
 def open_sharded(path: Path, limits: Limits, stack: contextlib.ExitStack) -> Artifact:
-    import h5py
 
     manifest = read_manifest(path, limits)
     shards = shard_paths(path, manifest)
@@ -135,16 +133,7 @@ def open_sharded(path: Path, limits: Limits, stack: contextlib.ExitStack) -> Art
             check_part_kind(path, shard, f"the shard {shard.name!r}")
         if not shard.is_file():
             raise ArtifactError(path, "manifest", f"the shard {shard.name!r} it names is missing")
-        try:
-            f = stack.enter_context(h5py.File(shard, "r"))
-        except H5_ERRORS as exc:
-            raise ArtifactError(
-                path, "hdf5", f"shard {shard.name!r} cannot be opened: {exc}"
-            ) from None
-        try:
-            add_store(artifact, f, shard.name, limits)
-        except H5_ERRORS as exc:
-            raise ArtifactError(path, "hdf5", f"cannot read shard {shard.name!r}: {exc}") from None
+        open_store(artifact, shard, shard.name, stack, limits, what=f"shard {shard.name!r}")
         size = shard.stat().st_size
         artifact.parts.append(Part(shard.name, "shard", size, link_of(shard)))
         artifact.file_size += size
