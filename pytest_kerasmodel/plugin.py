@@ -144,6 +144,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "artifact.",
         metavar="PATTERNS",
     )
+    # verdict cache
+    option(
+        "--keras-no-cache",
+        "keras_no_cache",
+        "Check every artifact again: do not serve verdicts from the gate's authenticated "
+        "verdict cache (ini: keras_cache = false).",
+        ini_type=None,
+        action="store_true",
+        default=None,
+    )
+    parser.addini(
+        "keras_cache",
+        help="Serve unchanged artifacts' verdicts from the gate's verdict cache (default true).",
+        type="bool",
+        default=True,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -478,6 +478,7 @@ def test_a_model_never_built_loads_with_an_unknown_parameter_count(
     assert row["checks"]["load"] == {
         "status": "passed",
         "message": "Sequential 'unbuilt', never built: parameter count unknown",
+        "cached": False,
     }
     assert row["params"] is None
     assert row["checks"]["budgets"]["status"] == "failed"

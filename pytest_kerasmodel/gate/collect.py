@@ -192,11 +192,14 @@ class UncheckedItem(_GateItem):
         )
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, self.nodeid
+        # the domain is the item's own name: pytest shows dots in a domain as "::"
+        return self.path, None, self.name
 
 
 class CheckItem(_GateItem):
     """One check on one artifact; its result comes from the artifact's (cached) worker run."""
+
+    is_gate_check = True
 
     def __init__(self, *, check: str, artifact: Path, model_dir: Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -214,6 +217,7 @@ class CheckItem(_GateItem):
             "message": result["message"],
             "blocked_by": result.get("details", {}).get("blocked_by"),
             "info": {**response.get("info", {}), "seconds": response.get("elapsed")},
+            "cached": bool(response.get("cached")),
         }
         self.user_properties.append((REPORT_PROPERTY, json.dumps(record)))
         if result["status"] == SKIPPED:
@@ -229,4 +233,5 @@ class CheckItem(_GateItem):
         return self.nodeid.rsplit("::", 1)[0]
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.artifact_id}::{self.check}"
+        # the domain is the check alone: pytest shows dots in a domain as "::" (clf::keras)
+        return self.path, None, self.check

@@ -33,6 +33,12 @@ class GatePlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         gate_report.record(self.state, report)
 
+    def pytest_report_teststatus(
+        self, report: pytest.TestReport, config: pytest.Config
+    ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+        """``-v`` says which items the verdict cache served: ``PASSED (cached)``."""
+        return gate_report.teststatus(report)
+
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         gate_report.terminal_summary(self.state, terminalreporter)
 

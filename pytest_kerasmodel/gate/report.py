@@ -35,7 +35,21 @@ def record(state: GateState, report: pytest.TestReport) -> None:
             "status": data["status"],
             "message": data["message"],
             "blocked_by": data.get("blocked_by"),
+            "cached": bool(data.get("cached")),
         }
+
+
+def teststatus(report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+    """The verbose word for a gate item the verdict cache served (``PASSED (cached)``)."""
+    if report.when != "call":
+        return None
+    for name, value in report.user_properties:
+        if name == REPORT_PROPERTY and json.loads(str(value)).get("cached"):
+            word = report.outcome.upper()
+            markup = {"green": report.passed, "red": report.failed, "yellow": report.skipped}
+            letter = {"passed": ".", "failed": "F", "skipped": "s"}[report.outcome]
+            return report.outcome, letter, (f"{word} (cached)", markup)
+    return None
 
 
 def _size(size: Any) -> str:
@@ -179,6 +193,14 @@ def terminal_summary(state: GateState, terminalreporter: Any) -> None:
     terminalreporter.write_line(
         f"{len(state.rows)} artifact(s), {failed} failing at least one check"
     )
+    served = sum(
+        all(c.get("cached") for c in row["checks"].values()) for row in state.rows.values()
+    )
+    if served:
+        terminalreporter.write_line(
+            f"{served} unchanged artifact(s) not read again: their verdicts came from the "
+            "verdict cache (--keras-no-cache checks them again)"
+        )
     causes = [
         (name, cause) for name in sorted(state.rows) if (cause := root_cause(state.rows[name]))
     ]

@@ -4,6 +4,7 @@ It owns the runner (the isolated worker, or in-process checks) and caches each a
 results, so that the first item of an artifact runs all its selected checks in one worker request
 and its other items read the cache. Without xdist, the next artifact's request is sent as soon as
 this one's answer is in, so the worker checks it while pytest reports this artifact's items.
+An artifact whose verdicts the verdict cache (:mod:`.verdicts`) holds is not sent at all.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pytest_kerasmodel.options import Settings, get_settings, memory_cap_mb, mem
 if TYPE_CHECKING:
     from pytest_kerasmodel.gate.collect import CheckItem
     from pytest_kerasmodel.gate.isolation import InProcessRunner, WorkerRunner
+    from pytest_kerasmodel.gate.verdicts import VerdictCache
 
 # user_properties key of the per-item record that the summary and report are built from
 REPORT_PROPERTY = "kerasmodel_gate"
@@ -40,6 +42,9 @@ class GateState:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     # what the model folders hold besides artifacts (see discovery()), computed once
     _discovery: Discovery | None = None
+    # the verdict cache (None: off, or not opened yet while _verdicts_opened is False)
+    verdicts: VerdictCache | None = None
+    _verdicts_opened: bool = False
 
     def discovery(self, config: pytest.Config) -> Discovery:
         """The artifacts and the files no artifact holds under the model folders, found the
@@ -94,17 +99,28 @@ class GateState:
         )
 
     def _plan(self, item: CheckItem) -> dict[Path, tuple[Path, list[str]]]:
-        from pytest_kerasmodel.gate.collect import CheckItem
-
         if self.selected is None:
             self.selected = {}
             for other in item.session.items:
-                if isinstance(other, CheckItem):
-                    entry = self.selected.setdefault(other.artifact, (other.model_dir, []))
-                    entry[1].append(other.check)
+                # not isinstance: a re-imported gate (in-process pytester) has another class
+                if getattr(other, "is_gate_check", False):
+                    check: Any = other
+                    entry = self.selected.setdefault(check.artifact, (check.model_dir, []))
+                    entry[1].append(check.check)
             order = list(self.selected)
             self.following = dict(itertools.pairwise(order))
         return self.selected
+
+    def verdict_cache(self, config: pytest.Config) -> VerdictCache | None:
+        """The verdict cache, opened on first use; None when it is off: ``--keras-no-cache``,
+        no pytest cache, or recording goldens (which writes files the verdicts depend on)."""
+        if not self._verdicts_opened:
+            self._verdicts_opened = True
+            if self.settings.cache and not self.settings.update_golden:
+                from pytest_kerasmodel.gate.verdicts import open_cache
+
+                self.verdicts = open_cache(config, config.rootpath)
+        return self.verdicts
 
     def result_for(self, item: CheckItem) -> dict[str, Any]:
         selected = self._plan(item)
@@ -113,12 +129,28 @@ class GateState:
             checks = selected.get(item.artifact, (item.model_dir, [item.check]))[1]
             if item.check not in checks:
                 checks.append(item.check)
-            request = self.request_for(item.artifact, item.model_dir, checks)
-            runner = self.get_runner()
-            cached = runner.run(asdict(request))
+            request = asdict(self.request_for(item.artifact, item.model_dir, checks))
+            key, cached = self._cached(item.config, request)
+            if cached is None:
+                cached = self.get_runner().run(request)
+                if self.verdicts is not None and key is not None:
+                    self.verdicts.put(request, key, cached)
             self.results[item.artifact] = cached
             self._prefetch(item.config, item.artifact)
         return cached
+
+    def _cached(
+        self, config: pytest.Config, request: dict[str, Any]
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """The request's verdict key (None: the cache is off, or a file the verdict depends on
+        cannot be read) and the cache's response for it (None: not cached)."""
+        verdicts = self.verdict_cache(config)
+        if verdicts is None:
+            return None, None
+        from pytest_kerasmodel.gate.verdicts import verdict_key
+
+        key = verdict_key(request, config.rootpath)
+        return key, verdicts.get(request, key) if key is not None else None
 
     def _prefetch(self, config: pytest.Config, artifact: Path) -> None:
         """Send the next artifact's request to the worker now.
@@ -128,18 +160,20 @@ class GateState:
         """
         from pytest_kerasmodel.gate.isolation import WorkerRunner
 
-        following = self.following.get(artifact)
-        if (
-            following is None
-            or following in self.results
-            or self.selected is None
-            or not isinstance(self.runner, WorkerRunner)
-            or self.settings.update_golden
-            or hasattr(config, "workerinput")
-        ):
+        if self.selected is None or self.settings.update_golden or hasattr(config, "workerinput"):
             return
-        model_dir, checks = self.selected[following]
-        self.runner.prefetch(asdict(self.request_for(following, model_dir, checks)))
+        following = self.following.get(artifact)
+        while following is not None and following not in self.results:
+            model_dir, checks = self.selected[following]
+            request = asdict(self.request_for(following, model_dir, checks))
+            _, cached = self._cached(config, request)
+            if cached is None:
+                runner = self.get_runner()
+                if isinstance(runner, WorkerRunner):
+                    runner.prefetch(request)
+                return
+            self.results[following] = cached  # nothing for the worker: the next one, then
+            following = self.following.get(following)
 
     def close(self) -> None:
         if self.runner is not None:
