@@ -88,6 +88,7 @@ class Settings:
     allowed_versions: tuple[str, ...] = ()
     strict: bool = False
     cache: bool = True
+    workers: int | None = None  # None: the usable cores (at most one per artifact)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -132,7 +133,21 @@ class Settings:
             allowed_versions=tuple(_words(_value(config, "keras_allowed_versions"))),
             cache=not config.getoption("keras_no_cache", default=None)
             and config.getini("keras_cache") is not False,
+            workers=_workers(config),
         )
+
+
+def _workers(config: pytest.Config) -> int | None:
+    value = _value(config, "keras_workers")
+    if value in (None, "", "auto"):
+        return None
+    try:
+        workers = int(value)
+    except (TypeError, ValueError):
+        workers = 0
+    if workers < 1:
+        raise pytest.UsageError(f"keras_workers: expected a number of workers >= 1, got {value!r}")
+    return workers
 
 
 def _memory_limit(config: pytest.Config) -> int | None:

@@ -144,6 +144,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "artifact.",
         metavar="PATTERNS",
     )
+    option(
+        "--keras-workers",
+        "keras_workers",
+        "Isolated checking workers the gate runs at once (default: the usable cores, at most "
+        "one per artifact; one per xdist worker under xdist).",
+        metavar="N",
+    )
     # verdict cache
     option(
         "--keras-no-cache",

@@ -206,7 +206,8 @@ def test_the_worker_starts_during_collection_but_not_for_collect_only(
         """
         from pytest_kerasmodel.gate.session import gate_state
         def pytest_collection_finish(session):
-            runner = gate_state(session.config).runner
+            pool = gate_state(session.config).runner
+            runner = pool.runners[0] if pool is not None else None
             up = runner is not None and runner.proc is not None and runner.proc.poll() is None
             print(f"WORKER_UP_AFTER_COLLECTION={up};")
         """

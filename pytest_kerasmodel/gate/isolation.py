@@ -101,6 +101,7 @@ class WorkerRunner:
         self._buffer = b""
         self._deadline = 0.0
         self._paused_deadline = 0.0
+        self._begun = False
         self._request_id = 0
         self._inflight: _Sent | None = None
 
@@ -203,7 +204,10 @@ class WorkerRunner:
             self.run(sent.request)  # an answer no item asked for: read it to keep in step
             sent = None
         start = sent.sent_at if sent is not None else time.monotonic()
-        self._deadline = start + self.timeout
+        # until the worker says it has begun (a worker of the pool may still be starting), the
+        # start-up allowance; from its "begin" event, the artifact's own time limit
+        self._deadline = start + max(self.timeout, IMPORT_TIMEOUT)
+        self._begun = False
         response: dict[str, Any] = {"path": request["path"], "info": {}, "checks": {}}
         todo = list(request["checks"])
         while todo:
@@ -267,7 +271,11 @@ class WorkerRunner:
                 if event.get("id") != sent.request_id:  # left over from an earlier request
                     continue
                 kind = event["event"]
-                if kind == "import":  # Keras's start-up is not the artifact's time
+                if kind == "begin":  # the worker has the request: its time limit runs now
+                    if not self._begun:  # a rerun after a crash keeps the first one's limit
+                        self._begun = True
+                        self._deadline = float(event["at"]) + self.timeout
+                elif kind == "import":  # Keras's start-up is not the artifact's time
                     self._paused_deadline = self._deadline
                     self._deadline = time.monotonic() + max(IMPORT_TIMEOUT, self.timeout)
                 elif kind == "imported":

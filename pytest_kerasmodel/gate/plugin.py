@@ -28,7 +28,7 @@ class GatePlugin:
         # The checking worker starts now: its start-up (Python, numpy, h5py) overlaps collection.
         # Not on an xdist controller (its workers check the artifacts) nor for --collect-only.
         if not (self.config.option.collectonly or self.config.pluginmanager.hasplugin("dsession")):
-            self.state.start_worker()
+            self.state.start_worker(self.config)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         gate_report.record(self.state, report)

@@ -9,7 +9,6 @@ An artifact whose verdicts the verdict cache (:mod:`.verdicts`) holds is not sen
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,8 @@ from pytest_kerasmodel.options import Settings, get_settings, memory_cap_mb, mem
 
 if TYPE_CHECKING:
     from pytest_kerasmodel.gate.collect import CheckItem
-    from pytest_kerasmodel.gate.isolation import InProcessRunner, WorkerRunner
+    from pytest_kerasmodel.gate.isolation import InProcessRunner
+    from pytest_kerasmodel.gate.pool import WorkerPool
     from pytest_kerasmodel.gate.verdicts import VerdictCache
 
 # user_properties key of the per-item record that the summary and report are built from
@@ -33,11 +33,12 @@ REPORT_PROPERTY = "kerasmodel_gate"
 @dataclass
 class GateState:
     settings: Settings
-    runner: InProcessRunner | WorkerRunner | None = None
+    runner: InProcessRunner | WorkerPool | None = None
     results: dict[Path, dict[str, Any]] = field(default_factory=dict)
     # artifact -> (its model folder, its selected checks), in the order the items run
     selected: dict[Path, tuple[Path, list[str]]] | None = None
-    following: dict[Path, Path] = field(default_factory=dict)  # artifact -> the next one
+    order: list[Path] = field(default_factory=list)  # the artifacts, in the order items run
+    cursor: int = 0  # order[cursor:] holds every artifact not sent ahead nor answered yet
     # on the controller: artifact id -> {"info": ..., "checks": {check: (status, message)}}
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     # what the model folders hold besides artifacts (see discovery()), computed once
@@ -54,25 +55,35 @@ class GateState:
             self._discovery = discover(self.settings.model_dirs, patterns)
         return self._discovery
 
-    def get_runner(self) -> InProcessRunner | WorkerRunner:
+    def get_runner(self, config: pytest.Config | None = None) -> InProcessRunner | WorkerPool:
+        """The checks' runner: a pool of isolated workers (``keras_workers`` of them; one on an
+        xdist worker, where xdist spreads the artifacts), or the pytest process itself."""
         if self.runner is None:
-            from pytest_kerasmodel.gate.isolation import InProcessRunner, WorkerRunner
+            from pytest_kerasmodel.gate.isolation import InProcessRunner
+            from pytest_kerasmodel.gate.pool import WorkerPool, usable_cores
 
             if self.settings.isolate:
                 # the hard limit: per-artifact limits (Request.memory_limit_mb) stay below it
                 explicit = self.settings.memory_limit_mb
-                hard = explicit if explicit is not None else memory_cap_mb()
-                self.runner = WorkerRunner(self.settings.timeout, hard or 0)
+                cap = memory_cap_mb()
+                hard = explicit if explicit is not None else cap
+                size = self.settings.workers or usable_cores()
+                if config is not None and hasattr(config, "workerinput"):
+                    size = 1
+                if self.selected is not None:  # at most one worker per artifact
+                    size = max(1, min(size, len(self.selected)))
+                self.runner = WorkerPool(size, self.settings.timeout, hard or 0, cap)
             else:
                 self.runner = InProcessRunner()
         return self.runner
 
-    def start_worker(self) -> None:
-        from pytest_kerasmodel.gate.isolation import WorkerRunner
+    def start_worker(self, config: pytest.Config | None = None) -> None:
+        """Start one checking worker now (the pool's others start when they get work)."""
+        from pytest_kerasmodel.gate.pool import WorkerPool
 
-        runner = self.get_runner()
-        if isinstance(runner, WorkerRunner):
-            runner.start()
+        runner = self.get_runner(config)
+        if isinstance(runner, WorkerPool):
+            runner.runners[0].start()
 
     def request_for(self, artifact: Path, model_dir: Path, checks: list[str]) -> Request:
         s = self.settings
@@ -107,8 +118,7 @@ class GateState:
                     check: Any = other
                     entry = self.selected.setdefault(check.artifact, (check.model_dir, []))
                     entry[1].append(check.check)
-            order = list(self.selected)
-            self.following = dict(itertools.pairwise(order))
+            self.order = list(self.selected)
         return self.selected
 
     def verdict_cache(self, config: pytest.Config) -> VerdictCache | None:
@@ -132,11 +142,16 @@ class GateState:
             request = asdict(self.request_for(item.artifact, item.model_dir, checks))
             key, cached = self._cached(item.config, request)
             if cached is None:
-                cached = self.get_runner().run(request)
+                runner = self.get_runner(item.config)
+                if self._sends_ahead(item.config):
+                    runner.prefetch(request)  # type: ignore[union-attr]
+                    self._send_ahead(item.config)  # the idle workers take the next artifacts
+                cached = runner.run(request)
                 if self.verdicts is not None and key is not None:
                     self.verdicts.put(request, key, cached)
             self.results[item.artifact] = cached
-            self._prefetch(item.config, item.artifact)
+            if self._sends_ahead(item.config):
+                self._send_ahead(item.config)  # the worker that answered takes the next one
         return cached
 
     def _cached(
@@ -152,28 +167,39 @@ class GateState:
         key = verdict_key(request, config.rootpath)
         return key, verdicts.get(request, key) if key is not None else None
 
-    def _prefetch(self, config: pytest.Config, artifact: Path) -> None:
-        """Send the next artifact's request to the worker now.
+    def _sends_ahead(self, config: pytest.Config) -> bool:
+        """Whether artifacts are sent to workers before their items run.
 
         Not under xdist (a worker runs the items it is sent, not the next ones in its list) and
         not when recording goldens (nothing is written for an artifact before its items run).
         """
-        from pytest_kerasmodel.gate.isolation import WorkerRunner
+        from pytest_kerasmodel.gate.pool import WorkerPool
 
-        if self.selected is None or self.settings.update_golden or hasattr(config, "workerinput"):
-            return
-        following = self.following.get(artifact)
-        while following is not None and following not in self.results:
-            model_dir, checks = self.selected[following]
-            request = asdict(self.request_for(following, model_dir, checks))
-            _, cached = self._cached(config, request)
-            if cached is None:
-                runner = self.get_runner()
-                if isinstance(runner, WorkerRunner):
-                    runner.prefetch(request)
-                return
-            self.results[following] = cached  # nothing for the worker: the next one, then
-            following = self.following.get(following)
+        return (
+            self.selected is not None
+            and isinstance(self.runner, WorkerPool)
+            and not self.settings.update_golden
+            and not hasattr(config, "workerinput")
+        )
+
+    def _send_ahead(self, config: pytest.Config) -> None:
+        """Send the next artifacts, in item order, to the idle workers; artifacts whose verdicts
+        the cache holds are answered here and never sent."""
+        from pytest_kerasmodel.gate.pool import WorkerPool
+
+        pool = self.runner
+        assert self.selected is not None and isinstance(pool, WorkerPool)
+        while self.cursor < len(self.order):
+            artifact = self.order[self.cursor]
+            if artifact not in self.results and not pool.holds_path(str(artifact)):
+                model_dir, checks = self.selected[artifact]
+                request = asdict(self.request_for(artifact, model_dir, checks))
+                _, cached = self._cached(config, request)
+                if cached is not None:
+                    self.results[artifact] = cached  # nothing for a worker to do
+                elif not pool.prefetch(request):
+                    return  # every worker is busy (or memory says wait): later
+            self.cursor += 1
 
     def close(self) -> None:
         if self.runner is not None:

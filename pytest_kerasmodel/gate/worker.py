@@ -76,6 +76,9 @@ def serve(requests: Iterable[str], out: IO[str]) -> None:
         start = time.perf_counter()
         fields = json.loads(line)
         request_id = fields.pop("id", None)
+        # the artifact's time limit runs from here, not from when the request was written (a
+        # worker of the pool may still have been starting): CLOCK_MONOTONIC is system-wide
+        send({"event": "begin", "at": time.monotonic()})
         try:
             limit_memory(int(fields.get("memory_limit_mb") or 0))
             for name, result, info in iter_checks(Request(**fields), notify=send):

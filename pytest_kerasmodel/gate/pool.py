@@ -1,0 +1,101 @@
+"""A pool of isolated checking workers, so that every core checks while pytest reports.
+
+Each worker is a :class:`~.isolation.WorkerRunner` as with one worker (its own time and memory
+limit, crash containment, restart after a crash). The session sends the artifacts after the one
+being reported to idle workers (:meth:`WorkerPool.prefetch`), in item order, and reads each answer
+when that artifact's first item runs (:meth:`WorkerPool.run`): results, order and reports are
+those of a one-worker run, only sooner.
+
+Memory: an artifact is sent ahead only while what the requests in flight are expected to need, its
+own included, fits in the share of physical memory one artifact may use (``memory_cap_mb``), so
+that two large models are not loaded at once on a machine that holds one. The expectation is the
+derived limit's formula without its floor (1536 MB + 7 x the artifact's size), never more than the
+request's limit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pytest_kerasmodel.gate.checks import size_on_disk
+from pytest_kerasmodel.gate.isolation import WorkerRunner
+from pytest_kerasmodel.options import MEMORY_BASE_MB, MEMORY_PER_BYTE
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+class WorkerPool:
+    def __init__(
+        self, size: int, timeout: float, memory_limit_mb: int, memory_budget_mb: int | None
+    ) -> None:
+        self.runners = [WorkerRunner(timeout, memory_limit_mb) for _ in range(max(1, size))]
+        self.memory_budget_mb = memory_budget_mb
+        self._holding: dict[str, WorkerRunner] = {}  # artifact path -> the worker checking it
+
+    @property
+    def size(self) -> int:
+        return len(self.runners)
+
+    def start(self) -> None:
+        for runner in self.runners:
+            runner.start()
+
+    def holds_path(self, path: str) -> bool:
+        """Whether the artifact's request was sent ahead and its answer waits to be read."""
+        return path in self._holding
+
+    @staticmethod
+    def _expected_mb(runner: WorkerRunner, request: dict[str, Any]) -> int:
+        try:
+            size = size_on_disk(Path(request["path"]))
+        except OSError:
+            size = 0
+        expected = MEMORY_BASE_MB + -(-MEMORY_PER_BYTE * size // 1024**2)
+        limit = runner._limit_of(request)
+        return min(expected, limit) if limit else expected
+
+    def _in_flight_mb(self) -> int:
+        return sum(self._expected_mb(r, r._inflight.request) for r in self.runners if r._inflight)
+
+    def prefetch(self, request: dict[str, Any]) -> bool:
+        """Send ``request`` to an idle worker; False when none is idle (or memory says wait)."""
+        if self.holds_path(request["path"]):
+            return True
+        idle = [r for r in self.runners if r._inflight is None]
+        if not idle:
+            return False
+        runner = idle[0]
+        busy = len(idle) < len(self.runners)
+        needed = self._in_flight_mb() + self._expected_mb(runner, request)
+        if busy and self.memory_budget_mb and needed > self.memory_budget_mb:
+            return False
+        runner.prefetch(request)
+        if runner._inflight is None:  # could not be sent: run() will start a fresh worker
+            return False
+        self._holding[request["path"]] = runner
+        return True
+
+    def run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The answer to ``request``: read from the worker it was sent to, or run now."""
+        runner = self._holding.pop(request["path"], None)
+        if runner is None:
+            idle = [r for r in self.runners if r._inflight is None]
+            runner = idle[0] if idle else self.runners[0]
+        return runner.run(request)
+
+    def close(self) -> None:
+        self._holding.clear()
+        for runner in self.runners:
+            runner.close()
+
+    @property
+    def started(self) -> int:
+        return sum(r.started for r in self.runners)

@@ -1,0 +1,126 @@
+"""The pool of checking workers: every core checks, and the verdicts, ids, order and report are
+those of a one-worker run, crashes and hangs included."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gate_artifacts import stage
+from test_gate_isolation import _needs_segfault
+
+from pytest_kerasmodel.gate.checks import Request
+from pytest_kerasmodel.gate.pool import WorkerPool
+
+WORKERS_SEEN = """
+from pytest_kerasmodel.gate.session import gate_state
+
+def pytest_runtest_teardown(item, nextitem):
+    if nextitem is None:
+        pool = gate_state(item.config).runner
+        print(f"WORKERS_STARTED={pool.started};")
+"""
+
+
+def _run(pytester: pytest.Pytester, workers: str) -> tuple[pytest.RunResult, dict[str, Any]]:
+    report = pytester.path / f"report-{workers}.json"
+    # in a subprocess: the conftest must see the gate's own state, not a re-imported copy
+    result = pytester.runpytest_subprocess(
+        "--keras-model-dir",
+        "models",
+        "--keras-workers",
+        workers,
+        "--keras-timeout",
+        "4",
+        "--keras-report",
+        str(report),
+        "-p",
+        "no:cacheprovider",
+        "-v",
+        "-s",
+        "-k",
+        "not predictions",
+    )
+    data = json.loads(report.read_text())
+    for artifact in data["artifacts"]:
+        artifact.pop("seconds", None)  # the only field a run's timing changes
+    return result, data
+
+
+def _items(result: pytest.RunResult) -> list[str]:
+    lines = [line.split("WORKERS_STARTED")[0] for line in result.stdout.lines if "::" in line]
+    return [line.split(" [")[0].strip() for line in lines]
+
+
+def test_three_workers_give_one_workers_verdicts_ids_and_report(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    _needs_segfault(gate_files)
+    stage(
+        pytester.path / "models",
+        gate_files,
+        [
+            "clf.keras",
+            "segv.h5",
+            "hang.h5",
+            "nan.keras",
+            "clf.h5",
+            "lambda.keras",
+            "truncated.keras",
+        ],
+    )
+    pytester.makeconftest(WORKERS_SEEN)
+    one, one_report = _run(pytester, "1")
+    three, three_report = _run(pytester, "3")
+    assert one.ret == three.ret == pytest.ExitCode.TESTS_FAILED
+    assert one.parseoutcomes() == three.parseoutcomes()
+    items = [line for line in _items(three) if line.startswith("models/")]
+    assert items == [line for line in _items(one) if line.startswith("models/")]
+    assert one_report == three_report
+    one.stdout.fnmatch_lines(["*WORKERS_STARTED=*"])
+    started = {
+        r: int(r.stdout.str().split("WORKERS_STARTED=")[1].split(";")[0]) for r in (one, three)
+    }
+    # one worker, restarted after the crash and the hang; three workers, each started at least once
+    assert started[one] <= 3 and started[three] >= 3
+    verdicts = {a["artifact"]: a for a in three_report["artifacts"]}
+    assert verdicts["models/clf.keras"]["result"] == "passed"
+    assert verdicts["models/clf.h5"]["result"] == "passed"
+    assert "SIGSEGV" in verdicts["models/segv.h5"]["checks"]["integrity"]["message"]
+    assert verdicts["models/hang.h5"]["checks"]["integrity"]["message"].startswith("timed out")
+
+
+def _request(path: Path) -> dict[str, Any]:
+    return asdict(Request(path=str(path), checks=["integrity", "safety"], memory_limit_mb=4096))
+
+
+def test_a_pool_sends_ahead_only_what_memory_allows(gate_files: dict[str, Path]) -> None:
+    """Two artifacts expected to need 1.5 GB each are not checked at once within 2 GB."""
+    pool = WorkerPool(2, timeout=60, memory_limit_mb=4096, memory_budget_mb=2000)
+    try:
+        first, second = _request(gate_files["clf.keras"]), _request(gate_files["clf.h5"])
+        assert pool.prefetch(first)
+        assert not pool.prefetch(second)  # memory says wait
+        assert pool.run(first)["checks"]["integrity"]["status"] == "passed"
+        assert pool.prefetch(second)  # the first is done: now there is room
+        assert pool.run(second)["checks"]["safety"]["status"] == "passed"
+    finally:
+        pool.close()
+    roomy = WorkerPool(2, timeout=60, memory_limit_mb=4096, memory_budget_mb=8000)
+    try:
+        assert roomy.prefetch(first) and roomy.prefetch(second)
+        answers = [roomy.run(second), roomy.run(first)]  # read in any order
+        assert answers[0]["worker"]["pid"] != answers[1]["worker"]["pid"]
+        assert [a["path"] for a in answers] == [second["path"], first["path"]]
+    finally:
+        roomy.close()
+
+
+def test_keras_workers_must_be_a_positive_number(pytester: pytest.Pytester) -> None:
+    (pytester.path / "models").mkdir()
+    result = pytester.runpytest("--keras-model-dir", "models", "--keras-workers", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*keras_workers: expected a number of workers >= 1, got '0'*"])
