@@ -138,6 +138,12 @@ def _isolation(opts: Options) -> Section:
     return bench_gate.run_isolation(opts)
 
 
+def _throughput(opts: Options) -> Section:
+    import bench_throughput
+
+    return bench_throughput.run(opts)
+
+
 def _large(opts: Options) -> Section:
     import bench_large
 
@@ -150,6 +156,7 @@ SECTIONS: dict[str, Callable[[Options], Section]] = {
     "gate": _gate,
     "large": _large,
     "isolation": _isolation,
+    "throughput": _throughput,
 }
 
 

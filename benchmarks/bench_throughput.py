@@ -1,0 +1,319 @@
+"""Gate throughput (issue 14): the pool of checking workers, the verdict cache, pytest's floor,
+the peer scanners side by side, and 10,000 artifacts.
+
+Every figure is a ratio of two commands timed in the same run on the same folder, alternating
+(ABBA), whole commands (interpreter, imports and all). The peers, modelscan and ModelAudit, are
+installed in virtual environments of their own inside the benchmark's temporary folder; when they
+cannot be installed their rows say so and are not measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import generate
+from bench_gate import _naive, make_item_floor
+from gate_runs import FILE_ONLY, WITH_LOAD, scratch_root
+from harness import (
+    PYTEST_BASE,
+    Options,
+    Run,
+    Section,
+    Table,
+    Target,
+    bench_env,
+    fmt_s,
+    interleaved,
+    median,
+    python,
+    run_process,
+)
+
+CACHE_KEY = "benchmark-cache-key"
+PEERS = {
+    # name: (pip requirement(s), command over a folder)
+    "modelscan": (
+        ["modelscan", "h5py"],
+        lambda venv, folder: [str(venv / "bin" / "modelscan"), "-p", str(folder)],
+    ),
+    "ModelAudit": (
+        ["modelaudit"],
+        lambda venv, folder: [str(venv / "bin" / "modelaudit"), "scan", str(folder)],
+    ),
+}
+
+
+def _gate_argv(folder: Path, *extra: str, cache_dir: Path | None = None) -> list[str]:
+    if cache_dir is None:  # the verdict cache off, as in every other gate benchmark
+        base = [python(), *PYTEST_BASE]
+    else:  # on, in a cache folder of the run's own
+        base = [python(), "-m", "pytest", "-q", "-p", "no:hypothesispytest"]
+        base += ["-o", f"cache_dir={cache_dir}"]
+    return [*base, "--keras-model-dir", str(folder), *extra]
+
+
+def _gate(opts: Options, folder: Path, *extra: str, cache_dir: Path | None = None) -> Run:
+    env = bench_env(KERAS_GATE_CACHE_KEY=CACHE_KEY)
+    argv = _gate_argv(folder, *extra, cache_dir=cache_dir)
+    return run_process(argv, cwd=scratch_root(opts.workdir), env=env).check(f"gate over {folder}")
+
+
+def _kerasmodel_gate() -> list[str] | None:
+    """The `kerasmodel gate` console script of the tools issue, when this checkout has it."""
+    script = Path(python()).parent / "kerasmodel"
+    return [str(script), "gate"] if script.exists() else None
+
+
+def _peer_venv(opts: Options, name: str, requirements: list[str]) -> tuple[Path | None, str]:
+    venv = opts.workdir / "peers" / name
+    if not (venv / "bin" / "python").exists():
+        opts.log(f"throughput: installing {name} in {venv}")
+        made = subprocess.run(
+            [python(), "-m", "venv", str(venv)], capture_output=True, text=True, check=False
+        )
+        if made.returncode != 0:
+            return None, made.stderr[-300:]
+        pip = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *requirements],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if pip.returncode != 0:
+            return None, (pip.stderr or pip.stdout)[-300:]
+    show = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    versions = {p["name"].lower(): p["version"] for p in json.loads(show.stdout or "[]")}
+    wanted = requirements[0].lower()
+    return venv, f"{requirements[0]} {versions.get(wanted, '?')}" + (
+        f", tensorflow {versions['tensorflow']}" if "tensorflow" in versions else ""
+    )
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.3f}" if b else "-"
+
+
+def _cell(run_list: list[Run]) -> tuple[float, float]:
+    return median([r.seconds for r in run_list]), max(r.maxrss_mib for r in run_list)
+
+
+def run(opts: Options) -> Section:
+    section = Section("throughput", "6. Throughput: the pool, the verdict cache, the peers")
+    repeats = 1 if opts.quick else min(opts.repeats, 3)
+    rows: list[list[str]] = []
+
+    # --- pytest's floor and the pool against the naive script (400 artifacts) -----------------
+    size = 100 if opts.quick else 400
+    folder = generate.many_artifacts(opts.workdir, size)
+    suite = make_item_floor(opts.workdir, size)
+    cores = len(os.sched_getaffinity(0))
+    variants: dict[str, Callable[[], Run]] = {
+        "naive script": lambda: _naive(folder),
+        "pytest floor": lambda: run_process(
+            [python(), *PYTEST_BASE], cwd=suite, env=bench_env()
+        ).check("floor"),
+        "file-only": lambda: _gate(opts, folder, "-k", FILE_ONLY),
+        "with load, 1 worker": lambda: _gate(opts, folder, "-k", WITH_LOAD, "--keras-workers", "1"),
+        f"with load, pool ({cores} workers)": lambda: _gate(opts, folder, "-k", WITH_LOAD),
+    }
+    opts.log(f"throughput: {size} artifacts, {repeats} runs per variant")
+    samples = interleaved(variants, repeats)
+    t = {name: _cell(runs) for name, runs in samples.items()}
+    for name, (seconds, rss) in t.items():
+        rows.append([str(size), name, fmt_s(seconds), f"{rss:.0f}"])
+    floor_ratio = t["file-only"][0] / t["pytest floor"][0]
+    section.targets.append(
+        Target(
+            "file-only gate / pytest's floor (the same items, empty)",
+            f"{floor_ratio:.2f} ({fmt_s(t['file-only'][0])} vs "
+            f"{fmt_s(t['pytest floor'][0])}), {size} artifacts",
+            "<= 1.5",
+            floor_ratio <= 1.5,
+        )
+    )
+    pool = t[f"with load, pool ({cores} workers)"][0]
+    pool_ratio = pool / t["naive script"][0]
+    section.targets.append(
+        Target(
+            f"with load, pool of {cores} / naive load_model + isfinite script",
+            f"{pool_ratio:.2f} ({fmt_s(pool)} vs {fmt_s(t['naive script'][0])}); one worker: "
+            f"{_ratio(t['with load, 1 worker'][0], t['naive script'][0])}",
+            "<= 0.6",
+            pool_ratio <= 0.6,
+        )
+    )
+
+    # --- the verdict cache: a second run, and one artifact changed --------------------------
+    opts.log("throughput: verdict cache")
+    firsts, seconds_, changed_runs = [], [], []
+    for i in range(repeats):
+        cache_dir = opts.workdir / f"cache-{i}"
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        firsts.append(_gate(opts, folder, "-k", WITH_LOAD, cache_dir=cache_dir))
+        seconds_.append(_gate(opts, folder, "-k", WITH_LOAD, cache_dir=cache_dir))
+    first, second = median([r.seconds for r in firsts]), median([r.seconds for r in seconds_])
+    cache_ratio = second / first
+    section.targets.append(
+        Target(
+            "second run, nothing changed, with load / first run",
+            f"{cache_ratio:.3f} ({fmt_s(second)} vs {fmt_s(first)}), {size} artifacts",
+            "<= 0.1",
+            cache_ratio <= 0.1,
+        )
+    )
+    # one artifact replaced by another model of its format (a new file: the folder's files are
+    # hard links into one pool, so editing one in place would change them all)
+    files = sorted(folder.iterdir())
+    victim = files[size // 2]
+    replacement = next(
+        f for f in files if f.suffix == victim.suffix and f.stem[:3] != victim.stem[:3]
+    )
+    report = opts.workdir / "changed-report.json"
+    original = victim.read_bytes()
+    try:
+        victim.unlink()
+        shutil.copyfile(replacement, victim)
+        changed_runs.append(
+            _gate(
+                opts,
+                folder,
+                "-k",
+                WITH_LOAD,
+                "--keras-report",
+                str(report),
+                cache_dir=opts.workdir / "cache-0",
+            )
+        )
+        verdicts = json.loads(report.read_text())["artifacts"]
+        rechecked = sorted(
+            a["artifact"]
+            for a in verdicts
+            if not all(c.get("cached") for c in a["checks"].values())
+        )
+    finally:
+        victim.unlink(missing_ok=True)
+        victim.write_bytes(original)
+    only_it = [Path(r).name for r in rechecked] == [victim.name]
+    section.targets.append(
+        Target(
+            f"one artifact changed out of {size}: only its checks run",
+            f"re-checked: {', '.join(Path(r).name for r in rechecked) or 'none'}; "
+            f"{fmt_s(changed_runs[0].seconds)} "
+            f"({changed_runs[0].seconds / first:.3f} of a first run)",
+            "only the changed one",
+            only_it,
+        )
+    )
+    for name, runs in (
+        ("with load, cache: first run", firsts),
+        ("with load, cache: second run", seconds_),
+        ("with load, cache: one changed", changed_runs),
+    ):
+        s, rss = _cell(runs)
+        rows.append([str(size), name, fmt_s(s), f"{rss:.0f}"])
+
+    # --- the peers, 200 and 2,000 artifacts ---------------------------------------------------
+    peers: dict[str, tuple[Path, str]] = {}
+    for name, (requirements, _) in PEERS.items():
+        venv, info = _peer_venv(opts, name, requirements)
+        if venv is None:
+            section.notes.append(f"{name} could not be installed, not measured: {info}")
+        else:
+            peers[name] = (venv, info)
+    kerasmodel = _kerasmodel_gate()
+    if kerasmodel is None:
+        section.notes.append(
+            "`kerasmodel gate` (the tools issue) is not in this checkout: not measured."
+        )
+    peer_rows: list[list[str]] = []
+    env = bench_env(PROMPTFOO_DISABLE_TELEMETRY="1", KERAS_GATE_CACHE_KEY=CACHE_KEY)
+    for count in [200] if opts.quick else [200, 2000]:
+        many = generate.many_artifacts(opts.workdir, count)
+        cmds: dict[str, Callable[[], Run]] = {
+            "pytest --keras-model-dir (file-only)": lambda many=many: _gate(
+                opts, many, "-k", FILE_ONLY
+            ),
+        }
+        if kerasmodel is not None:
+            cmds["kerasmodel gate (file-only)"] = lambda many=many: run_process(
+                [*kerasmodel, "--checks", "integrity,safety,finite,structure", str(many)], env=env
+            )
+        for name, (venv, _) in peers.items():
+            command = PEERS[name][1]
+            cmds[name] = lambda venv=venv, command=command, many=many: run_process(
+                command(venv, many), env=env
+            )
+        opts.log(f"throughput: peers over {count} artifacts")
+        got = interleaved(cmds, repeats)
+        cells = {name: _cell(runs) for name, runs in got.items()}
+        for name, (s, rss) in cells.items():
+            codes = sorted({r.returncode for r in got[name]})
+            peer_rows.append([str(count), name, fmt_s(s), f"{rss:.0f}", ",".join(map(str, codes))])
+        for ours in [n for n in cells if "gate" in n or "keras-model-dir" in n]:
+            for peer in peers:
+                ratio = cells[ours][0] / cells[peer][0]
+                limit = {
+                    ("pytest", "modelscan", 200): 0.35,
+                    ("pytest", "modelscan", 2000): 1.0,
+                    ("kerasmodel", "modelscan", 2000): 0.5,
+                }.get((ours.split()[0], peer, count), 0.05 if peer == "ModelAudit" else None)
+                if limit is None:
+                    continue
+                section.targets.append(
+                    Target(
+                        f"{ours} / {peer}, {count} artifacts (wall; peak RSS "
+                        f"{cells[ours][1]:.0f} vs {cells[peer][1]:.0f} MiB)",
+                        f"{ratio:.3f} ({fmt_s(cells[ours][0])} vs {fmt_s(cells[peer][0])})",
+                        f"<= {limit}",
+                        ratio <= limit,
+                    )
+                )
+    section.tables.append(
+        Table(
+            f"Peers side by side, median of {repeats} alternating runs (the gate checks integrity, "
+            "safety, finite and structure; the peers check safety alone)",
+            ["artifacts", "command", "wall, median", "peak RSS (MiB)", "exit codes"],
+            peer_rows,
+        )
+    )
+    for name, (_, info) in peers.items():
+        section.notes.append(f"{name}: {info}, in its own virtual environment")
+
+    # --- 10,000 artifacts, file-only ---------------------------------------------------------
+    big = 1000 if opts.quick else 10000
+    opts.log(f"throughput: {big} artifacts, file-only")
+    scale = _gate(opts, generate.many_artifacts(opts.workdir, big), "-k", FILE_ONLY)
+    per = scale.seconds / big
+    section.targets.append(
+        Target(
+            f"{big} artifacts, file-only: pytest process's peak memory",
+            f"{scale.maxrss_mib:.0f} MiB; {per * 1000:.1f} ms per artifact "
+            f"({fmt_s(scale.seconds)} in all)",
+            "< 500 MiB",
+            scale.maxrss_mib < 500,
+        )
+    )
+    rows.append([str(big), "file-only", fmt_s(scale.seconds), f"{scale.maxrss_mib:.0f}"])
+    section.tables.insert(
+        0,
+        Table(
+            f"Whole-command wall time, median of {repeats} alternating runs",
+            ["artifacts", "variant", "wall, median", "peak RSS (MiB)"],
+            rows,
+        ),
+    )
+    section.notes.append(
+        "Peak RSS is the largest of the command and every process it waited for (os.wait4): for "
+        "the gate, the pytest process or one checking worker, whichever is larger."
+    )
+    return section
