@@ -277,3 +277,16 @@ def test_an_unreadable_artifact_has_no_key(tmp_path: Path) -> None:
     missing = {"path": str(tmp_path / "gone.keras"), "checks": ["integrity"]}
     assert verdicts.verdict_key(missing, tmp_path) is None
     assert os.path.exists(tmp_path)
+
+
+def test_a_link_to_a_fifo_gets_no_key_and_nothing_blocks(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "model.keras"
+    link.symlink_to(fifo)
+    assert verdicts.verdict_key({"path": str(link), "checks": ["integrity"]}, tmp_path) is None
+    folder = tmp_path / "preset"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.weights.h5").symlink_to("/dev/zero")
+    assert verdicts.verdict_key({"path": str(folder), "checks": ["integrity"]}, tmp_path) is None

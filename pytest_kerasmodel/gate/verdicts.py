@@ -37,6 +37,7 @@ import json
 import os
 import platform
 import secrets
+import stat
 import tempfile
 from collections.abc import Mapping
 from importlib import metadata
@@ -66,9 +67,16 @@ _CHUNK = 1 << 20
 
 
 def _file_digest(path: Path) -> str:
-    """The SHA-256 of a file's bytes, read in chunks (memory bounded by one chunk)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    """The SHA-256 of a regular file's bytes, read in chunks (memory bounded by one chunk).
+
+    Anything else (a FIFO, a device, a socket, through a link or not) raises OSError without
+    blocking: such an artifact gets no key, and the gate's integrity check says what it is.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"not a regular file: {path}")
+        digest = hashlib.sha256()
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
