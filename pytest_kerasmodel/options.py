@@ -87,6 +87,7 @@ class Settings:
     max_params: int | None = None
     allowed_versions: tuple[str, ...] = ()
     strict: bool = False
+    sarif: Path | None = None  # --keras-sarif: the gate's failing checks as SARIF 2.1.0
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -129,6 +130,7 @@ class Settings:
             max_file_size=parse_size(max_size) if max_size not in (None, "") else None,
             max_params=int(max_params) if max_params not in (None, "") else None,
             allowed_versions=tuple(_words(_value(config, "keras_allowed_versions"))),
+            sarif=path(_value(config, "keras_sarif")),
         )
 
 

@@ -41,3 +41,23 @@ class GatePlugin:
         path = self.state.settings.report
         if path is not None and not hasattr(self.config, "workerinput"):
             gate_report.write_report(self.state, path, self.config)
+        sarif = self.state.settings.sarif
+        if sarif is not None and not hasattr(self.config, "workerinput"):
+            from pytest_kerasmodel.gate.sarif import write_sarif
+
+            write_sarif(sarif, self.state.rows, self.config.rootpath)
+
+
+class HtmlSummary:
+    """With pytest-html installed, the gate's summary table in its report (its hook)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.state = gate_state(config)
+
+    def pytest_html_results_summary(
+        self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+    ) -> None:
+        from pytest_kerasmodel.gate.html import summary_html
+
+        if self.state.rows:
+            prefix.append(summary_html(self.state.rows))
