@@ -60,11 +60,32 @@ def plan(paths: Sequence[str]) -> Plan:
                     found.unchecked.append(entry.path)
         elif discover.is_gate_file(path):
             continue  # a golden or sidecar: read with its artifact
+        elif (owner := _owner(path)) is not None:
+            found.artifacts.setdefault(owner, owner.parent)
         elif path.is_dir() or _is_artifact_file(path):
             found.artifacts.setdefault(path, path.parent)
         else:
             found.unchecked.append(path)
     return found
+
+
+def _owner(path: Path) -> Path | None:
+    """The artifact a given file is part of (an unzipped model or preset folder, the manifest
+    of a shard), for the file pre-commit passes when a commit changes it; None otherwise."""
+    if path.is_dir():
+        return None
+    folder = path.parent
+    if artifacts.layout_of(folder) is not None:
+        return folder
+    if path.name.lower().endswith(".h5"):
+        try:
+            manifests = [p for p in folder.iterdir() if artifacts.sharded.claims(p)]
+        except OSError:
+            return None
+        for manifest in manifests:
+            if manifest != path and path in artifacts.owned_files(manifest):
+                return manifest
+    return None
 
 
 def _is_artifact_file(path: Path) -> bool:
