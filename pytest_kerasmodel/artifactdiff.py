@@ -14,9 +14,10 @@ the names of :mod:`pytest_kerasmodel.weightnames`) and compared in this order:
    (:func:`~pytest_kerasmodel.compare.compare_arrays`);
 3. the optimizer's variables, on request.
 
-Weights are read one pair at a time and dropped before the next, so memory stays bounded by
-the largest weight, not by the files. Equal weights are confirmed block by block without a
-full copy; only a pair that differs is read whole for its report.
+Weights are read one pair at a time, block of rows by block into two reused buffers
+(:data:`BLOCK_BYTES` each), so memory stays bounded by a block, not by the weights or the
+files. A block whose bytes are equal is equal; only a block that differs is compared value by
+value, and the blocks' reports merge into numpy's report for the whole weight.
 
 Data first: :class:`ArtifactDiff` (a dataclass, JSON-serialisable) is what the assertion,
 ``kerasmodel diff`` and ``--json`` all show.
@@ -30,7 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_kerasmodel.compare import ArrayDiff, ConfigChange, compare_arrays, compare_configs
+from pytest_kerasmodel.compare import (
+    WORST_POSITIONS,
+    ArrayDiff,
+    ConfigChange,
+    Position,
+    compare_arrays,
+    compare_configs,
+)
 from pytest_kerasmodel.diff import Diff
 from pytest_kerasmodel.errors import ArtifactError, ArtifactsDiffer, StructureError
 from pytest_kerasmodel.structure import StructureChange, compare_descriptions
@@ -46,8 +54,8 @@ VOLATILE_CONFIG_KEYS = (
     "registered_name",
     "shared_object_id",  # an id() of the saving process, to share objects within one file
 )
-#: bytes compared at a time when confirming that two weights are equal
-BLOCK_BYTES = 64 * 1024**2
+#: bytes of each weight read and compared at a time (per side)
+BLOCK_BYTES = 8 * 1024**2
 MAX_SHOWN = 40
 
 
@@ -80,7 +88,6 @@ class ArtifactDiff(Diff):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArtifactDiff:
         """The diff back from :meth:`to_dict` (what ``kerasmodel diff --json`` prints)."""
-        from pytest_kerasmodel.compare import Position
 
         def arrays(items: list[dict[str, Any]]) -> list[ArrayDiff]:
             out = []
@@ -172,21 +179,103 @@ def _config(expected: Artifact, actual: Artifact) -> list[ConfigChange]:
     return compare_configs(expected.config, actual.config, ignore_keys=VOLATILE_CONFIG_KEYS)
 
 
-def _blocks_equal(e: Any, a: Any, numeric_float: bool) -> bool:
-    """Whether two same-shape, same-dtype h5py datasets hold equal values, read in blocks of
-    rows (NaN equal to NaN for floats, like the full comparison)."""
+class _Scratch:
+    """Two reusable byte buffers, one per side, as large as the largest block read so far:
+    blocks are read into them (``read_direct``), never into fresh arrays."""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.expected = np.empty(0, dtype=np.uint8)
+        self.actual = np.empty(0, dtype=np.uint8)
+
+    def views(self, dtype: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
+        import numpy as np
+
+        nbytes = int(np.dtype(dtype).itemsize * math.prod(shape))
+        if self.expected.size < nbytes:
+            self.expected = np.empty(nbytes, dtype=np.uint8)
+            self.actual = np.empty(nbytes, dtype=np.uint8)
+        return (
+            self.expected[:nbytes].view(dtype).reshape(shape),
+            self.actual[:nbytes].view(dtype).reshape(shape),
+        )
+
+
+def _bitwise_equal(x: Any, y: Any) -> bool:
+    """The same bytes (so the same values, NaN payloads included); cheap, no float work."""
     import numpy as np
 
-    shape = e.shape
-    if not shape or shape[0] == 0:
-        return bool(np.array_equal(e[()], a[()], equal_nan=numeric_float))
+    bx, by = x.reshape(-1).view(np.uint8), y.reshape(-1).view(np.uint8)
+    if bx.size % 8 == 0:
+        bx, by = bx.view(np.uint64), by.view(np.uint64)
+    return bool(np.array_equal(bx, by))
+
+
+def _rank(position: Position) -> float:
+    """How bad a mismatch is, as compare_arrays ranks them (a NaN on one side: the worst)."""
+    try:
+        diff = abs(complex(position.actual) - complex(position.expected))
+    except (TypeError, ValueError):
+        return 0.0
+    return math.inf if math.isnan(diff) else diff
+
+
+def _merge(name: str, parts: list[tuple[int, ArrayDiff]], shape: tuple[int, ...]) -> ArrayDiff:
+    """One weight's diff from the diffs of its blocks of rows (``start``: a block's first row)."""
+    first = parts[0][1]
+    worst: list[Position] = []
+    for start, part in parts:
+        for p in part.worst:
+            worst.append(Position((p.index[0] + start, *p.index[1:]), p.expected, p.actual))
+    worst.sort(key=_rank, reverse=True)
+    abs_diffs = [d.max_abs_diff for _, d in parts if d.max_abs_diff is not None]
+    rel_diffs = [d.max_rel_diff for _, d in parts if d.max_rel_diff is not None]
+    return ArrayDiff(
+        name=name,
+        kind=first.kind,
+        expected_shape=shape,
+        actual_shape=shape,
+        expected_dtype=first.expected_dtype,
+        actual_dtype=first.actual_dtype,
+        mismatched=sum(d.mismatched for _, d in parts),
+        total=math.prod(shape),
+        max_abs_diff=max(abs_diffs) if abs_diffs else None,
+        max_rel_diff=max(rel_diffs) if rel_diffs else None,
+        worst=worst[:WORST_POSITIONS],
+        rtol=first.rtol,
+        atol=first.atol,
+    )
+
+
+def compare_datasets(
+    name: str, e: Any, a: Any, rtol: float, atol: float, scratch: _Scratch | None = None
+) -> ArrayDiff | None:
+    """:func:`~pytest_kerasmodel.compare.compare_arrays` of two h5py datasets of one shape,
+    block of rows by block (memory: two blocks, not two weights). A block whose bytes are
+    equal is equal; only a block that differs is compared value by value, and the blocks'
+    reports are merged: the same counts, maxima and worst positions as one comparison."""
+    import numpy as np
+
+    shape = tuple(e.shape)
+    numeric = e.dtype == a.dtype and e.dtype.kind in "biufc"
+    if not numeric or not shape or e.size == 0:
+        return compare_arrays(name, e[()], a[()], rtol, atol)
+    scratch = scratch or _Scratch()
     row_bytes = max(1, e.dtype.itemsize * math.prod(shape[1:]))
     step = max(1, BLOCK_BYTES // row_bytes)
+    parts: list[tuple[int, ArrayDiff]] = []
     for start in range(0, shape[0], step):
-        eb, ab = e[start : start + step], a[start : start + step]
-        if not np.array_equal(eb, ab, equal_nan=numeric_float):
-            return False
-    return True
+        stop = min(start + step, shape[0])
+        eb, ab = scratch.views(e.dtype, (stop - start, *shape[1:]))
+        e.read_direct(eb, np.s_[start:stop], np.s_[0 : stop - start])
+        a.read_direct(ab, np.s_[start:stop], np.s_[0 : stop - start])
+        if _bitwise_equal(eb, ab):
+            continue
+        diff = compare_arrays(name, eb, ab, rtol, atol)
+        if diff is not None:
+            parts.append((start, diff))
+    return _merge(name, parts, shape) if parts else None
 
 
 def _compare_weights(
@@ -200,14 +289,13 @@ def _compare_weights(
 ) -> tuple[list[ArrayDiff], int]:
     diffs: list[ArrayDiff] = []
     compared = 0
+    scratch = _Scratch()
     for name in names:
         e_ds, a_ds = expected.dataset(e_paths[name]), actual.dataset(a_paths[name])
         if e_ds.shape != a_ds.shape:
             continue  # a shape change is a structure difference, reported there
         compared += 1
-        if e_ds.dtype == a_ds.dtype and _blocks_equal(e_ds, a_ds, e_ds.dtype.kind in "fc"):
-            continue
-        diff = compare_arrays(name, e_ds[()], a_ds[()], rtol, atol)
+        diff = compare_datasets(name, e_ds, a_ds, rtol, atol, scratch)
         if diff is not None:
             diffs.append(diff)
     return diffs, compared

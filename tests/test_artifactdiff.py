@@ -201,3 +201,23 @@ def test_the_console_script_diffs_in_an_isolated_child(
     )
     assert hung.returncode == 2
     assert "isolation: reading the file did not finish within 3 s" in hung.stderr
+
+
+def test_blocks_give_the_report_of_one_whole_comparison(
+    models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a weight read in many blocks of rows is reported as one comparison of the whole arrays
+    import h5py
+
+    from pytest_kerasmodel import artifactdiff
+    from pytest_kerasmodel.compare import compare_arrays
+
+    monkeypatch.setattr(artifactdiff, "BLOCK_BYTES", 12)  # one row of the (4, 3) kernel
+    with h5py.File(models["base.h5"]) as old, h5py.File(models["retrained.h5"]) as new:
+        e = old["model_weights/hidden/mlp/hidden/kernel"]
+        a = new["model_weights/hidden/mlp/hidden/kernel"]
+        for rtol in (0.0, 1e-3, 1.0):
+            blocks = artifactdiff.compare_datasets("hidden/kernel", e, a, rtol, 0.0)
+            whole = compare_arrays("hidden/kernel", e[()], a[()], rtol, 0.0)
+            assert (blocks and blocks.to_dict()) == (whole and whole.to_dict())
+        assert artifactdiff.compare_datasets("k", e, e, 0.0, 0.0) is None

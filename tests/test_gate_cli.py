@@ -208,7 +208,8 @@ def test_sarif_is_identical_valid_and_read_back_by_sarif_tools(runs: dict[str, A
     assert not any(loc == "models/clf.keras" for loc, _ in by_location)
     assert {r["Severity"] for r in records} == {"error"}
     lambda_record = next(r for r in records if r["Code"] == "kerasmodel/safety/lambda-bytecode")
-    assert lambda_record["Description"].startswith("models/lambda.keras: safety: - [lambda")
+    assert lambda_record["Description"].startswith("models/lambda.keras: safety: 1 finding(s):")
+    assert "- [lambda-bytecode] config.json: layer 'lam/touch'" in lambda_record["Description"]
     base = run.original_uri_base_ids or {}
     assert str(base["%SRCROOT%"].uri).startswith(runs["folder"].resolve().as_uri())
 
@@ -261,3 +262,18 @@ def test_pytest_html_report_holds_the_gate_summary(
     assert "<td>models/lambda.keras</td>" in html
     assert '<td class="failed">FAIL</td>' in html
     assert "<li>models/lambda.keras: safety (1 finding)</li>" in html
+
+
+def test_the_file_only_gate_imports_no_keras(gate_files: dict[str, Path], tmp_path: Path) -> None:
+    # the command's own process reads nothing itself: h5py and Keras stay in the worker
+    shutil.copyfile(gate_files["clf.keras"], tmp_path / "clf.keras")
+    code = (
+        "import sys\n"
+        "from pytest_kerasmodel.cli import main\n"
+        "status = main(['gate', 'clf.keras', '--checks', 'integrity,safety,finite', "
+        "'--json', 'r.json'])\n"
+        "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch', 'h5py') if m in sys.modules]\n"
+        "print('STATUS', status, 'HEAVY', heavy)\n"
+    )
+    result = _run([sys.executable, "-c", code], tmp_path)
+    assert "STATUS 0 HEAVY []" in result.stdout, result.stdout + result.stderr

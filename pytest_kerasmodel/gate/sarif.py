@@ -143,6 +143,11 @@ def findings_by_kind(message: str) -> dict[str, list[str]]:
     return kinds
 
 
+def _findings_text(lines: list[str]) -> str:
+    """The safety item's message for some of its findings (those of one kind)."""
+    return f"{len(lines)} finding(s):\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def item_text(artifact: str, check: str, message: str) -> str:
     """What the failing item prints (an ArtifactError's text)."""
     return f"{artifact}: {check}: {message}"
@@ -176,7 +181,7 @@ def sarif_log(
                 properties["blocked_by"] = entry["blocked_by"]
             kinds = findings_by_kind(entry["message"]) if check == "safety" else {}
             parts = (
-                [(rule_id("safety", k), item_text(artifact, check, "\n".join(v)), k)
+                [(rule_id("safety", k), item_text(artifact, check, _findings_text(v)), k)
                  for k, v in sorted(kinds.items())]
                 if kinds
                 else [(rule_id(check), item_text(artifact, check, entry["message"]), None)]
