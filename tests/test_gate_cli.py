@@ -277,3 +277,20 @@ def test_the_file_only_gate_imports_no_keras(gate_files: dict[str, Path], tmp_pa
     )
     result = _run([sys.executable, "-c", code], tmp_path)
     assert "STATUS 0 HEAVY []" in result.stdout, result.stdout + result.stderr
+
+
+def test_sarif_levels_and_locations_outside_the_root(
+    gate_files: dict[str, Path], tmp_path: Path
+) -> None:
+    shutil.copyfile(gate_files["clf.keras"], tmp_path / "clf.keras")
+    (tmp_path / "repo").mkdir()
+    result = _run(
+        [KERASMODEL, "gate", "clf.keras", "--checks", "integrity,budgets", "--max-file-size",
+         "1KB", "--sarif", "s.sarif", "--root", "repo"],
+        tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    (entry,) = json.loads((tmp_path / "s.sarif").read_text())["runs"][0]["results"]
+    assert entry["ruleId"] == "kerasmodel/budgets" and entry["level"] == "warning"
+    location = entry["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert location == {"uri": (tmp_path / "clf.keras").as_uri()}  # outside --root: no base

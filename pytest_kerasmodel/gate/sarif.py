@@ -167,10 +167,14 @@ def sarif_log(
     index = {r["id"]: i for i, r in enumerate(rules)}
     results: list[dict[str, Any]] = []
     for artifact in sorted(rows):
-        uri = Path((paths or {}).get(artifact, artifact)).as_posix()
-        location = {
-            "physicalLocation": {"artifactLocation": {"uri": uri, "uriBaseId": ROOT_BASE_ID}}
-        }
+        where = Path((paths or {}).get(artifact, artifact))
+        # outside the repository (an absolute id): a file URI of its own, no base
+        place = (
+            {"uri": where.as_uri()}
+            if where.is_absolute()
+            else {"uri": where.as_posix(), "uriBaseId": ROOT_BASE_ID}
+        )
+        location = {"physicalLocation": {"artifactLocation": place}}
         checks = rows[artifact]["checks"]
         for check in CHECKS:
             entry = checks.get(check)
