@@ -30,10 +30,21 @@ _EXPORTS: dict[str, str] = {
     "Finding": "pytest_kerasmodel.safety",
     "scan_artifact": "pytest_kerasmodel.safety",
     "scan_config": "pytest_kerasmodel.safety",
+    "read_weights": "pytest_kerasmodel.readweights",
+    "read_optimizer_weights": "pytest_kerasmodel.readweights",
+    "ArtifactWeights": "pytest_kerasmodel.readweights",
+    "assert_artifacts_match": "pytest_kerasmodel.artifactdiff",
+    "artifacts_diff": "pytest_kerasmodel.artifactdiff",
+    "ArtifactDiff": "pytest_kerasmodel.artifactdiff",
+    "ArtifactsDiffer": "pytest_kerasmodel.errors",
 }
 
 __all__ = [
+    # issue 13: reading and diffing model files
+    "ArtifactDiff",
     "ArtifactError",
+    "ArtifactWeights",
+    "ArtifactsDiffer",
     "Finding",
     "GoldenError",
     "KerasModelError",
@@ -44,18 +55,25 @@ __all__ = [
     "StructureError",
     "UnsafeArtifactError",
     "__version__",
+    "artifacts_diff",
+    "assert_artifacts_match",
     "assert_h5_structure",
     "assert_roundtrip",
     "describe_artifact",
     "make_inputs",
+    "read_optimizer_weights",
+    "read_weights",
     "scan_artifact",
     "scan_config",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    # issue 13: reading and diffing model files
+    from pytest_kerasmodel.artifactdiff import ArtifactDiff, artifacts_diff, assert_artifacts_match
     from pytest_kerasmodel.describe import describe_artifact
     from pytest_kerasmodel.errors import (
         ArtifactError,
+        ArtifactsDiffer,
         GoldenError,
         KerasModelError,
         RoundtripError,
@@ -64,6 +82,11 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from pytest_kerasmodel.fixtures import Roundtrip
     from pytest_kerasmodel.inputs import make_inputs
+    from pytest_kerasmodel.readweights import (
+        ArtifactWeights,
+        read_optimizer_weights,
+        read_weights,
+    )
     from pytest_kerasmodel.roundtrip import RoundtripDiff, RoundtripResult, assert_roundtrip
     from pytest_kerasmodel.safety import Finding, scan_artifact, scan_config
     from pytest_kerasmodel.structure import assert_h5_structure

@@ -55,3 +55,8 @@ class StructureError(_DiffAssertionError):
 
 class GoldenError(_DiffAssertionError):
     """An artifact differs from its recorded golden, or no golden was recorded yet."""
+
+
+class ArtifactsDiffer(_DiffAssertionError):
+    """Two artifacts of one structure hold different values (see ``.diff``, an
+    :class:`~pytest_kerasmodel.artifactdiff.ArtifactDiff`)."""

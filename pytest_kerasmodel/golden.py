@@ -29,9 +29,14 @@ UPDATE_HINT = "regenerate with --keras-update-golden"
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     """Write ``data`` as JSON to ``path`` atomically: temp file in the same folder + os.replace."""
+    text = json.dumps(jsonable(data), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    write_text_atomic(path, text)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` atomically: temp file in the same folder + os.replace."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(jsonable(data), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

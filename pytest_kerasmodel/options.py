@@ -89,6 +89,7 @@ class Settings:
     strict: bool = False
     cache: bool = True
     workers: int | None = None  # None: the usable cores (at most one per artifact)
+    sarif: Path | None = None  # --keras-sarif: the gate's failing checks as SARIF 2.1.0
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -134,6 +135,7 @@ class Settings:
             cache=not config.getoption("keras_no_cache", default=None)
             and config.getini("keras_cache") is not False,
             workers=_workers(config),
+            sarif=path(_value(config, "keras_sarif")),
         )
 
 

@@ -145,6 +145,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATTERNS",
     )
     option(
+        "--keras-sarif",
+        "keras_sarif",
+        "Write the gate's failing checks as SARIF 2.1.0 to PATH (for GitHub code scanning).",
+        metavar="PATH",
+    )
+    option(
         "--keras-workers",
         "keras_workers",
         "Isolated checking workers the gate runs at once (default: the usable cores, at most "
@@ -176,6 +182,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_kerasmodel.gate.plugin import GatePlugin
 
         config.pluginmanager.register(GatePlugin(config), "kerasmodel-gate")
+        if config.pluginmanager.hasplugin("html"):
+            from pytest_kerasmodel.gate.plugin import HtmlSummary
+
+            config.pluginmanager.register(HtmlSummary(config), "kerasmodel-gate-html")
 
 
 @pytest.fixture

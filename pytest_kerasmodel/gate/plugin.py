@@ -28,7 +28,7 @@ class GatePlugin:
         # The checking worker starts now: its start-up (Python, numpy, h5py) overlaps collection.
         # Not on an xdist controller (its workers check the artifacts) nor for --collect-only.
         if not (self.config.option.collectonly or self.config.pluginmanager.hasplugin("dsession")):
-            self.state.start_worker(self.config)
+            self.state.start_worker()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         gate_report.record(self.state, report)
@@ -47,3 +47,23 @@ class GatePlugin:
         path = self.state.settings.report
         if path is not None and not hasattr(self.config, "workerinput"):
             gate_report.write_report(self.state, path, self.config)
+        sarif = self.state.settings.sarif
+        if sarif is not None and not hasattr(self.config, "workerinput"):
+            from pytest_kerasmodel.gate.sarif import write_sarif
+
+            write_sarif(sarif, self.state.rows, self.config.rootpath)
+
+
+class HtmlSummary:
+    """With pytest-html installed, the gate's summary table in its report (its hook)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.state = gate_state(config)
+
+    def pytest_html_results_summary(
+        self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+    ) -> None:
+        from pytest_kerasmodel.gate.html import summary_html
+
+        if self.state.rows:
+            prefix.append(summary_html(self.state.rows))

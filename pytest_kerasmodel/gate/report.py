@@ -64,6 +64,16 @@ def _size(size: Any) -> str:
 
 
 def table(rows: dict[str, dict[str, Any]]) -> list[str]:
+    lines = table_rows(rows)
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in lines
+    ]
+
+
+def table_rows(rows: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """The summary table's cells, its header first (the terminal and the HTML report)."""
     # a column for each check some artifact has an item for (none for budgets when none is set)
     shown = [c for c in CHECKS if any(c in row["checks"] for row in rows.values())]
     header = ["artifact", "format", "writer", "params", "size", *shown]
@@ -81,11 +91,7 @@ def table(rows: dict[str, dict[str, Any]]) -> list[str]:
                 *(CELL.get(checks.get(c, {}).get("status", ""), "-") for c in shown),
             ]
         )
-    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
-    return [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in lines
-    ]
+    return lines
 
 
 # Past this many artifacts the table lists the failing ones only, unless -v is given.
@@ -170,64 +176,75 @@ def short_reason(check: str, message: str) -> str:
 
 def terminal_summary(state: GateState, terminalreporter: Any) -> None:
     extra = _unchecked_lines(state, terminalreporter.config) if state.settings.model_dirs else []
-    if not state.rows:
-        if extra:
-            terminalreporter.write_sep("=", "keras artifacts")
-            for line in extra:
-                terminalreporter.write_line(line)
+    if not state.rows and not extra:
         return
     terminalreporter.write_sep("=", "keras artifacts")
-    rows = state.rows
-    failed = sum(_failing(row) for row in rows.values())
     verbose = terminalreporter.config.get_verbosity() > 0
+    for line in summary_lines(state.rows, verbose, extra, state.settings.report):
+        terminalreporter.write_line(line)
+
+
+def summary_lines(
+    all_rows: dict[str, dict[str, Any]],
+    verbose: bool,
+    extra: list[str],
+    report: Path | None,
+    report_flag: str = "--keras-report PATH",
+) -> list[str]:
+    """The summary under the ``keras artifacts`` heading: the table, the counts, the root
+    causes and ``extra`` lines (what was not checked). Shared by pytest's terminal summary and
+    ``kerasmodel gate``, which prints the same lines."""
+    lines: list[str] = []
+    if not all_rows:
+        return list(extra)
+    rows = all_rows
+    failed = sum(_failing(row) for row in rows.values())
     if len(rows) > FULL_TABLE_ROWS and not verbose:
         rows = {name: row for name, row in rows.items() if _failing(row)}
     if rows:
-        for line in table(rows):
-            terminalreporter.write_line(line)
-    if len(rows) < len(state.rows):
-        terminalreporter.write_line(
-            f"({len(state.rows) - len(rows)} artifact(s) passing every check not listed: "
-            "-v lists them, --keras-report PATH writes every row)"
+        lines.extend(table(rows))
+    if len(rows) < len(all_rows):
+        lines.append(
+            f"({len(all_rows) - len(rows)} artifact(s) passing every check not listed: "
+            f"-v lists them, {report_flag} writes every row)"
         )
-    terminalreporter.write_line(
-        f"{len(state.rows)} artifact(s), {failed} failing at least one check"
-    )
-    served = sum(
-        all(c.get("cached") for c in row["checks"].values()) for row in state.rows.values()
-    )
+    lines.append(f"{len(all_rows)} artifact(s), {failed} failing at least one check")
+    served = sum(all(c.get("cached") for c in row["checks"].values()) for row in all_rows.values())
     if served:
-        terminalreporter.write_line(
+        lines.append(
             f"{served} unchanged artifact(s) not read again: their verdicts came from the "
             "verdict cache (--keras-no-cache checks them again)"
         )
-    causes = [
-        (name, cause) for name in sorted(state.rows) if (cause := root_cause(state.rows[name]))
-    ]
+    causes = [(name, cause) for name in sorted(all_rows) if (cause := root_cause(all_rows[name]))]
     if causes:
-        terminalreporter.write_line(
+        lines.append(
             f"{len(causes)} failing artifact{'s' if len(causes) != 1 else ''}, by root cause:"
         )
         shown = causes if verbose else causes[:FULL_TABLE_ROWS]
         for name, cause in shown:
-            terminalreporter.write_line(f"  {name}: {cause['check']} ({cause['reason']})")
+            lines.append(f"  {name}: {cause['check']} ({cause['reason']})")
         if len(shown) < len(causes):
-            terminalreporter.write_line(
-                f"  ... {len(causes) - len(shown)} more (-v lists them, --keras-report PATH "
+            lines.append(
+                f"  ... {len(causes) - len(shown)} more (-v lists them, {report_flag} "
                 "writes every root_cause)"
             )
-    for line in extra:
-        terminalreporter.write_line(line)
-    if state.settings.report is not None:
-        terminalreporter.write_line(f"report written to {state.settings.report}")
+    lines.extend(extra)
+    if report is not None:
+        lines.append(f"report written to {report}")
+    return lines
 
 
 def report_data(state: GateState, config: pytest.Config | None = None) -> dict[str, Any]:
+    return rows_report(state.rows, not_checked(state, config) if config is not None else [])
+
+
+def rows_report(rows: dict[str, dict[str, Any]], unchecked: list[str]) -> dict[str, Any]:
+    """The JSON report of the gate's rows (``--keras-report``, ``kerasmodel gate --json``)."""
     from pytest_kerasmodel import _keras
 
     artifacts = []
-    for artifact in sorted(state.rows):
-        row = state.rows[artifact]
+    for artifact in sorted(rows):
+        row = rows[artifact]
         statuses = [c["status"] for c in row["checks"].values()]
         artifacts.append(
             {
@@ -247,7 +264,7 @@ def report_data(state: GateState, config: pytest.Config | None = None) -> dict[s
         "keras_version": _keras.keras_version(),
         "artifacts": artifacts,
         "failed": sum(a["result"] == FAILED for a in artifacts),
-        "not_checked": not_checked(state, config) if config is not None else [],
+        "not_checked": unchecked,
     }
 
 

@@ -46,6 +46,12 @@ class GateState:
     # the verdict cache (None: off, or not opened yet while _verdicts_opened is False)
     verdicts: VerdictCache | None = None
     _verdicts_opened: bool = False
+    # the rootdir (verdict keys hold paths relative to it); whether this process is an xdist
+    # worker (it runs the items it is sent: nothing is sent ahead, one checking worker)
+    root: Path | None = None
+    xdist_worker: bool = False
+    # pytest's config when a pytest session runs the gate (the verdict cache is pytest's cache)
+    config: pytest.Config | None = None
 
     def discovery(self, config: pytest.Config) -> Discovery:
         """The artifacts and the files no artifact holds under the model folders, found the
@@ -55,7 +61,7 @@ class GateState:
             self._discovery = discover(self.settings.model_dirs, patterns)
         return self._discovery
 
-    def get_runner(self, config: pytest.Config | None = None) -> InProcessRunner | WorkerPool:
+    def get_runner(self) -> InProcessRunner | WorkerPool:
         """The checks' runner: a pool of isolated workers (``keras_workers`` of them; one on an
         xdist worker, where xdist spreads the artifacts), or the pytest process itself."""
         if self.runner is None:
@@ -67,9 +73,7 @@ class GateState:
                 explicit = self.settings.memory_limit_mb
                 cap = memory_cap_mb()
                 hard = explicit if explicit is not None else cap
-                size = self.settings.workers or usable_cores()
-                if config is not None and hasattr(config, "workerinput"):
-                    size = 1
+                size = 1 if self.xdist_worker else (self.settings.workers or usable_cores())
                 if self.selected is not None:  # at most one worker per artifact
                     size = max(1, min(size, len(self.selected)))
                 self.runner = WorkerPool(size, self.settings.timeout, hard or 0, cap)
@@ -77,11 +81,11 @@ class GateState:
                 self.runner = InProcessRunner()
         return self.runner
 
-    def start_worker(self, config: pytest.Config | None = None) -> None:
+    def start_worker(self) -> None:
         """Start one checking worker now (the pool's others start when they get work)."""
         from pytest_kerasmodel.gate.pool import WorkerPool
 
-        runner = self.get_runner(config)
+        runner = self.get_runner()
         if isinstance(runner, WorkerPool):
             runner.runners[0].start()
 
@@ -121,53 +125,64 @@ class GateState:
             self.order = list(self.selected)
         return self.selected
 
-    def verdict_cache(self, config: pytest.Config) -> VerdictCache | None:
+    def verdict_cache(self) -> VerdictCache | None:
         """The verdict cache, opened on first use; None when it is off: ``--keras-no-cache``,
         no pytest cache, or recording goldens (which writes files the verdicts depend on)."""
         if not self._verdicts_opened:
             self._verdicts_opened = True
-            if self.settings.cache and not self.settings.update_golden:
+            if self.settings.cache and not self.settings.update_golden and self.config:
                 from pytest_kerasmodel.gate.verdicts import open_cache
 
-                self.verdicts = open_cache(config, config.rootpath)
+                self.verdicts = open_cache(self.config, self.config.rootpath)
         return self.verdicts
 
     def result_for(self, item: CheckItem) -> dict[str, Any]:
+        """The artifact's response holding the item's check (all its selected checks run in one
+        worker request when its first item runs; the other items read it)."""
         selected = self._plan(item)
         cached = self.results.get(item.artifact)
         if cached is None or item.check not in cached["checks"]:
-            checks = selected.get(item.artifact, (item.model_dir, [item.check]))[1]
+            checks = selected.setdefault(item.artifact, (item.model_dir, []))[1]
             if item.check not in checks:
                 checks.append(item.check)
-            request = asdict(self.request_for(item.artifact, item.model_dir, checks))
-            key, cached = self._cached(item.config, request)
+            self.results.pop(item.artifact, None)  # asked again, with the check added
+            cached = self.response(item.artifact)
+        return cached
+
+    def response(self, artifact: Path) -> dict[str, Any]:
+        """The answer for one artifact of the plan (``selected``): from the verdict cache, from
+        the worker it was sent ahead to, or checked now; the idle workers then take the next."""
+        assert self.selected is not None
+        cached = self.results.get(artifact)
+        if cached is None:
+            model_dir, checks = self.selected[artifact]
+            request = asdict(self.request_for(artifact, model_dir, checks))
+            key, cached = self._cached(request)
             if cached is None:
-                runner = self.get_runner(item.config)
-                if self._sends_ahead(item.config):
+                runner = self.get_runner()
+                if self._sends_ahead():
                     runner.prefetch(request)  # type: ignore[union-attr]
-                    self._send_ahead(item.config)  # the idle workers take the next artifacts
+                    self._send_ahead()  # the idle workers take the next artifacts
                 cached = runner.run(request)
                 if self.verdicts is not None and key is not None:
                     self.verdicts.put(request, key, cached)
-            self.results[item.artifact] = cached
-            if self._sends_ahead(item.config):
-                self._send_ahead(item.config)  # the worker that answered takes the next one
+            self.results[artifact] = cached
+        if self._sends_ahead():
+            self._send_ahead()  # the worker that answered takes the next one
         return cached
 
-    def _cached(
-        self, config: pytest.Config, request: dict[str, Any]
-    ) -> tuple[str | None, dict[str, Any] | None]:
+    def _cached(self, request: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
         """The request's verdict key (None: the cache is off, or a file the verdict depends on
         cannot be read) and the cache's response for it (None: not cached)."""
-        verdicts = self.verdict_cache(config)
+        verdicts = self.verdict_cache()
         if verdicts is None:
             return None, None
         from pytest_kerasmodel.gate.verdicts import verdict_key
 
-        key = verdict_key(request, config.rootpath)
+        key = verdict_key(request, verdicts.root)
         return key, verdicts.get(request, key) if key is not None else None
 
-    def _sends_ahead(self, config: pytest.Config) -> bool:
+    def _sends_ahead(self) -> bool:
         """Whether artifacts are sent to workers before their items run.
 
         Not under xdist (a worker runs the items it is sent, not the next ones in its list) and
@@ -179,11 +194,11 @@ class GateState:
             self.selected is not None
             and isinstance(self.runner, WorkerPool)
             and not self.settings.update_golden
-            and not hasattr(config, "workerinput")
+            and not self.xdist_worker
         )
 
-    def _send_ahead(self, config: pytest.Config) -> None:
-        """Send the next artifacts, in item order, to the idle workers; artifacts whose verdicts
+    def _send_ahead(self) -> None:
+        """Send the next artifacts, in plan order, to the idle workers; artifacts whose verdicts
         the cache holds are answered here and never sent."""
         from pytest_kerasmodel.gate.pool import WorkerPool
 
@@ -194,7 +209,7 @@ class GateState:
             if artifact not in self.results and not pool.holds_path(str(artifact)):
                 model_dir, checks = self.selected[artifact]
                 request = asdict(self.request_for(artifact, model_dir, checks))
-                _, cached = self._cached(config, request)
+                _, cached = self._cached(request)
                 if cached is not None:
                     self.results[artifact] = cached  # nothing for a worker to do
                 elif not pool.prefetch(request):
@@ -213,6 +228,11 @@ state_key = pytest.StashKey[GateState]()
 def gate_state(config: pytest.Config) -> GateState:
     state = config.stash.get(state_key, None)
     if state is None:
-        state = GateState(get_settings(config))
+        state = GateState(
+            get_settings(config),
+            root=config.rootpath,
+            xdist_worker=hasattr(config, "workerinput"),
+            config=config,
+        )
         config.stash[state_key] = state
     return state

@@ -285,6 +285,24 @@ class VerdictCache:
         self.stored += 1
 
 
+def open_folder_cache(root: Path) -> VerdictCache | None:
+    """The verdict cache of ``kerasmodel gate`` (no pytest session): the same folder pytest's
+    cache uses under ``root``, so both commands share their entries."""
+    secret = secret_key(root)
+    if secret is None:
+        return None
+    cache_dir = root / ".pytest_cache"
+    try:
+        if not cache_dir.exists():  # made as pytest makes it: ignored by git
+            cache_dir.mkdir(parents=True)
+            (cache_dir / ".gitignore").write_text("# Created by pytest-kerasmodel.\n*\n")
+        folder = cache_dir / "d" / CACHE_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return VerdictCache(folder, secret, root)
+
+
 def open_cache(config: Any, root: Path) -> VerdictCache | None:
     """The session's verdict cache, or None: no pytest cache (``-p no:cacheprovider``) or no key."""
     cache = getattr(config, "cache", None)

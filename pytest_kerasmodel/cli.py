@@ -1,0 +1,353 @@
+"""``kerasmodel`` (and ``python -m pytest_kerasmodel``): inspect, diff and gate model files.
+
+- ``kerasmodel inspect PATH [--json] [--scan-values]``: a Keras artifact explained;
+- ``kerasmodel diff A B [--rtol R] [--atol A] [--optimizer] [--json]``: two artifacts of any
+  formats compared the way Keras sees them (exit 0 same, 1 different, 2 error, like h5diff);
+- ``kerasmodel gate PATH... [--checks ...] [--json P] [--junitxml P] [--sarif P]``: the gate's
+  checks without pytest (exit 0 all passed, 1 a check failed, 2 usage or internal error).
+
+inspect and diff read the files with h5py, zipfile and json only: no Keras, nothing from the
+file is run. The HDF5 library can still crash or hang on a damaged or crafted file, so by
+default they read in a child process with a time and memory limit (``--no-isolation`` reads
+here). The gate runs its checks in its isolated worker, as under pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MEMORY_MB = 4096
+EXIT_OK, EXIT_DIFFER, EXIT_ERROR = 0, 1, 2
+
+
+def _add_isolation(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"time limit of the reading process (default {DEFAULT_TIMEOUT:g})",
+    )
+    command.add_argument(
+        "--memory-limit",
+        type=int,
+        default=DEFAULT_MEMORY_MB,
+        metavar="MB",
+        help=f"memory limit of the reading process (default {DEFAULT_MEMORY_MB})",
+    )
+    command.add_argument(
+        "--no-isolation",
+        action="store_true",
+        help="read the files in this process (trusted files only: a crash ends the command)",
+    )
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Explain, compare and gate Keras model files without loading them."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    inspect = commands.add_parser(
+        "inspect",
+        help="describe a Keras artifact: format, writer, layers, weights, optimizer, oddities",
+    )
+    inspect.add_argument(
+        "path",
+        help="an artifact: a .keras, .h5, .weights.h5 or .weights.json file, or a model, preset, "
+        "SavedModel or Orbax folder",
+    )
+    inspect.add_argument("--json", action="store_true", help="print the description as JSON")
+    inspect.add_argument(
+        "--scan-values",
+        action="store_true",
+        help="also read every weight to count NaN and infinite values (reads all the data)",
+    )
+    _add_isolation(inspect)
+
+    diff = commands.add_parser(
+        "diff",
+        help="compare two artifacts of any formats: structure, config, every weight by name",
+        description="Compare two Keras artifacts by Keras names: the .keras and the .h5 of one "
+        "model match. Exit status 0 same, 1 different, 2 error.",
+    )
+    diff.add_argument("expected", help="the reference artifact")
+    diff.add_argument("actual", help="the artifact compared with it")
+    diff.add_argument("--rtol", type=float, default=None, help="relative tolerance (default 0)")
+    diff.add_argument("--atol", type=float, default=None, help="absolute tolerance (default 0)")
+    diff.add_argument(
+        "--optimizer", action="store_true", help="also compare the optimizer's saved variables"
+    )
+    diff.add_argument("--json", action="store_true", help="print the diff as JSON")
+    _add_isolation(diff)
+
+    gate = commands.add_parser(
+        "gate",
+        help="run the gate's checks on files and folders, without pytest",
+        description="The checks of pytest --keras-model-dir on the given files and folders "
+        "(folders are walked like a model folder). Exit status 0 all passed, 1 a check failed, "
+        "2 usage or internal error.",
+    )
+    from pytest_kerasmodel.gate.checks import CHECKS
+    from pytest_kerasmodel.options import DEFAULT_ATOL, DEFAULT_RTOL
+    from pytest_kerasmodel.options import DEFAULT_TIMEOUT as GATE_T
+
+    gate.add_argument("paths", nargs="+", metavar="PATH", help="artifacts or folders")
+    gate.add_argument(
+        "--checks",
+        metavar="CHECKS",
+        help=f"comma-separated checks to run (default all: {','.join(CHECKS)})",
+    )
+    gate.add_argument("--json", metavar="PATH", type=Path, help="write the JSON report to PATH")
+    gate.add_argument("--junitxml", metavar="PATH", type=Path, help="write JUnit XML to PATH")
+    gate.add_argument("--sarif", metavar="PATH", type=Path, help="write SARIF 2.1.0 to PATH")
+    gate.add_argument(
+        "--root",
+        metavar="DIR",
+        type=Path,
+        help="the repository root that artifacts are named from (default: the current folder)",
+    )
+    gate.add_argument("--rtol", type=float, default=DEFAULT_RTOL, help="predictions rtol")
+    gate.add_argument("--atol", type=float, default=DEFAULT_ATOL, help="predictions atol")
+    gate.add_argument("--golden-dir", type=Path, metavar="DIR", help="folder of the goldens")
+    gate.add_argument(
+        "--update-golden", action="store_true", help="record missing goldens, update changed"
+    )
+    gate.add_argument(
+        "--timeout",
+        type=float,
+        default=GATE_T,
+        metavar="SECONDS",
+        help=f"seconds one artifact's checks may take (default {GATE_T:g})",
+    )
+    gate.add_argument(
+        "--memory-limit", type=int, metavar="MB", help="the worker's data-memory limit"
+    )
+    gate.add_argument(
+        "--no-isolation", action="store_true", help="check in this process (trusted files only)"
+    )
+    gate.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="isolated checking workers at once (default: the usable cores)",
+    )
+    gate.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="check every artifact again (default: unchanged artifacts' verdicts come from the "
+        "authenticated verdict cache in ROOT/.pytest_cache, keyed by KERAS_GATE_CACHE_KEY)",
+    )
+    gate.add_argument("--allowed-modules", metavar="MODULES", help="module prefixes allowed")
+    gate.add_argument("--max-file-size", metavar="SIZE", help="budget: largest artifact size")
+    gate.add_argument("--max-params", type=int, metavar="N", help="budget: most parameters")
+    gate.add_argument("--allowed-versions", metavar="PATTERNS", help="budget: Keras versions")
+    gate.add_argument(
+        "--strict", action="store_true", help="fail on files that no Keras artifact holds"
+    )
+    gate.add_argument("-v", "--verbose", action="store_true", help="print every check's result")
+    return parser
+
+
+def _limit_memory(megabytes: int) -> Any:
+    def apply() -> None:  # pragma: no cover - runs in the child
+        import resource
+
+        limit = megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply if sys.platform.startswith("linux") else None
+
+
+def _run_isolated(
+    args: argparse.Namespace, command: list[str], what: str, ok: tuple[int, ...] = (0,)
+) -> tuple[dict[str, Any] | None, int, str]:
+    """Run ``python -m pytest_kerasmodel <command>`` (which prints JSON) in a child with the
+    time and memory limits; (its JSON, its exit status, "") or (None, 2, why it failed)."""
+    try:
+        child = subprocess.run(
+            [sys.executable, "-m", "pytest_kerasmodel", *command],
+            capture_output=True,
+            text=True,
+            timeout=args.timeout,
+            preexec_fn=_limit_memory(args.memory_limit),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return (
+            None,
+            EXIT_ERROR,
+            (
+                f"{what}: isolation: reading the file did not finish within {args.timeout:g} s "
+                "(the HDF5 library can loop forever on a damaged or crafted file)"
+            ),
+        )
+    if child.returncode in ok:
+        return json.loads(child.stdout), child.returncode, ""
+    if child.returncode < 0:
+        try:
+            name = signal.Signals(-child.returncode).name
+        except ValueError:
+            name = f"signal {-child.returncode}"
+        return (
+            None,
+            EXIT_ERROR,
+            (f"{what}: isolation: the HDF5 library crashed while reading this file ({name})"),
+        )
+    stderr = child.stderr
+    at = 0 if stderr.startswith("error: ") else stderr.find("\nerror: ") + 1
+    if at >= 0 and stderr.startswith("error: ", at):
+        return None, EXIT_ERROR, stderr[at + len("error: ") :].rstrip()
+    error = stderr.strip().splitlines()
+    if "MemoryError" in child.stderr:
+        return None, EXIT_ERROR, f"{what}: isolation: reading exceeded {args.memory_limit} MB"
+    tail = error[-1] if error else f"exit status {child.returncode}"
+    return None, EXIT_ERROR, f"{what}: isolation: the reading process failed: {tail}"
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from pytest_kerasmodel.describe import describe_artifact, render_description
+    from pytest_kerasmodel.errors import ArtifactError
+
+    if args.no_isolation:
+        try:
+            description = describe_artifact(args.path, scan_values=args.scan_values)
+        except ArtifactError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+    else:
+        command = ["inspect", "--no-isolation", "--json"]
+        if args.scan_values:
+            command.append("--scan-values")
+        result, _, reason = _run_isolated(args, [*command, args.path], args.path)
+        if result is None:
+            print(f"error: {reason}", file=sys.stderr)
+            return EXIT_ERROR
+        description = result
+    if args.json:
+        print(json.dumps(description, indent=2))
+    else:
+        print(render_description(description))
+    return EXIT_OK
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from pytest_kerasmodel.errors import ArtifactError
+
+    if args.no_isolation:
+        from pytest_kerasmodel.artifactdiff import artifacts_diff
+
+        try:
+            diff = artifacts_diff(
+                args.expected,
+                args.actual,
+                rtol=args.rtol,
+                atol=args.atol,
+                check_optimizer=args.optimizer,
+            )
+        except ArtifactError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        data = diff.to_dict()
+        text = diff.render()
+        status = EXIT_DIFFER if diff else EXIT_OK
+    else:
+        command = ["diff", "--no-isolation", "--json"]
+        for flag, value in (("--rtol", args.rtol), ("--atol", args.atol)):
+            if value is not None:
+                command += [flag, repr(value)]
+        if args.optimizer:
+            command.append("--optimizer")
+        what = f"{args.expected} vs {args.actual}"
+        result, status, reason = _run_isolated(
+            args, [*command, "--", args.expected, args.actual], what, ok=(0, 1)
+        )
+        if result is None:
+            print(f"error: {reason}", file=sys.stderr)
+            return EXIT_ERROR
+        data, text = result, ""
+        if not args.json:
+            from pytest_kerasmodel.artifactdiff import ArtifactDiff
+
+            text = ArtifactDiff.from_dict(data).render()
+    print(json.dumps(data, indent=2) if args.json else text)
+    return status
+
+
+def _gate(args: argparse.Namespace) -> int:
+    import pytest
+
+    from pytest_kerasmodel.gate import standalone
+    from pytest_kerasmodel.options import Settings, _words, parse_size
+
+    try:
+        selected = standalone.parse_checks(args.checks)
+        settings = Settings(
+            rtol=args.rtol,
+            atol=args.atol,
+            update_golden=args.update_golden,
+            golden_dir=Path(os.path.abspath(args.golden_dir)) if args.golden_dir else None,
+            timeout=args.timeout,
+            memory_limit_mb=args.memory_limit,
+            isolate=not args.no_isolation,
+            allowed_modules=tuple(_words(args.allowed_modules)),
+            max_file_size=parse_size(args.max_file_size) if args.max_file_size else None,
+            max_params=args.max_params,
+            allowed_versions=tuple(_words(args.allowed_versions)),
+            strict=args.strict,
+            cache=not args.no_cache,
+            workers=args.workers,
+        )
+        if args.workers is not None and args.workers < 1:
+            raise standalone.UsageError(f"--workers: expected >= 1, got {args.workers}")
+        return standalone.run_gate(
+            args.paths,
+            settings,
+            selected,
+            root=Path(os.path.abspath(args.root or os.getcwd())),
+            verbose=args.verbose,
+            json_path=args.json,
+            junit_path=args.junitxml,
+            sarif_path=args.sarif,
+        )
+    except (standalone.UsageError, pytest.UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "kerasmodel") -> int:
+    try:
+        args = _parser(prog).parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    if args.command == "inspect":
+        return _inspect(args)
+    if args.command == "diff":
+        return _diff(args)
+    try:
+        return _gate(args)
+    except Exception as exc:  # an internal error: exit 2, not a traceback that says "1"
+        import traceback
+
+        traceback.print_exc()
+        print(f"error: kerasmodel gate failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def console_main() -> None:
+    """The ``kerasmodel`` console script."""
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `kerasmodel diff A B | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = EXIT_OK
+    sys.exit(status)
