@@ -30,10 +30,19 @@ _EXPORTS: dict[str, str] = {
     "Finding": "pytest_kerasmodel.safety",
     "scan_artifact": "pytest_kerasmodel.safety",
     "scan_config": "pytest_kerasmodel.safety",
+    "assert_export": "pytest_kerasmodel.export",
+    "ExportResult": "pytest_kerasmodel.export",
+    "ExportDiff": "pytest_kerasmodel.export",
+    "ExportError": "pytest_kerasmodel.errors",
+    "Export": "pytest_kerasmodel.fixtures",
 }
 
 __all__ = [
     "ArtifactError",
+    "Export",
+    "ExportDiff",
+    "ExportError",
+    "ExportResult",
     "Finding",
     "GoldenError",
     "KerasModelError",
@@ -44,6 +53,7 @@ __all__ = [
     "StructureError",
     "UnsafeArtifactError",
     "__version__",
+    "assert_export",
     "assert_h5_structure",
     "assert_roundtrip",
     "describe_artifact",
@@ -56,13 +66,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from pytest_kerasmodel.describe import describe_artifact
     from pytest_kerasmodel.errors import (
         ArtifactError,
+        ExportError,
         GoldenError,
         KerasModelError,
         RoundtripError,
         StructureError,
         UnsafeArtifactError,
     )
-    from pytest_kerasmodel.fixtures import Roundtrip
+    from pytest_kerasmodel.export import ExportDiff, ExportResult, assert_export
+    from pytest_kerasmodel.fixtures import Export, Roundtrip
     from pytest_kerasmodel.inputs import make_inputs
     from pytest_kerasmodel.roundtrip import RoundtripDiff, RoundtripResult, assert_roundtrip
     from pytest_kerasmodel.safety import Finding, scan_artifact, scan_config

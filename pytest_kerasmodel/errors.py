@@ -55,3 +55,8 @@ class StructureError(_DiffAssertionError):
 
 class GoldenError(_DiffAssertionError):
     """An artifact differs from its recorded golden, or no golden was recorded yet."""
+
+
+class ExportError(_DiffAssertionError):
+    """An exported artifact, run with its format's runtime, differs from the Keras model, or
+    exporting, loading or running it failed (see ``.diff``)."""

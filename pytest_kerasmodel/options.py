@@ -17,6 +17,8 @@ DEFAULT_RTOL = 1e-5
 DEFAULT_ATOL = 1e-6
 DEFAULT_FORMATS = ("keras",)
 KNOWN_FORMATS = ("keras", "h5", "weights")
+DEFAULT_EXPORT_FORMATS = ("tf_saved_model",)
+KNOWN_EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert", "openvino")
 DEFAULT_TIMEOUT = 120.0
 # The worker's data-memory limit per artifact when keras_memory_limit is not set:
 # max(MEMORY_FLOOR_MB, MEMORY_BASE_MB + MEMORY_PER_BYTE x artifact size), capped at
@@ -70,6 +72,18 @@ def parse_formats(value: Any) -> tuple[str, ...]:
     return formats
 
 
+def parse_export_formats(value: Any) -> tuple[str, ...]:
+    """Parse a list of export formats ("onnx litert" or "onnx,litert"), rejecting unknown ones."""
+    formats = tuple(dict.fromkeys(_words(value))) or DEFAULT_EXPORT_FORMATS
+    unknown = [f for f in formats if f not in KNOWN_EXPORT_FORMATS]
+    if unknown:
+        raise pytest.UsageError(
+            f"keras_export_formats: unknown format(s) {unknown}; "
+            f"choose from {list(KNOWN_EXPORT_FORMATS)}"
+        )
+    return formats
+
+
 @dataclass(frozen=True)
 class Settings:
     rtol: float = DEFAULT_RTOL
@@ -87,6 +101,7 @@ class Settings:
     max_params: int | None = None
     allowed_versions: tuple[str, ...] = ()
     strict: bool = False
+    export_formats: tuple[str, ...] = DEFAULT_EXPORT_FORMATS
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -129,6 +144,7 @@ class Settings:
             max_file_size=parse_size(max_size) if max_size not in (None, "") else None,
             max_params=int(max_params) if max_params not in (None, "") else None,
             allowed_versions=tuple(_words(_value(config, "keras_allowed_versions"))),
+            export_formats=parse_export_formats(_value(config, "keras_export_formats")),
         )
 
 
