@@ -12,13 +12,12 @@ EXPORT_RUNTIMES = ("onnxruntime", "ai_edge_litert", "openvino", "tf2onnx", "onnx
 def test_loading_pytest_imports_no_heavy_module(pytester: pytest.Pytester) -> None:
     # A subprocess: this test process has Keras loaded already.
     pytester.makeconftest(
-        """
+        f"""
         import sys
         def pytest_sessionfinish(session):
-            heavy = sorted(m for m in %r if m in sys.modules)
+            heavy = sorted(m for m in {HEAVY + EXPORT_RUNTIMES!r} if m in sys.modules)
             print("HEAVY_MODULES=" + ",".join(heavy) + ";")
         """
-        % (HEAVY + EXPORT_RUNTIMES,)
     )
     pytester.makepyfile("def test_plain():\n    assert 1 + 1 == 2\n")
     result = pytester.runpytest_subprocess("-s", "-p", "kerasmodel")
