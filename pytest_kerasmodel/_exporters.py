@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 #: where each format is exported, inside its own temporary folder
@@ -86,6 +86,7 @@ class Runtime:
     input_shapes: list[tuple[int | None, ...]]
     input_dtypes: list[str]
     _run: Callable[[list[Any]], list[Any]]
+    notes: list[str] = field(default_factory=list)  # how the runtime computes, when it matters
 
     def run(self, flat_inputs: list[Any]) -> list[Any]:
         return self._run(flat_inputs)
@@ -117,6 +118,9 @@ def _load_savedmodel(tf: Any, path: str) -> Runtime:
     out_names = sorted(outputs, key=_numeric_suffix)
 
     def run(flat: list[Any]) -> list[Any]:
+        # ``loaded`` is referenced here to keep it alive: the signature's concrete function
+        # references its variables, which TensorFlow deletes with the loaded object
+        assert loaded is not None
         result = signature(**{n: tf.constant(a) for n, a in zip(names, flat, strict=True)})
         return [result[n].numpy() for n in out_names]
 
@@ -204,6 +208,10 @@ def _load_openvino(ov: Any, path: str) -> Runtime:
         names = sorted(port.get_names())
         return names[0] if names else f"output_{i}"
 
+    try:
+        notes = _precision_note(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    except Exception:  # a device whose plugin does not tell
+        notes = []
     return Runtime(
         "openvino",
         names,
@@ -211,19 +219,12 @@ def _load_openvino(ov: Any, path: str) -> Runtime:
         [shape(i) for i in inputs],
         [str(i.get_element_type().to_dtype()) for i in inputs],
         run,
+        notes,
     )
 
 
-def runtime_notes(fmt: str) -> list[str]:
-    """What a report should say about how the runtime computed (its default precision)."""
-    if fmt != "openvino":
-        return []
-    import openvino as ov
-
-    try:
-        precision = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
-    except Exception:  # a build whose CPU plugin does not tell
-        return []
+def _precision_note(precision: Any) -> list[str]:
+    """What a report should say when OpenVINO's CPU plugin does not compute in float32."""
     name = str(getattr(precision, "get_type_name", lambda: precision)())
     if name in ("f32", "float32"):
         return []

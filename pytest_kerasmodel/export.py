@@ -493,7 +493,7 @@ def _check_format(
     except Exception as exc:
         result.failure = _failure("load", exc, model, fmt)
         return result, None
-    result.notes += _exporters.runtime_notes(fmt)
+    result.notes += runtime.notes
     first: list[Any] | None = None
     for case in cases:
         try:
