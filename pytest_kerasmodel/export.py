@@ -435,13 +435,10 @@ def _failure(stage: str, exc: BaseException, model: Any, fmt: str) -> ExportFail
             "(or pip install 'pytest-kerasmodel[export]' for every export runtime)"
         )
         return failure
-    policy = _keras.dtype_policy_name(model)
     backend = _keras.keras().backend.backend()
-    if policy not in (None, "float32"):
-        failure.hint = (
-            f"the model's dtype policy is {policy!r}; Keras's exporters expect 'float32' "
-            "(set keras.config.set_dtype_policy('float32') before building the model you export)"
-        )
+    dtype_hint = _dtype_hint(model)
+    if dtype_hint:
+        failure.hint = dtype_hint
     elif backend == "torch" and _keras.has_rnn(model):
         failure.hint = (
             "with the torch backend, an RNN is exported with a static time axis: pass "
@@ -459,6 +456,23 @@ def _failure(stage: str, exc: BaseException, model: Any, fmt: str) -> ExportFail
             "becomes: export with a fixed time length (input_signature=) or unroll=True"
         )
     return failure
+
+
+def _dtype_hint(model: Any) -> str | None:
+    """A hint when layers compute in another dtype than float32 (Keras's exporters expect it)."""
+    from pytest_kerasmodel import _keras
+
+    layers = _keras.non_float32_layers(model)
+    if not layers:
+        return None
+    shown = ", ".join(f"{name} ({policy})" for name, policy in layers[:5])
+    more = f" and {len(layers) - 5} more" if len(layers) > 5 else ""
+    return (
+        f"{len(layers)} layer(s) use a dtype policy other than float32: {shown}{more}; "
+        "Keras's exporters expect 'float32' (the runtime computes them its own way, or, for "
+        "LiteRT, keeps them as TensorFlow Flex ops): export a float32 copy, or set a tolerance "
+        "for this format on purpose"
+    )
 
 
 # -- one format --------------------------------------------------------------------------------
@@ -522,6 +536,8 @@ def _check_format(
                 result.outputs.append(diff)
     if not result.outputs:
         result.notes = []
+    elif hint := _dtype_hint(model):
+        result.notes.append(hint)
     return result, first
 
 

@@ -87,10 +87,25 @@ def embedding() -> Any:
     )
 
 
+def float16() -> Any:
+    """Dense layers computing in float16 (a dtype policy the exporters do not expect)."""
+    return _seeded(
+        lambda: keras.Sequential(
+            [
+                keras.Input((4,)),
+                L.Dense(3, dtype="float16"),
+                L.Dense(2, dtype="float16"),
+            ],
+            name="float16_dense",
+        )
+    )
+
+
 MODELS = {
     "dense": dense,
     "conv": conv,
     "lstm": lstm,
     "multi_input": multi_input,
     "embedding": embedding,
+    "float16": float16,
 }

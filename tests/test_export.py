@@ -48,10 +48,10 @@ def _openvino_in_bf16() -> bool:
     return str(getattr(hint, "get_type_name", lambda: hint)()) not in ("f32", "float32")
 
 
-def _outcome(name: str) -> ExportDiff:
-    """Every format's diff for one model: one assert_export call exports it four times."""
+def _outcome(name: str, formats: tuple[str, ...] = ALL) -> ExportDiff:
+    """Every format's diff for one model: one assert_export call exports it in each format."""
     try:
-        return assert_export(export_models.MODELS[name](), formats=ALL).diff
+        return assert_export(export_models.MODELS[name](), formats=formats).diff
     except ExportError as error:
         assert isinstance(error.diff, ExportDiff)
         return error.diff
@@ -124,6 +124,21 @@ def test_lstm_over_a_none_time_axis() -> None:
     assert "[litert] model.tflite (rtol=1e-05, atol=1e-06): call failed" in text
     assert "[openvino] model.xml (rtol=1e-05, atol=1e-06): export failed" in text
     assert "No conversion rule found for operations: TensorList" in text
+
+
+def test_layers_in_float16_are_named_in_the_report() -> None:
+    """ONNX computes the float16 layers with other rounding (a difference around 1e-3) and
+    LiteRT keeps them as Flex ops it cannot run: both reports name the float16 layers."""
+    for module in ("tf2onnx", "onnxruntime", "ai_edge_litert"):
+        pytest.importorskip(module)
+    formats = _by_format(_outcome("float16", ("onnx", "litert")))
+    onnx = formats["onnx"]
+    assert onnx.failure is None and onnx.outputs and 1e-5 < onnx.max_abs_diff < 1e-2
+    assert any("dtype policy other than float32: dense" in n for n in onnx.notes), onnx.notes
+    assert "(float16)" in onnx.render()
+    litert = formats["litert"].failure
+    assert litert is not None and litert.stage == "call" and "FlexMatMul" in litert.message
+    assert litert.hint is not None and "float16" in litert.hint
 
 
 def test_a_tolerance_per_format_is_used_for_that_format_only() -> None:
