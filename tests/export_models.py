@@ -24,7 +24,11 @@ def dense() -> Any:
     """A softmax MLP: a class-score output."""
     return _seeded(
         lambda: keras.Sequential(
-            [keras.Input((6,)), L.Dense(16, activation="relu"), L.Dense(4, activation="softmax")],
+            [
+                keras.Input((6,), name="features"),
+                L.Dense(16, activation="relu"),
+                L.Dense(4, activation="softmax"),
+            ],
             name="dense_softmax",
         )
     )

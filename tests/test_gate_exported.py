@@ -52,7 +52,7 @@ def test_every_exported_format_is_gated_against_its_source_model(
         with np.load(models / f"{name}.golden.npz") as npz:
             assert [k for k in npz.files if k.startswith("output/")] != []
     # the signature, from each format's own reader
-    assert "inputs keras_tensor (None, 6) float32; outputs output_0 (None, 4) float32" in (
+    assert "inputs features (None, 6) float32; outputs output_0 (None, 4) float32" in (
         message(verdicts, "model.tflite", "integrity")
     )
     assert "signature 'serving_default'" in message(verdicts, "saved_model", "integrity")
