@@ -85,7 +85,7 @@ def _plain(row: Any) -> dict[str, Any]:
     return dict(vars(row))
 
 
-def roundtrip_section(title: str, raw_rows: list[Any]) -> Section:
+def roundtrip_section(title: str, raw_rows: list[Any], prefix: str = "roundtrip") -> Section:
     """Render the rows of `bench_roundtrip.run` whatever their exact columns are.
 
     A column whose name contains "ratio" is read as the figure of a target (at most 1.0); the
@@ -115,7 +115,7 @@ def roundtrip_section(title: str, raw_rows: list[Any]) -> Section:
         for key, value in ratios.items():
             section.targets.append(
                 Target(
-                    f"roundtrip {label} ({key})",
+                    f"{prefix} {label} ({key})",
                     f"{value:.3f}",
                     "<= 1.0 (aim 0.5)",
                     value <= 1.0,
@@ -150,6 +150,27 @@ def _large(opts: Options) -> Section:
     return bench_large.run(opts)
 
 
+def _export(opts: Options) -> Section:
+    """Rows of `bench_export.run`, in a process of their own (Keras and the runtimes)."""
+    title = "Export: `assert_export` vs the hand-written check"
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import bench_export; "
+        "print('ROWS=' + json.dumps(bench_export.run(repeats=int(sys.argv[2]))))"
+    )
+    here = str(Path(__file__).resolve().parent)
+    opts.log(f"export: bench_export.run(repeats={opts.repeats}) in a subprocess")
+    run = run_process([python(), "-c", code, here, str(opts.repeats)], env=bench_env())
+    run.check("bench_export.run")
+    line = next(x for x in reversed(run.stdout.splitlines()) if x.startswith("ROWS="))
+    section = roundtrip_section(title, json.loads(line[len("ROWS=") :]), prefix="export")
+    section.key = "export"
+    section.notes.append(
+        "Measured by `benchmarks/bench_export.py` (export, load with the runtime, run, "
+        "np.allclose on one batch, vs assert_export on batch 1 and 4); ratio = ours / naive."
+    )
+    return section
+
+
 SECTIONS: dict[str, Callable[[Options], Section]] = {
     "startup": _startup,
     "roundtrip": _roundtrip,
@@ -157,6 +178,7 @@ SECTIONS: dict[str, Callable[[Options], Section]] = {
     "large": _large,
     "isolation": _isolation,
     "throughput": _throughput,
+    "export": _export,
 }
 
 

@@ -37,6 +37,11 @@ _EXPORTS: dict[str, str] = {
     "artifacts_diff": "pytest_kerasmodel.artifactdiff",
     "ArtifactDiff": "pytest_kerasmodel.artifactdiff",
     "ArtifactsDiffer": "pytest_kerasmodel.errors",
+    "assert_export": "pytest_kerasmodel.export",
+    "ExportResult": "pytest_kerasmodel.export",
+    "ExportDiff": "pytest_kerasmodel.export",
+    "ExportError": "pytest_kerasmodel.errors",
+    "Export": "pytest_kerasmodel.fixtures",
 }
 
 __all__ = [
@@ -45,6 +50,10 @@ __all__ = [
     "ArtifactError",
     "ArtifactWeights",
     "ArtifactsDiffer",
+    "Export",
+    "ExportDiff",
+    "ExportError",
+    "ExportResult",
     "Finding",
     "GoldenError",
     "KerasModelError",
@@ -57,6 +66,7 @@ __all__ = [
     "__version__",
     "artifacts_diff",
     "assert_artifacts_match",
+    "assert_export",
     "assert_h5_structure",
     "assert_roundtrip",
     "describe_artifact",
@@ -74,13 +84,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from pytest_kerasmodel.errors import (
         ArtifactError,
         ArtifactsDiffer,
+        ExportError,
         GoldenError,
         KerasModelError,
         RoundtripError,
         StructureError,
         UnsafeArtifactError,
     )
-    from pytest_kerasmodel.fixtures import Roundtrip
+    from pytest_kerasmodel.export import ExportDiff, ExportResult, assert_export
+    from pytest_kerasmodel.fixtures import Export, Roundtrip
     from pytest_kerasmodel.inputs import make_inputs
     from pytest_kerasmodel.readweights import (
         ArtifactWeights,

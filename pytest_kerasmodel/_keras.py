@@ -670,3 +670,30 @@ def preserved_global_state() -> Iterator[None]:
         k.config.set_image_data_format(data_format)
         if os.getcwd() != cwd:
             os.chdir(cwd)
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+def dtype_policy_name(model: Any) -> str | None:
+    """The name of the model's dtype policy (``"float32"``, ``"mixed_float16"``), if it has one."""
+    policy = getattr(model, "dtype_policy", None)
+    name = getattr(policy, "name", None)
+    return str(name) if name is not None else None
+
+
+def non_float32_layers(model: Any) -> list[tuple[str, str]]:
+    """``(layer name, dtype policy)`` of every layer (the model too) whose policy is not
+    ``float32``: mixed precision or float16/bfloat16 layers, which the exporters do not expect."""
+    found = []
+    for _, layer in iter_layers(model):
+        name = dtype_policy_name(layer)
+        if name not in (None, "float32"):
+            found.append((str(getattr(layer, "name", type(layer).__name__)), name))
+    return found
+
+
+def has_rnn(model: Any) -> bool:
+    """Whether any layer of ``model`` is a recurrent layer (LSTM, GRU, SimpleRNN, RNN, ...)."""
+    k = keras()
+    return any(isinstance(layer, k.layers.RNN) for _, layer in iter_layers(model))

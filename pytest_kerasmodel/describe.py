@@ -157,6 +157,8 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
             else None
         ),
         "parts": [p._asdict() for p in artifact.parts],
+        # an exported graph's serving signature, operations and unsafe ones (else None)
+        "signature": artifact.graph.as_dict() if artifact.graph is not None else None,
         "link": artifact.link,
         "weights_unread": artifact.weights_unread,
         "components": _components(artifact),
@@ -174,6 +176,32 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
                 notes.append(f"weight {name} holds {nan} NaN and {inf} infinite value(s)")
         description["values"] = values
     return description
+
+
+def _signature_lines(signature: dict[str, Any]) -> list[str]:
+    """An exported graph's serving signature and operations, for ``inspect``."""
+
+    def spec(t: dict[str, Any]) -> str:
+        shape = (
+            "?"
+            if t["shape"] is None
+            else "("
+            + ", ".join("None" if d is None else str(d) for d in t["shape"])
+            + ("," if len(t["shape"]) == 1 else "")
+            + ")"
+        )
+        return f"{t['name']} {shape} {t['dtype']}"
+
+    lines = ["", f"  signature:      {signature['signature']}"]
+    lines += [f"    input   {spec(t)}" for t in signature["inputs"]]
+    lines += [f"    output  {spec(t)}" for t in signature["outputs"]]
+    ops = signature["ops"]
+    shown = ", ".join(f"{op} x{n}" for op, n in list(ops.items())[:_SHORT_LIST])
+    more = f", ... {len(ops) - _SHORT_LIST} more" if len(ops) > _SHORT_LIST else ""
+    lines.append(f"  operations:     {sum(ops.values())} of {len(ops)} kind(s): {shown}{more}")
+    for where, reason in signature["unsafe"]:
+        lines.append(f"    unsafe: {where}: {reason}")
+    return lines
 
 
 def _components(artifact: Artifact) -> dict[str, Any]:
@@ -472,6 +500,8 @@ def render_description(description: dict[str, Any]) -> str:
         lines.append(f"  model:          {d['model']['class_name']}{name}")
     if d["format"] == "savedmodel":
         lines.append("  parameters:     not read (TensorFlow checkpoint under variables/)")
+    elif d.get("signature") is not None:
+        lines.append("  parameters:     not counted (an exported inference graph)")
     else:
         lines.append(f"  parameters:     {d['params']:,} in {len(d['weights'])} saved variable(s)")
     if d["layers"]:
@@ -486,6 +516,8 @@ def render_description(description: dict[str, Any]) -> str:
                 w = d["weights"][wname]
                 short = wname[len(prefix) :] if wname.startswith(prefix) else wname
                 lines.append(f"      {short:<28} {_shape(w['shape']):<16} {w['dtype']}")
+    if d.get("signature") is not None:
+        lines += _signature_lines(d["signature"])
     opt = d["optimizer"]
     lines.append("")
     if opt:

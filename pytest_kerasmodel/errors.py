@@ -60,3 +60,8 @@ class GoldenError(_DiffAssertionError):
 class ArtifactsDiffer(_DiffAssertionError):
     """Two artifacts of one structure hold different values (see ``.diff``, an
     :class:`~pytest_kerasmodel.artifactdiff.ArtifactDiff`)."""
+
+
+class ExportError(_DiffAssertionError):
+    """An exported artifact, run with its format's runtime, differs from the Keras model, or
+    exporting, loading or running it failed (see ``.diff``)."""

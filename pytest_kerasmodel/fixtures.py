@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Mapping
+
+    from pytest_kerasmodel.export import ExportResult
     from pytest_kerasmodel.roundtrip import RoundtripResult
 
 
@@ -53,4 +56,43 @@ class Roundtrip:
             custom_objects=custom_objects,
             compile=compile,
             folder=self.folder,
+        )
+
+
+@dataclass(frozen=True)
+class Export:
+    """The ``keras_export`` fixture: :func:`~pytest_kerasmodel.assert_export` with the session's
+    ``--keras-export-formats``, ``--keras-rtol`` and ``--keras-atol`` (or their ini keys) as
+    defaults; arguments given in the call win.
+
+    ``keras_export(model, inputs=None, *, formats=None, rtol=None, atol=None,
+    batch_sizes=(1, 4), **export_kwargs)``.
+    """
+
+    rtol: float
+    atol: float
+    formats: tuple[str, ...]
+
+    def __call__(
+        self,
+        model: Any,
+        inputs: Any = None,
+        *,
+        formats: str | Sequence[str] | None = None,
+        rtol: float | Mapping[str, float] | None = None,
+        atol: float | Mapping[str, float] | None = None,
+        batch_sizes: Sequence[int] = (1, 4),
+        **export_kwargs: Any,
+    ) -> ExportResult:
+        __tracebackhide__ = True
+        from pytest_kerasmodel.export import assert_export
+
+        return assert_export(
+            model,
+            inputs,
+            formats=self.formats if formats is None else formats,
+            rtol=self.rtol if rtol is None else rtol,
+            atol=self.atol if atol is None else atol,
+            batch_sizes=batch_sizes,
+            **export_kwargs,
         )

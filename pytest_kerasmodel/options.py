@@ -17,6 +17,8 @@ DEFAULT_RTOL = 1e-5
 DEFAULT_ATOL = 1e-6
 DEFAULT_FORMATS = ("keras",)
 KNOWN_FORMATS = ("keras", "h5", "weights")
+DEFAULT_EXPORT_FORMATS = ("tf_saved_model",)
+KNOWN_EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert", "openvino")
 DEFAULT_TIMEOUT = 120.0
 # The worker's data-memory limit per artifact when keras_memory_limit is not set:
 # max(MEMORY_FLOOR_MB, MEMORY_BASE_MB + MEMORY_PER_BYTE x artifact size), capped at
@@ -70,6 +72,18 @@ def parse_formats(value: Any) -> tuple[str, ...]:
     return formats
 
 
+def parse_export_formats(value: Any) -> tuple[str, ...]:
+    """Parse a list of export formats ("onnx litert" or "onnx,litert"), rejecting unknown ones."""
+    formats = tuple(dict.fromkeys(_words(value))) or DEFAULT_EXPORT_FORMATS
+    unknown = [f for f in formats if f not in KNOWN_EXPORT_FORMATS]
+    if unknown:
+        raise pytest.UsageError(
+            f"keras_export_formats: unknown format(s) {unknown}; "
+            f"choose from {list(KNOWN_EXPORT_FORMATS)}"
+        )
+    return formats
+
+
 @dataclass(frozen=True)
 class Settings:
     rtol: float = DEFAULT_RTOL
@@ -90,6 +104,7 @@ class Settings:
     cache: bool = True
     workers: int | None = None  # None: the usable cores (at most one per artifact)
     sarif: Path | None = None  # --keras-sarif: the gate's failing checks as SARIF 2.1.0
+    export_formats: tuple[str, ...] = DEFAULT_EXPORT_FORMATS
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -136,6 +151,7 @@ class Settings:
             and config.getini("keras_cache") is not False,
             workers=_workers(config),
             sarif=path(_value(config, "keras_sarif")),
+            export_formats=parse_export_formats(_value(config, "keras_export_formats")),
         )
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_kerasmodel.fixtures import Roundtrip
+from pytest_kerasmodel.fixtures import Export, Roundtrip
 from pytest_kerasmodel.options import get_settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -173,6 +173,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="bool",
         default=True,
     )
+    # export parity
+    option(
+        "--keras-export-formats",
+        "keras_export_formats",
+        "Formats keras_export exports and runs: any of tf_saved_model, onnx, litert, openvino "
+        "(default: tf_saved_model).",
+        metavar="FORMATS",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -247,3 +255,10 @@ def keras_artifact(request: pytest.FixtureRequest) -> KerasArtifact:
     from pytest_kerasmodel.gate import fixture
 
     return fixture.make(request)
+
+
+@pytest.fixture
+def keras_export(request: pytest.FixtureRequest) -> Export:
+    """``assert_export`` with the session's export formats and tolerances."""
+    settings = get_settings(request.config)
+    return Export(rtol=settings.rtol, atol=settings.atol, formats=settings.export_formats)

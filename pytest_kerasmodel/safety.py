@@ -1430,8 +1430,8 @@ def scan_artifact(
     allowed = tuple(allowed_modules)
     if not isinstance(path, (str, os.PathLike)):  # an opened Artifact
         opened = path
-        if opened.format == artifacts.FORMAT_SAVEDMODEL:
-            return _scan_saved_model(opened.path)
+        if opened.format in artifacts.EXPORTED_FORMATS:
+            return _scan_exported(opened)
         if opened.format == artifacts.FORMAT_KERAS:
             assert opened.zip is not None and opened.zip_file is not None
             return _scan_open_zip(opened.zip, opened.zip_file, opened.path, allowed, opened)
@@ -1444,8 +1444,13 @@ def scan_artifact(
         kind = artifacts.sniff(artifact)
     except ArtifactError as error:
         return [Finding("unreadable", artifact.name, error.reason)]
-    if kind == "savedmodel":
-        return _scan_saved_model(artifact)
+    if kind in artifacts.EXPORTED_FORMATS:
+        try:
+            with artifacts.open_artifact(artifact) as exported:
+                return _scan_exported(exported)
+        except ArtifactError as error:
+            found = [Finding("unreadable", artifact.name, error.reason)]
+            return (_scan_saved_model(artifact) if kind == "savedmodel" else []) + found
     if kind == "zip":
         return _scan_keras_zip(artifact, allowed)
     if kind == "hdf5":
@@ -1554,6 +1559,21 @@ def _manifest_references(file: Path, weight_map: dict[str, Any], label: str) -> 
                     "loading it would read that file",
                 )
             )
+    return findings
+
+
+def _scan_exported(opened: Artifact) -> list[Finding]:
+    """An exported graph (SavedModel, ONNX, LiteRT, OpenVINO IR), parsed by its reader and never
+    run: every operation or reference that reaches outside the graph (files, processes, Python,
+    native code) is a finding."""
+    from pytest_kerasmodel import artifacts
+
+    findings = (
+        _scan_saved_model(opened.path) if opened.format == artifacts.FORMAT_SAVEDMODEL else []
+    )
+    graph = opened.graph
+    if graph is not None:
+        findings += [Finding("graph", where, reason) for where, reason in graph.unsafe]
     return findings
 
 

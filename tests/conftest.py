@@ -101,3 +101,13 @@ def preset_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from layouts import build_preset_files
 
     return build_preset_files(tmp_path_factory.mktemp("presets"))
+
+
+@pytest.fixture(scope="session")
+def exported_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One softmax MLP as clf.keras and exported in every format, and hostile exports."""
+    for module in ("tf2onnx", "onnx", "onnxruntime", "ai_edge_litert", "openvino"):
+        pytest.importorskip(module, reason="the [export] extra is not installed")
+    from exported_artifacts import build_exported
+
+    return build_exported(tmp_path_factory.mktemp("exported"))

@@ -5,15 +5,17 @@ from __future__ import annotations
 import pytest
 
 HEAVY = ("tensorflow", "keras", "h5py")
+#: the export runtimes and exporters (the [export] extra): never imported at start-up either
+EXPORT_RUNTIMES = ("onnxruntime", "ai_edge_litert", "openvino", "tf2onnx", "onnx")
 
 
 def test_loading_pytest_imports_no_heavy_module(pytester: pytest.Pytester) -> None:
     # A subprocess: this test process has Keras loaded already.
     pytester.makeconftest(
-        """
+        f"""
         import sys
         def pytest_sessionfinish(session):
-            heavy = sorted(m for m in ("tensorflow", "keras", "h5py") if m in sys.modules)
+            heavy = sorted(m for m in {HEAVY + EXPORT_RUNTIMES!r} if m in sys.modules)
             print("HEAVY_MODULES=" + ",".join(heavy) + ";")
         """
     )

@@ -12,7 +12,10 @@ layout (reader)        formats (``Artifact.format``)
 sharded-weights        ``weights.json``: a ``.weights.json`` manifest and its shards
 keras-zip              ``keras``: the ``.keras`` zip (Keras 3, tf.keras >= 2.13)
 hdf5                   ``h5``, ``h5-weights``, ``weights.h5``: one HDF5 file of any era
-savedmodel             ``savedmodel``: a TensorFlow SavedModel folder (named only)
+savedmodel             ``savedmodel``: a TensorFlow SavedModel folder (its graph parsed)
+onnx                   ``onnx``: an ONNX model file (``model.export(format="onnx")``)
+tflite                 ``tflite``: a LiteRT / TensorFlow Lite flatbuffer
+openvino-ir            ``openvino-ir``: an OpenVINO IR ``.xml`` and its ``.bin``
 orbax                  ``orbax``: an Orbax checkpoint folder (named only)
 kerashub-preset        ``kerashub-preset``: a KerasHub / KerasNLP preset folder
 keras-folder           ``keras-dir``: the unzipped model folder (``zipped=False``)
@@ -36,21 +39,28 @@ from pytest_kerasmodel.artifacts import (
     folder,
     h5file,
     kerasfile,
+    onnxfile,
+    openvinoir,
     orbax,
     preset,
     savedmodel,
     sharded,
+    tflitefile,
 )
 from pytest_kerasmodel.artifacts.base import (
     DEFAULT_LIMITS,
+    EXPORTED_FORMATS,
     FORMAT_H5,
     FORMAT_H5_WEIGHTS,
     FORMAT_KERAS,
     FORMAT_KERAS_DIR,
+    FORMAT_ONNX,
+    FORMAT_OPENVINO,
     FORMAT_ORBAX,
     FORMAT_PRESET,
     FORMAT_SAVEDMODEL,
     FORMAT_SHARDED,
+    FORMAT_TFLITE,
     FORMAT_TITLES,
     FORMAT_WEIGHTS_H5,
     FORMATS,
@@ -59,10 +69,12 @@ from pytest_kerasmodel.artifacts.base import (
     KERAS_ZIP_WEIGHTS,
     WEIGHTS_ONLY_FORMATS,
     Artifact,
+    ExportedGraph,
     HygieneError,
     Limits,
     Part,
     Store,
+    TensorSpec,
     check_path_kind,
     container_of,
     extension_note,
@@ -74,6 +86,8 @@ from pytest_kerasmodel.errors import ArtifactError
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "EXPORTED_FORMATS",
+    "EXPORTED_LAYOUTS",
     "FILE_LAYOUTS",
     "FOLDER_LAYOUTS",
     "FORMATS",
@@ -81,10 +95,13 @@ __all__ = [
     "FORMAT_H5_WEIGHTS",
     "FORMAT_KERAS",
     "FORMAT_KERAS_DIR",
+    "FORMAT_ONNX",
+    "FORMAT_OPENVINO",
     "FORMAT_ORBAX",
     "FORMAT_PRESET",
     "FORMAT_SAVEDMODEL",
     "FORMAT_SHARDED",
+    "FORMAT_TFLITE",
     "FORMAT_TITLES",
     "FORMAT_WEIGHTS_H5",
     "KERAS_ZIP_CONFIG",
@@ -92,10 +109,12 @@ __all__ = [
     "KERAS_ZIP_WEIGHTS",
     "WEIGHTS_ONLY_FORMATS",
     "Artifact",
+    "ExportedGraph",
     "HygieneError",
     "Limits",
     "Part",
     "Store",
+    "TensorSpec",
     "check_path_kind",
     "detect_format",
     "extension_note",
@@ -113,7 +132,12 @@ FILE_LAYOUTS: tuple[tuple[ModuleType, Opener], ...] = (
     (sharded, sharded.open_sharded),
     (kerasfile, kerasfile.open_keras),
     (h5file, h5file.open_h5),
+    (tflitefile, tflitefile.open_tflite),
+    (openvinoir, openvinoir.open_openvino),
+    (onnxfile, onnxfile.open_onnx),
 )
+#: the file layouts of exported graphs (model.export), whose first bytes are neither zip nor HDF5
+EXPORTED_LAYOUTS: tuple[ModuleType, ...] = (tflitefile, openvinoir, onnxfile)
 #: folder layouts, in the order they are asked (the most specific first)
 FOLDER_LAYOUTS: tuple[tuple[ModuleType, Opener], ...] = (
     (savedmodel, savedmodel.open_savedmodel),
@@ -124,7 +148,7 @@ FOLDER_LAYOUTS: tuple[tuple[ModuleType, Opener], ...] = (
 
 #: file names that are Keras artifacts whatever their content says (a damaged ``.keras`` is
 #: still gated, and fails integrity saying why, instead of passing unseen)
-ARTIFACT_SUFFIXES = (".keras", ".h5", ".hdf5", sharded.SUFFIX)
+ARTIFACT_SUFFIXES = (".keras", ".h5", ".hdf5", sharded.SUFFIX, onnxfile.SUFFIX, ".tflite")
 
 
 def layout_of(path: Path) -> ModuleType | None:
@@ -177,6 +201,11 @@ def sniff(path: str | os.PathLike[str]) -> str:
     kind = container_of(head)
     if kind is not None:
         return kind
+    for module in EXPORTED_LAYOUTS:
+        if module.claims(p):
+            return str(module.NAME)
+    if p.name.lower().endswith(".tflite") and head:
+        return tflitefile.NAME  # (a damaged flatbuffer: its reader says what is wrong)
     if not head:
         raise ArtifactError(p, "format", "the file is empty")
     raise ArtifactError(
@@ -193,6 +222,7 @@ _READERS: dict[str, ModuleType] = {
     "zip": kerasfile,  # (a zip that is no .keras archive: its reader says so)
     "hdf5": h5file,
     sharded.NAME: sharded,  # (a damaged manifest: its reader says what is wrong)
+    **{module.NAME: module for module in EXPORTED_LAYOUTS},
     **{module.NAME: module for module, _ in FOLDER_LAYOUTS},
 }
 
@@ -244,6 +274,9 @@ def guess_format(path: Path) -> str:
         orbax: FORMAT_ORBAX,
         preset: FORMAT_PRESET,
         folder: FORMAT_KERAS_DIR,
+        onnxfile: FORMAT_ONNX,
+        tflitefile: FORMAT_TFLITE,
+        openvinoir: FORMAT_OPENVINO,
     }
     if module is h5file:
         return FORMAT_H5

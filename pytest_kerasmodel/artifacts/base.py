@@ -33,6 +33,9 @@ FORMAT_KERAS_DIR = "keras-dir"
 FORMAT_PRESET = "kerashub-preset"
 FORMAT_SHARDED = "weights.json"
 FORMAT_ORBAX = "orbax"
+FORMAT_ONNX = "onnx"
+FORMAT_TFLITE = "tflite"
+FORMAT_OPENVINO = "openvino-ir"
 FORMATS = (
     FORMAT_KERAS,
     FORMAT_KERAS_DIR,
@@ -43,7 +46,12 @@ FORMATS = (
     FORMAT_SHARDED,
     FORMAT_SAVEDMODEL,
     FORMAT_ORBAX,
+    FORMAT_ONNX,
+    FORMAT_TFLITE,
+    FORMAT_OPENVINO,
 )
+#: exported inference graphs (model.export): run by their format's runtime, never by Keras
+EXPORTED_FORMATS = (FORMAT_SAVEDMODEL, FORMAT_ONNX, FORMAT_TFLITE, FORMAT_OPENVINO)
 #: formats that hold weights and no model config: nothing to load without the user's code
 WEIGHTS_ONLY_FORMATS = (FORMAT_H5_WEIGHTS, FORMAT_WEIGHTS_H5, FORMAT_SHARDED)
 
@@ -57,6 +65,9 @@ FORMAT_TITLES = {
     FORMAT_PRESET: "KerasHub preset folder (config.json + model.weights.h5, task, tokenizer)",
     FORMAT_SHARDED: "sharded Keras 3 weights (a .weights.json manifest + .weights.h5 shards)",
     FORMAT_ORBAX: "Orbax checkpoint folder (detected and named; its contents are not read)",
+    FORMAT_ONNX: "ONNX model (protobuf graph, run by onnxruntime)",
+    FORMAT_TFLITE: "LiteRT / TensorFlow Lite flatbuffer (.tflite)",
+    FORMAT_OPENVINO: "OpenVINO IR (.xml graph + .bin weights)",
 }
 
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
@@ -106,6 +117,9 @@ _EXPECTED_EXTENSIONS = {
     FORMAT_PRESET: ("",),
     FORMAT_SHARDED: (".weights.json",),
     FORMAT_ORBAX: ("",),
+    FORMAT_ONNX: (".onnx",),
+    FORMAT_TFLITE: (".tflite",),
+    FORMAT_OPENVINO: (".xml",),
 }
 
 
@@ -192,6 +206,36 @@ class ZipMember:
     offset: int  # the member's local header offset
 
 
+@dataclass
+class TensorSpec:
+    """One serving input or output of an exported graph: name, shape (None unknown), dtype."""
+
+    name: str
+    shape: list[int | None] | None
+    dtype: str
+
+
+@dataclass
+class ExportedGraph:
+    """What a reader of an exported format parsed, with the format's own reader and nothing run.
+
+    ``inputs`` / ``outputs``: the serving signature. ``ops``: how many times each operation
+    occurs. ``unsafe``: ``(where, reason)`` for every operation or reference that could read or
+    write files, run processes, call Python or load native code when the graph runs.
+    """
+
+    signature: str
+    inputs: list[TensorSpec] = field(default_factory=list)
+    outputs: list[TensorSpec] = field(default_factory=list)
+    ops: dict[str, int] = field(default_factory=dict)
+    unsafe: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
 class Part(NamedTuple):
     """One file of an artifact: where it is (relative to the artifact's folder, or its own name
     for a single file), what it is for, its size, and where it leads when it is a symbolic link."""
@@ -245,6 +289,9 @@ class Artifact:
     zip: zipfile.ZipFile | None = None  # the open archive of a .keras (its central directory read)
     zip_file: Any = None  # the archive's open file (the zip and the inner weights read from it)
     savedmodel_files: list[tuple[str, int]] = field(default_factory=list)
+    # an exported graph (SavedModel, ONNX, LiteRT, OpenVINO IR) as its reader parsed it:
+    # an ExportedGraph, whose unsafe operations the safety scan reports
+    graph: ExportedGraph | None = None
     notes: list[str] = field(default_factory=list)
     _node_index: dict[str, H5Node] | None = field(
         default=None, init=False, repr=False, compare=False

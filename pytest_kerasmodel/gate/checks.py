@@ -206,6 +206,8 @@ def guess_format(path: Path) -> str:
         return "unknown"
     if kind == "savedmodel":
         return artifacts.FORMAT_SAVEDMODEL
+    if kind in artifacts.EXPORTED_FORMATS:  # a file layout's name is its format's
+        return kind
     if kind == "zip":
         try:
             names = _zip_member_names(path)
@@ -463,7 +465,9 @@ def check_integrity(subject: Subject) -> CheckResult:
         subject.writer = description["keras_version"] or ""
         subject.backend = description["backend"] or ""
         subject.size = description["file_size"]
-        if subject.format != artifacts.FORMAT_SAVEDMODEL and not _never_built(opened):
+        if subject.format in artifacts.EXPORTED_FORMATS:
+            return _exported_integrity(subject, opened)
+        if not _never_built(opened):
             subject.params = int(description["params"])
         if subject.format == artifacts.FORMAT_KERAS:
             assert opened.zip is not None
@@ -487,6 +491,32 @@ def check_integrity(subject: Subject) -> CheckResult:
     notes = [n for n in description["notes"] if not n.startswith("weight ")]
     shown = "".join(f"; note: {n}" for n in notes)
     return CheckResult(PASSED, f"{description['format_title']}{writer}{shown}")
+
+
+def _spec_text(spec: artifacts.TensorSpec) -> str:
+    dims = (
+        "?"
+        if spec.shape is None
+        else ", ".join("None" if d is None else str(d) for d in spec.shape)
+    )
+    return f"{spec.name} ({dims}) {spec.dtype}"
+
+
+def _exported_integrity(subject: Subject, opened: artifacts.Artifact) -> CheckResult:
+    """An exported graph parsed by its format's own reader: it must have a serving signature."""
+    graph = opened.graph
+    if graph is None or (not graph.inputs and not graph.outputs):
+        raise CheckFailure(
+            f"the {opened.title} has no serving signature: nothing a runtime could call"
+        )
+    inputs = ", ".join(_spec_text(t) for t in graph.inputs)
+    outputs = ", ".join(_spec_text(t) for t in graph.outputs)
+    return CheckResult(
+        PASSED,
+        f"{opened.title}; signature {graph.signature!r}: inputs {inputs}; outputs {outputs}; "
+        f"{sum(graph.ops.values())} operation(s) of {len(graph.ops)} kind(s)",
+        {"signature": graph.as_dict()},
+    )
 
 
 # -- safety --------------------------------------------------------------------------------------
@@ -752,6 +782,14 @@ def check_predictions(subject: Subject) -> CheckResult:
     if not request.golden_predictions:
         raise CheckSkipped("no golden predictions asked for")
     golden_path = Path(request.golden_predictions)
+    if subject.format in artifacts.EXPORTED_FORMATS:
+        from pytest_kerasmodel.gate import exported
+
+        try:
+            message = exported.check_predictions(subject.path, subject.format, request, golden_path)
+        except exported.CheckFailure as exc:
+            raise CheckFailure(str(exc), **exc.details) from None
+        return CheckResult(PASSED, message)
     if request.update_golden:
         model = load(subject)
         sidecar = Path(request.inputs_file) if request.inputs_file else None
@@ -845,8 +883,8 @@ def check_budgets(subject: Subject) -> CheckResult:
     if request.max_params is not None:
         if subject.params is None:
             why = (
-                "a SavedModel's variables are not counted"
-                if subject.format == artifacts.FORMAT_SAVEDMODEL
+                f"an exported {subject.format} graph's variables are not counted"
+                if subject.format in artifacts.EXPORTED_FORMATS
                 else "the model was never built, so its layers have no variables yet"
             )
             unknown.append(f"parameter count unknown ({why}), budget {request.max_params}")
@@ -917,19 +955,25 @@ def not_applicable(name: str, fmt: str) -> str | None:
     if name == "load" and fmt == artifacts.FORMAT_SAVEDMODEL:
         return (
             "not applicable: Keras 3 load_model cannot load a TensorFlow SavedModel "
-            "(wrap it with keras.layers.TFSMLayer for inference)"
+            "(wrap it with keras.layers.TFSMLayer for inference); the predictions check runs "
+            "its serving signature"
+        )
+    if name == "load" and fmt in artifacts.EXPORTED_FORMATS:
+        return (
+            f"not applicable: an exported {fmt} graph is run by its runtime, not loaded by "
+            "Keras; the predictions check runs it"
         )
     if name == "load" and fmt in WEIGHTS_ONLY_FORMATS:
         return (
             f"not applicable: a weights-only file ({fmt}) holds no model config; "
             "load it with model.load_weights() into a model built by your code"
         )
-    if name == "predictions" and (
-        fmt == artifacts.FORMAT_SAVEDMODEL or fmt in WEIGHTS_ONLY_FORMATS
-    ):
+    if name == "predictions" and fmt in WEIGHTS_ONLY_FORMATS:
         return f"not applicable: a {fmt} artifact is not a loadable model"
     if name == "finite" and fmt == artifacts.FORMAT_SAVEDMODEL:
         return "not applicable: SavedModel variables are not read"
+    if name == "finite" and fmt in artifacts.EXPORTED_FORMATS:
+        return f"not applicable: the weights of an exported {fmt} graph are not read"
     return None
 
 

@@ -27,6 +27,7 @@ GATE_FILE_SUFFIXES = (
     ".inputs.npz",
     ".budget.json",
     ".keras-golden.json",
+    ".source",
 )
 #: files no check reads but no one would call model content: pytest's own and Python's caches
 _BOOKKEEPING = ("__pycache__", "conftest.py")
@@ -84,9 +85,10 @@ def scan_folder(folder: Path, elsewhere: frozenset[Path] = frozenset()) -> list[
     paths = [folder / n for n in names if not (_hidden(n) and (folder / n).is_dir())]
     entries: dict[Path, Entry] = {}
     claimed: set[Path] = set()
-    # manifests first: the shards they name are their parts, not artifacts of their own
+    # manifests (and OpenVINO graphs) first: the shards (the .bin) they name are their parts,
+    # not artifacts of their own
     for path in paths:
-        if path.is_file() and artifacts.sharded.claims(path):
+        if path.is_file() and (artifacts.sharded.claims(path) or artifacts.openvinoir.claims(path)):
             entries[path] = Entry(path, ARTIFACT)
             claimed.update(artifacts.owned_files(path))
     for path in paths:
