@@ -290,3 +290,19 @@ def test_a_link_to_a_fifo_gets_no_key_and_nothing_blocks(tmp_path: Path) -> None
     (folder / "config.json").write_text("{}")
     (folder / "model.weights.h5").symlink_to("/dev/zero")
     assert verdicts.verdict_key({"path": str(folder), "checks": ["integrity"]}, tmp_path) is None
+
+
+def test_an_exported_artifacts_key_covers_its_source_sidecar_and_the_source(tmp_path: Path) -> None:
+    exported, source = tmp_path / "clf.onnx", tmp_path / "clf.keras"
+    exported.write_bytes(b"onnx bytes")
+    source.write_bytes(b"keras bytes")
+    request = {"path": str(exported), "checks": ["predictions"]}
+    alone = verdicts.verdict_key(request, tmp_path)
+    (tmp_path / "clf.onnx.source").write_text("clf.keras\n")
+    named = verdicts.verdict_key(request, tmp_path)
+    source.write_bytes(b"retrained keras bytes")
+    retrained = verdicts.verdict_key(request, tmp_path)
+    assert len({alone, named, retrained}) == 3
+    source.write_text("")  # a source naming itself back does not loop
+    (tmp_path / "clf.keras.source").write_text("clf.onnx")
+    assert verdicts.verdict_key(request, tmp_path) is not None

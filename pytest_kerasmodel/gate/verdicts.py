@@ -82,9 +82,10 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _files_of(artifact: Path) -> list[Path]:
+def _files_of(artifact: Path, depth: int = 0) -> list[Path]:
     """Every file an artifact's verdict reads: the file itself, every file of a folder layout
-    (links not followed into folders), and the files its layout says it is made of."""
+    (links not followed into folders), the files its layout says it is made of, and for an
+    exported artifact its ``.source`` sidecar and the Keras artifact that names."""
     from pytest_kerasmodel import artifacts
 
     found: dict[Path, None] = {}
@@ -100,6 +101,16 @@ def _files_of(artifact: Path) -> list[Path]:
             found[part] = None
         elif part.is_dir() and part != artifact:
             found.update((p, None) for p in sorted(part.rglob("*")) if p.is_file())
+    # an exported artifact's predictions come from the Keras artifact its .source sidecar names
+    from pytest_kerasmodel.gate.exported import source_sidecar
+
+    sidecar = source_sidecar(artifact)
+    if sidecar.is_file():
+        found[sidecar] = None
+        name = sidecar.read_text(encoding="utf-8", errors="replace").strip()
+        source = artifact.parent / name
+        if name and source.exists() and source != artifact and depth < 1:
+            found.update((p, None) for p in _files_of(source, depth + 1) if p not in found)
     return list(found)
 
 
