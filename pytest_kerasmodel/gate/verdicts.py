@@ -235,7 +235,7 @@ def cacheable(response: Mapping[str, Any]) -> bool:
 
 
 class VerdictCache:
-    """Verdicts kept in ``folder``, one authenticated entry per artifact and backend."""
+    """Verdicts kept in ``folder``, one authenticated entry per artifact, backend and checks."""
 
     def __init__(self, folder: Path, secret: bytes, root: Path) -> None:
         self.folder = folder
@@ -245,7 +245,11 @@ class VerdictCache:
         self.stored = 0
 
     def _entry_path(self, request: Mapping[str, Any]) -> Path:
-        identity = json.dumps([_Relative(self.root)(request["path"]), environment()["backend"]])
+        """One entry per artifact, backend and selection of checks (a run with ``-k load`` does
+        not overwrite the full run's entry)."""
+        backend = request.get("backend") or environment()["backend"]
+        checks = sorted(request.get("checks", []))
+        identity = json.dumps([_Relative(self.root)(request["path"]), backend, checks])
         return self.folder / (hashlib.sha256(identity.encode()).hexdigest()[:40] + ".json")
 
     def get(self, request: Mapping[str, Any], key: str) -> dict[str, Any] | None:
