@@ -36,13 +36,16 @@ from harness import (
 
 CACHE_KEY = "benchmark-cache-key"
 PEERS = {
-    # name: (pip requirement(s), command over a folder)
+    # name: (pip requirements, the first one the peer, command over a folder). With the extras
+    # each needs to read Keras files at all: without them modelscan skips every .keras file
+    # ("please install modelscan with tensorflow extras") and ModelAudit every HDF5 weights file,
+    # and both exit 2.
     "modelscan": (
-        ["modelscan", "h5py"],
+        ["modelscan[tensorflow]", "h5py"],
         lambda venv, folder: [str(venv / "bin" / "modelscan"), "-p", str(folder)],
     ),
     "ModelAudit": (
-        ["modelaudit"],
+        ["modelaudit[h5]"],
         lambda venv, folder: [str(venv / "bin" / "modelaudit"), "scan", str(folder)],
     ),
 }
@@ -93,8 +96,8 @@ def _peer_venv(opts: Options, name: str, requirements: list[str]) -> tuple[Path 
         check=False,
     )
     versions = {p["name"].lower(): p["version"] for p in json.loads(show.stdout or "[]")}
-    wanted = requirements[0].lower()
-    return venv, f"{requirements[0]} {versions.get(wanted, '?')}" + (
+    wanted = requirements[0].split("[")[0].lower()
+    return venv, f"{wanted} {versions.get(wanted, '?')}" + (
         f", tensorflow {versions['tensorflow']}" if "tensorflow" in versions else ""
     )
 
@@ -254,10 +257,16 @@ def run(opts: Options) -> Section:
                 command(venv, many), env=env
             )
         opts.log(f"throughput: peers over {count} artifacts")
-        got = interleaved(cmds, repeats)
+        # ModelAudit takes minutes over 2,000 files: one run each there, no warm-up
+        got = interleaved(cmds, repeats if count <= 200 else 1, warmup=count <= 200)
         cells = {name: _cell(runs) for name, runs in got.items()}
         for name, (s, rss) in cells.items():
             codes = sorted({r.returncode for r in got[name]})
+            if codes != [0] and name in peers:
+                said = (got[name][-1].stdout + got[name][-1].stderr).strip().splitlines()[-3:]
+                section.notes.append(
+                    f"{name} exited {codes} over {count} healthy artifacts: " + " / ".join(said)
+                )
             peer_rows.append([str(count), name, fmt_s(s), f"{rss:.0f}", ",".join(map(str, codes))])
         for ours in [n for n in cells if "gate" in n or "keras-model-dir" in n]:
             for peer in peers:
