@@ -5,11 +5,15 @@ reloads it and compares the reloaded model with the original:
 
 - ``outputs``: predictions on the same inputs with ``training=False``, every output;
 - ``weights``: every weight, trainable and non-trainable, by its path;
+- ``variables``: every other variable of ``model.variables`` (seed-generator states), by place.
+  Keras never saves a seed generator's state, so a difference there is a note (the random
+  stream of a Dropout restarts on reload), not a failure;
 - ``config``: the model's serialized config (what ``config.json`` holds), except the keys in
   :data:`IGNORED_CONFIG_KEYS`;
 - ``optimizer`` and ``compile``: the optimizer's class, hyperparameters and variables (step
   counter and slots, matched so that Keras renaming them on reload does not matter), the
-  loss (with the arguments a loss object calls its function with) and the metrics. An
+  loss (with the arguments a loss object calls its function with) and the metrics, by what
+  they compute and by the names ``fit``/``evaluate`` logs give them (history keys). An
   optimizer the original never built (compiled, never trained) has no state to lose: its
   variables are not compared;
 - ``layers``: the simple public attributes of every layer, to name a constructor argument
@@ -26,7 +30,8 @@ Config keys ignored on reload (:data:`IGNORED_CONFIG_KEYS`), at any depth of the
 The ``layers`` check does not compare a layer's ``name`` (auto-generated names such as
 ``dense_3`` change on reload; the names that matter are in the config), nor a model's
 training-loop state and compile arguments (``_keras.IGNORED_MODEL_ATTRIBUTES``), which the
-``compile`` check compares.
+``compile`` check compares, nor attributes a backend puts on every layer
+(``_keras.BACKEND_LAYER_ATTRIBUTES``: torch's ``nn.Module.training`` mode).
 
 Nothing else is ignored. Numbers in configs compare with a relative tolerance of 1e-6 (a
 hyperparameter read back from a float32 variable differs in its last digits).
@@ -65,7 +70,7 @@ IGNORED_CONFIG_KEYS: tuple[str, ...] = ("compile_config",)
 IGNORED_CONFIG_KEYS_BY_FORMAT: dict[str, tuple[str, ...]] = {"h5": ("build_config",)}
 
 #: the checks, in the order a report shows them
-CHECKS = ("load", "outputs", "weights", "optimizer", "compile", "config", "layers")
+CHECKS = ("load", "outputs", "weights", "variables", "optimizer", "compile", "config", "layers")
 
 
 _STAGE_FAILED = {"save": "saving", "load": "reloading", "call": "calling the reloaded model"}
@@ -132,6 +137,33 @@ class AttributeChange:
 
 
 @dataclass
+class MetricNamesChange:
+    """The names ``fit`` and ``evaluate`` log the metrics under changed on reload."""
+
+    old: list[str]
+    new: list[str]
+
+    @property
+    def renamed(self) -> list[tuple[str, str]]:
+        gone = [n for n in self.old if n not in self.new]
+        came = [n for n in self.new if n not in self.old]
+        return list(zip(gone, came, strict=False))
+
+    def render(self) -> str:
+        text = f"metric names: {self.old} -> {self.new}"
+        renamed = self.renamed
+        if renamed:
+            old, new = renamed[0]
+            text += (
+                f"\n      history keys and logs change ({old!r} becomes {new!r}): callbacks "
+                f"monitoring 'val_{old}' or {old!r} (EarlyStopping, ModelCheckpoint, "
+                "ReduceLROnPlateau) no longer find it; compile with a metric object named "
+                f"explicitly (name={old!r}) or save as .keras"
+            )
+        return text
+
+
+@dataclass
 class FormatDiff(Diff):
     """What changed when the model went through one format, grouped by check."""
 
@@ -140,22 +172,26 @@ class FormatDiff(Diff):
     failure: LoadFailure | None = None
     outputs: list[ArrayDiff] = field(default_factory=list)
     weights: list[ArrayDiff] = field(default_factory=list)
+    variables: list[ArrayDiff] = field(default_factory=list)
     optimizer: list[ArrayDiff] = field(default_factory=list)
     optimizer_name: str | None = None
     compile: list[ConfigChange] = field(default_factory=list)
+    metric_names: MetricNamesChange | None = None
     config: list[ConfigChange] = field(default_factory=list)
     layers: list[AttributeChange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: what changed that is no difference in the model (seed-generator state Keras never saves)
+    notes: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
-        return self.failure is None and not any(
-            (self.outputs, self.weights, self.optimizer, self.compile, self.config, self.layers)
-        )
+        return self.failure is None and not self.failed_checks
 
     @property
     def failed_checks(self) -> list[str]:
         failed = ["load"] if self.failure else []
-        failed += [c for c in CHECKS[1:] if getattr(self, c)]
+        for check in CHECKS[1:]:
+            if getattr(self, check) or (check == "compile" and self.metric_names):
+                failed.append(check)
         return failed
 
     def render(self) -> str:
@@ -177,6 +213,9 @@ class FormatDiff(Diff):
         if self.weights:
             lines.append(f"  weights: {len(self.weights)} weight(s) differ")
             lines += _capped([d.render() for d in self.weights])
+        if self.variables:
+            lines.append(f"  variables: {len(self.variables)} variable(s) differ")
+            lines += _capped([d.render() for d in self.variables])
         if self.optimizer:
             lost = [d for d in self.optimizer if d.kind == "missing"]
             name = self.optimizer_name or "optimizer"
@@ -185,15 +224,21 @@ class FormatDiff(Diff):
                 summary += f", {len(lost)} lost on reload"
             lines.append(f"  optimizer: {name}: {summary}")
             lines += _capped([_optimizer_line(d) for d in self.optimizer])
-        if self.compile:
-            lines.append(f"  compile: {len(self.compile)} difference(s)")
+        if self.compile or self.metric_names:
+            count = len(self.compile) + (1 if self.metric_names else 0)
+            lines.append(f"  compile: {count} difference(s)")
             lines += _capped([c.render() for c in self.compile])
+            if self.metric_names:
+                lines.append(_indent(self.metric_names.render(), "    "))
         if self.config:
             lines.append(f"  config: {len(self.config)} difference(s)")
             lines += _capped([c.render() for c in self.config])
         if self.layers:
             lines.append(f"  layers: {len(self.layers)} attribute(s) differ after reload")
             lines += _capped([c.render() for c in self.layers])
+        if self.notes:
+            lines.append("  notes (not differences in the model):")
+            lines += _capped(self.notes)
         if self.warnings:
             lines.append("  Keras warned while reloading:")
             lines += [f"    {_short_text(w)}" for w in self.warnings[:5]]
@@ -349,33 +394,59 @@ def _failure(stage: str, exc: BaseException) -> LoadFailure:
 
 
 @dataclass
-class _Snapshot:
-    """The original model as plain data, taken once and compared with every format."""
+class ModelState:
+    """A model as plain data (arrays, dicts, strings), taken once from the original and once
+    from each reloaded model, here or in a child process under another backend
+    (:mod:`pytest_kerasmodel.backends`), then compared by :func:`compare_states`."""
 
     outputs: Any
     output_names: list[str] | None
     weights: dict[str, Any]
     weight_labels: dict[str, str]
+    variables: dict[str, Any]
+    variable_labels: dict[str, str]
+    variable_kinds: dict[str, str]
     config: Any
     compile: dict[str, Any] | None
     optimizer: dict[str, Any] | None
+    metric_names: list[str] | None
     layers: dict[str, dict[str, Any]]
+    backend: str = ""
 
 
-def _snapshot(model: Any, inputs: Any, *, with_compile: bool) -> _Snapshot:
+def model_state(
+    model: Any, inputs: Any, *, with_compile: bool, call: bool = True
+) -> tuple[ModelState, LoadFailure | None]:
+    """``model`` as a :class:`ModelState`, and how calling it failed (its other state is
+    taken all the same, so that a layer that lost its vocabulary is named even when the call
+    fails). ``call=False`` raises what the call raised (the original model must work)."""
     from pytest_kerasmodel import _keras
 
+    failure = None
+    try:
+        outputs = _keras.call_model(model, inputs)
+    except Exception as exc:
+        if not call:
+            raise
+        failure, outputs = _failure("call", exc), None
     weights, labels = _keras.weight_arrays(model)
-    return _Snapshot(
-        outputs=_keras.call_model(model, inputs),
+    variables, variable_labels, kinds = _keras.state_variables(model)
+    state = ModelState(
+        outputs=outputs,
         output_names=_keras.output_names(model),
         weights=weights,
         weight_labels=labels,
+        variables=variables,
+        variable_labels=variable_labels,
+        variable_kinds=kinds,
         config=_keras.model_config(model),
         compile=_keras.compile_config(model) if with_compile else None,
         optimizer=_keras.optimizer_state(model) if with_compile else None,
+        metric_names=_keras.metric_names(model, outputs) if with_compile else None,
         layers=_keras.layer_attributes(model),
+        backend=_keras.backend(),
     )
+    return state, failure
 
 
 def _values_equal(old: Any, new: Any, rtol: float, atol: float) -> bool:
@@ -423,20 +494,49 @@ def _compare_layers(
     return changes
 
 
-def _compare_compile(
-    original: _Snapshot, reloaded: Any, rtol: float, atol: float, result: FormatDiff
+def _compare_variables(
+    original: ModelState, new: ModelState, rtol: float, atol: float, result: FormatDiff
 ) -> None:
-    from pytest_kerasmodel import _keras
+    diffs = compare_named_arrays(
+        original.variables,
+        new.variables,
+        rtol,
+        atol,
+        labels=original.variable_labels,
+        actual_labels=new.variable_labels,
+    )
+    for diff in diffs:
+        key = next((k for k, v in original.variable_labels.items() if v == diff.name), None)
+        kind = original.variable_kinds.get(key or "", "") or (
+            "seed_generator" if diff.name.endswith("seed_generator_state") else ""
+        )
+        if kind == "seed_generator" and diff.kind in ("values", "missing", "unexpected"):
+            result.notes.append(
+                f"{diff.name}: seed-generator state differs ({diff.kind}); Keras does not save "
+                "seed-generator state, so a random layer (Dropout, noise, augmentation) draws "
+                "a new random stream after reload"
+            )
+        else:
+            result.variables.append(diff)
 
+
+def _compare_compile(
+    original: ModelState, new: ModelState, rtol: float, atol: float, result: FormatDiff
+) -> None:
     old_opt = original.optimizer
     if original.compile is None and old_opt is None:
         return
-    new_compile = _keras.compile_config(reloaded)
-    new_opt = _keras.optimizer_state(reloaded)
+    new_compile, new_opt = new.compile, new.optimizer
     if new_compile is None and new_opt is None:
         result.compile.append(ConfigChange("compiled", True, False))
         return
     result.compile += compare_configs(original.compile, new_compile, path="compile")
+    if (
+        original.metric_names is not None
+        and new.metric_names is not None
+        and original.metric_names != new.metric_names
+    ):
+        result.metric_names = MetricNamesChange(original.metric_names, new.metric_names)
     if old_opt is None:
         return
     result.optimizer_name = f"{old_opt['class_name']} {old_opt['name']!r}"
@@ -457,18 +557,54 @@ def _compare_compile(
         )
 
 
+def compare_states(
+    original: ModelState,
+    new: ModelState,
+    result: FormatDiff,
+    *,
+    fmt: str,
+    rtol: float,
+    atol: float,
+    compile: bool,
+) -> FormatDiff:
+    """Fill ``result`` with every difference between the original and a reloaded model."""
+    if new.outputs is not None:
+        result.outputs = compare_outputs(
+            original.outputs, new.outputs, rtol, atol, names=original.output_names
+        )
+    result.weights = compare_named_arrays(
+        original.weights,
+        new.weights,
+        rtol,
+        atol,
+        labels=original.weight_labels,
+        actual_labels=new.weight_labels,
+    )
+    _compare_variables(original, new, rtol, atol, result)
+    ignored = IGNORED_CONFIG_KEYS + IGNORED_CONFIG_KEYS_BY_FORMAT.get(fmt, ())
+    result.config = compare_configs(original.config, new.config, ignore_keys=ignored)
+    result.layers = _compare_layers(original.layers, new.layers, rtol, atol)
+    if compile:
+        _compare_compile(original, new, rtol, atol, result)
+    if result.is_empty():
+        result.warnings = []
+    return result
+
+
 def _check_format(
     model: Any,
     fmt: str,
     folder: Path,
     inputs: Any,
-    original: _Snapshot,
+    original: ModelState,
     *,
     rtol: float,
     atol: float,
     custom_objects: dict[str, Any] | None,
     compile: bool,
-) -> tuple[FormatDiff, Any]:
+) -> tuple[FormatDiff, Any, str | None]:
+    """Save ``model`` as ``fmt`` and check it here; returns the diff, the reloaded model and
+    the saved file's path (``None`` when saving failed)."""
     from pytest_kerasmodel import _keras
 
     result = FormatDiff(format=fmt, file=_keras.FORMAT_FILES[fmt])
@@ -476,7 +612,7 @@ def _check_format(
         path = _keras.save(model, fmt, folder)
     except Exception as exc:
         result.failure = _failure("save", exc)
-        return result, None
+        return result, None, None
     try:
         reloaded, result.warnings = _keras.load(
             fmt, path, custom_objects=custom_objects, compile=compile
@@ -492,35 +628,10 @@ def _check_format(
                     "@keras.saving.register_keras_serializable(package=...) or pass "
                     f"custom_objects={{{missing[0]!r}: {missing[0]}}}"
                 )
-        return result, None
-    try:
-        outputs = _keras.call_model(reloaded, inputs)
-    except Exception as exc:
-        result.failure = _failure("call", exc)
-        outputs = None
-    if outputs is not None:
-        result.outputs = compare_outputs(
-            original.outputs, outputs, rtol, atol, names=original.output_names
-        )
-    weights, labels = _keras.weight_arrays(reloaded)
-    result.weights = compare_named_arrays(
-        original.weights,
-        weights,
-        rtol,
-        atol,
-        labels=original.weight_labels,
-        actual_labels=labels,
-    )
-    ignored = IGNORED_CONFIG_KEYS + IGNORED_CONFIG_KEYS_BY_FORMAT.get(fmt, ())
-    result.config = compare_configs(
-        original.config, _keras.model_config(reloaded), ignore_keys=ignored
-    )
-    result.layers = _compare_layers(original.layers, _keras.layer_attributes(reloaded), rtol, atol)
-    if compile:
-        _compare_compile(original, reloaded, rtol, atol, result)
-    if result.is_empty():
-        result.warnings = []
-    return result, reloaded
+        return result, None, path
+    new, result.failure = model_state(reloaded, inputs, with_compile=compile)
+    compare_states(original, new, result, fmt=fmt, rtol=rtol, atol=atol, compile=compile)
+    return result, reloaded, path
 
 
 def _formats(formats: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -594,11 +705,11 @@ def assert_roundtrip(
         with _keras.preserved_global_state():
             if inputs is None:
                 inputs = make_inputs(model)
-            original = _snapshot(model, inputs, with_compile=compile)
+            original, _ = model_state(model, inputs, with_compile=compile, call=False)
             for fmt in chosen:
                 fmt_dir = workdir / fmt
                 fmt_dir.mkdir()
-                diff, reloaded = _check_format(
+                diff, reloaded, _path = _check_format(
                     model,
                     fmt,
                     fmt_dir,
