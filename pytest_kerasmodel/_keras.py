@@ -234,10 +234,17 @@ def optimizer_state(model: Any) -> dict[str, Any] | None:
         config = k.saving.serialize_keras_object(optimizer)
     except Exception as exc:  # a custom optimizer without get_config
         config = {"error": f"{type(exc).__name__}: {exc}"}
+    backend_module = None
+    if isinstance(config, dict) and str(config.get("module", "")).startswith(_BACKEND_PACKAGE):
+        # torch's Adam is keras.src.backend.torch.optimizers.torch_adam.Adam: the same
+        # optimizer as keras.optimizers.Adam, serialized under its backend's module
+        backend_module = config["module"]
+        config = {**config, "module": "keras.optimizers", "registered_name": None}
     state: dict[str, Any] = {
         "class_name": type(optimizer).__name__,
         "name": str(getattr(optimizer, "name", "")),
         "config": _json_roundtrip(config),
+        "backend_module": backend_module,
         "built": bool(getattr(optimizer, "built", True)),
         "variables": {},
         "labels": {},
@@ -273,6 +280,10 @@ def optimizer_state(model: Any) -> dict[str, Any] | None:
         state["variables"][key] = _numpy(variable)
         state["labels"][key] = label
     return state
+
+
+#: where a backend's own classes live (a torch or JAX optimizer is serialized under it)
+_BACKEND_PACKAGE = "keras.src.backend."
 
 
 def _json_default(value: Any) -> Any:

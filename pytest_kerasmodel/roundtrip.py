@@ -170,6 +170,8 @@ class FormatDiff(Diff):
     format: str
     file: str
     failure: LoadFailure | None = None
+    #: the backend a child process reloaded the file under; ``None``: in this process
+    backend: str | None = None
     outputs: list[ArrayDiff] = field(default_factory=list)
     weights: list[ArrayDiff] = field(default_factory=list)
     variables: list[ArrayDiff] = field(default_factory=list)
@@ -194,8 +196,13 @@ class FormatDiff(Diff):
                 failed.append(check)
         return failed
 
+    @property
+    def label(self) -> str:
+        """``keras``, or ``keras -> jax`` for the file reloaded under another backend."""
+        return self.format if self.backend is None else f"{self.format} -> {self.backend}"
+
     def render(self) -> str:
-        head = f"[{self.format}] {self.file}"
+        head = f"[{self.label}] {self.file}"
         if self.is_empty():
             return f"{head}: ok"
         parts = []
@@ -253,16 +260,19 @@ class RoundtripDiff(Diff):
     rtol: float
     atol: float
     folder: str | None = None
+    #: the backend the model was saved under (this process's)
+    backend: str = ""
 
     def is_empty(self) -> bool:
         return all(f.is_empty() for f in self.formats)
 
     def render(self) -> str:
         changed = [f for f in self.formats if not f.is_empty()]
-        names = ", ".join(repr(f.format) for f in changed)
+        names = ", ".join(repr(f.label) for f in changed)
+        saved = f"saved under {self.backend}, " if self.backend else ""
         lines = [
             f"assert_roundtrip: the model changed when saved and reloaded as {names} "
-            f"(rtol={self.rtol:g}, atol={self.atol:g})"
+            f"({saved}rtol={self.rtol:g}, atol={self.atol:g})"
         ]
         lines += [f.render() for f in self.formats]
         if self.folder:
@@ -331,6 +341,8 @@ _CLASS_PATTERNS = (
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: a backend's own module in Keras's message (``keras.src.backend.torch.optimizers.torch_adam``)
+_BACKEND_MODULE = re.compile(r"keras\.src\.backend\.(torch|jax|tensorflow|numpy)(?:\.\w+)+")
 
 
 def _plain(message: str) -> str:
@@ -338,7 +350,7 @@ def _plain(message: str) -> str:
     return _ANSI.sub("", message)
 
 
-def _failure(stage: str, exc: BaseException) -> LoadFailure:
+def failure_of(stage: str, exc: BaseException) -> LoadFailure:
     """Describe an exception from saving, reloading or calling, with a hint where known."""
     message = str(exc)
     missing = None
@@ -349,6 +361,15 @@ def _failure(stage: str, exc: BaseException) -> LoadFailure:
             break
     hint = None
     registered = None
+    backend_module = _BACKEND_MODULE.search(message)
+    if backend_module:
+        hint = (
+            f"the file names {backend_module.group(0)!r}, a class of the "
+            f"{backend_module.group(1)} backend that Keras cannot import under another backend "
+            "(a Keras bug: it saves the backend's own optimizer class): reload with "
+            "compile=False and compile again, or reload under the backend that saved it"
+        )
+        return LoadFailure(stage, type(exc).__name__, _plain(message), hint, missing)
     if missing and missing.startswith("keras."):
         alias = missing.rsplit(".", 1)[-1]
         hint = (
@@ -428,7 +449,7 @@ def model_state(
     except Exception as exc:
         if not call:
             raise
-        failure, outputs = _failure("call", exc), None
+        failure, outputs = failure_of("call", exc), None
     weights, labels = _keras.weight_arrays(model)
     variables, variable_labels, kinds = _keras.state_variables(model)
     state = ModelState(
@@ -510,7 +531,7 @@ def _compare_variables(
         kind = original.variable_kinds.get(key or "", "") or (
             "seed_generator" if diff.name.endswith("seed_generator_state") else ""
         )
-        if kind == "seed_generator" and diff.kind in ("values", "missing", "unexpected"):
+        if kind == "seed_generator":
             result.notes.append(
                 f"{diff.name}: seed-generator state differs ({diff.kind}); Keras does not save "
                 "seed-generator state, so a random layer (Dropout, noise, augmentation) draws "
@@ -518,6 +539,43 @@ def _compare_variables(
             )
         else:
             result.variables.append(diff)
+
+
+def _integers_as(expected: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any]:
+    """``actual`` with each integer array cast to the integer dtype of its ``expected`` twin.
+
+    Across backends, integer state compares by value: JAX (without x64) keeps an optimizer's
+    step counter as int32 and a seed generator's state as uint32, torch as int32, where
+    TensorFlow keeps int64.
+    """
+    aligned = dict(actual)
+    for key, new in actual.items():
+        old = expected.get(key)
+        if (
+            isinstance(old, np.ndarray)
+            and isinstance(new, np.ndarray)
+            and old.dtype.kind in "iu"
+            and new.dtype.kind in "iu"
+            and old.dtype != new.dtype
+        ):
+            aligned[key] = new.astype(old.dtype)
+    return aligned
+
+
+def _across_backends(original: ModelState, new: ModelState) -> ModelState:
+    """``new`` with the integer widths of ``original`` (see :func:`_integers_as`)."""
+    from dataclasses import replace
+
+    optimizer = new.optimizer
+    if optimizer is not None and original.optimizer is not None:
+        variables = _integers_as(original.optimizer["variables"], optimizer["variables"])
+        optimizer = {**optimizer, "variables": variables}
+    return replace(
+        new,
+        weights=_integers_as(original.weights, new.weights),
+        variables=_integers_as(original.variables, new.variables),
+        optimizer=optimizer,
+    )
 
 
 def _compare_compile(
@@ -568,6 +626,8 @@ def compare_states(
     compile: bool,
 ) -> FormatDiff:
     """Fill ``result`` with every difference between the original and a reloaded model."""
+    if new.backend != original.backend:
+        new = _across_backends(original, new)
     if new.outputs is not None:
         result.outputs = compare_outputs(
             original.outputs, new.outputs, rtol, atol, names=original.output_names
@@ -611,14 +671,14 @@ def _check_format(
     try:
         path = _keras.save(model, fmt, folder)
     except Exception as exc:
-        result.failure = _failure("save", exc)
+        result.failure = failure_of("save", exc)
         return result, None, None
     try:
         reloaded, result.warnings = _keras.load(
             fmt, path, custom_objects=custom_objects, compile=compile
         )
     except Exception as exc:
-        result.failure = _failure("load", exc)
+        result.failure = failure_of("load", exc)
         if result.failure.missing_class is None:
             missing = _keras.unregistered_classes(model, custom_objects)
             if missing:
@@ -632,6 +692,64 @@ def _check_format(
     new, result.failure = model_state(reloaded, inputs, with_compile=compile)
     compare_states(original, new, result, fmt=fmt, rtol=rtol, atol=atol, compile=compile)
     return result, reloaded, path
+
+
+def _check_under_backends(
+    model: Any,
+    fmt: str,
+    path: str,
+    inputs: Any,
+    original: ModelState,
+    targets: list[str],
+    *,
+    rtol: float,
+    atol: float,
+    custom_objects: dict[str, Any] | None,
+    compile: bool,
+) -> list[FormatDiff]:
+    """Reload the saved file under each backend in its child process (all of them at once),
+    and compare each answer with the original."""
+    from pytest_kerasmodel import _keras
+    from pytest_kerasmodel import backends as other_backends
+
+    request = {
+        "format": fmt,
+        "path": path,
+        "inputs": inputs,
+        "compile": compile,
+        "custom_objects": other_backends.class_locations(custom_objects),
+        "modules": other_backends.model_modules(model),
+    }
+    results = []
+    sent: list[tuple[FormatDiff, Any]] = []
+    for backend in targets:
+        result = FormatDiff(format=fmt, file=_keras.FORMAT_FILES[fmt], backend=backend)
+        results.append(result)
+        worker = other_backends.child(backend)
+        try:
+            worker.send(request)
+        except other_backends.ChildDied as exc:
+            result.failure = LoadFailure("load", "ChildDied", str(exc))
+            continue
+        sent.append((result, worker))
+    for result, worker in sent:
+        try:
+            answer = worker.receive()
+        except other_backends.ChildDied as exc:
+            result.failure = LoadFailure("load", "ChildDied", str(exc))
+            continue
+        if "error" in answer:
+            result.failure = LoadFailure(
+                "load", "ChildError", f"{answer['error']}\n{answer.get('traceback', '')}"
+            )
+            continue
+        result.warnings = list(answer.get("warnings") or [])
+        if answer.get("failure"):
+            result.failure = LoadFailure(**answer["failure"])
+        if "state" in answer:
+            new = ModelState(**answer["state"])
+            compare_states(original, new, result, fmt=fmt, rtol=rtol, atol=atol, compile=compile)
+    return results
 
 
 def _formats(formats: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -658,6 +776,7 @@ def assert_roundtrip(
     custom_objects: dict[str, Any] | None = None,
     compile: bool = True,
     folder: str | Path | None = None,
+    backends: str | Sequence[str] | None = None,
 ) -> RoundtripResult:
     """Save ``model`` in each format, reload it, and assert nothing changed.
 
@@ -674,6 +793,12 @@ def assert_roundtrip(
         compile: reload compiled and compare the compile state (optimizer, loss, metrics).
         folder: where to save (a fresh sub-folder is made and removed on success); a private
             temporary folder when ``None``.
+        backends: also reload each saved file under these Keras backends (``"jax"``,
+            ``["jax", "torch"]``, ``"all"`` for every installed one), each in a child process
+            kept for the session (:mod:`pytest_kerasmodel.backends`), and compare what it
+            gives back with the original in the same report (``[keras -> jax]``). This
+            process's own backend is always checked here. A backend not installed is a
+            :class:`~pytest_kerasmodel.backends.BackendError` naming the package to install.
 
     Returns:
         A :class:`RoundtripResult` with the reloaded model of each format.
@@ -684,9 +809,18 @@ def assert_roundtrip(
     """
     __tracebackhide__ = True
     from pytest_kerasmodel import _keras
+    from pytest_kerasmodel import backends as other_backends
     from pytest_kerasmodel.inputs import make_inputs
 
     chosen = _formats(formats)
+    here = _keras.backend()
+    targets = [
+        b
+        for b in other_backends.parse_backends(backends, source="assert_roundtrip: backends")
+        if b != here
+    ]
+    for backend in targets:  # they import Keras while this process saves and compares
+        other_backends.child(backend).start()
     rtol = DEFAULT_RTOL if rtol is None else float(rtol)
     atol = DEFAULT_ATOL if atol is None else float(atol)
     if not getattr(model, "built", False):
@@ -723,7 +857,20 @@ def assert_roundtrip(
                 diffs.append(diff)
                 if reloaded is not None:
                     models[fmt] = reloaded
-        roundtrip = RoundtripDiff(diffs, rtol=rtol, atol=atol)
+                if _path is not None and targets:
+                    diffs += _check_under_backends(
+                        model,
+                        fmt,
+                        _path,
+                        inputs,
+                        original,
+                        targets,
+                        rtol=rtol,
+                        atol=atol,
+                        custom_objects=custom_objects,
+                        compile=compile,
+                    )
+        roundtrip = RoundtripDiff(diffs, rtol=rtol, atol=atol, backend=here)
         if roundtrip:
             if keep_on_failure:
                 roundtrip.folder = str(workdir)
