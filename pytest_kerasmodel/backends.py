@@ -42,7 +42,7 @@ BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 BACKEND_PACKAGES = {
     "tensorflow": "tensorflow-cpu",
     "jax": "jax[cpu]",
-    "torch": "torch (the CPU build: torch==<version>+cpu)",
+    "torch": "torch",
 }
 #: how long one request (load, call, describe) may take in a child, import excluded
 REQUEST_TIMEOUT = 300.0
@@ -57,7 +57,10 @@ class BackendError(KerasModelError, ValueError):
 
 def installed(backend: str) -> bool:
     """Whether ``backend``'s package can be imported here (found, not imported)."""
-    return importlib.util.find_spec(BACKEND_MODULES[backend]) is not None
+    try:
+        return importlib.util.find_spec(BACKEND_MODULES[backend]) is not None
+    except (ImportError, ValueError):  # blocked (sys.modules[name] = None) or broken
+        return False
 
 
 def parse_backends(value: str | Iterable[str] | None, *, source: str = "backends") -> list[str]:
@@ -83,6 +86,7 @@ def parse_backends(value: str | Iterable[str] | None, *, source: str = "backends
             raise BackendError(
                 f"{source}: the {name} backend is not installed: pip install "
                 f"{BACKEND_PACKAGES[name]!r} to reload models under it"
+                + (" (the CPU build is torch==<version>+cpu)" if name == "torch" else "")
             )
         chosen.append(name)
     return list(dict.fromkeys(chosen))

@@ -70,6 +70,21 @@ def parse_formats(value: Any) -> tuple[str, ...]:
     return formats
 
 
+def parse_backends(value: Any) -> tuple[str, ...]:
+    """Parse ``keras_backends`` ("jax,torch", "all"); an unknown or missing backend is a usage
+    error naming the package to install."""
+    words = _words(value)
+    if not words:
+        return ()
+    from pytest_kerasmodel.backends import BackendError
+    from pytest_kerasmodel.backends import parse_backends as parse
+
+    try:
+        return tuple(parse(words, source="keras_backends"))
+    except BackendError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Settings:
     rtol: float = DEFAULT_RTOL
@@ -87,6 +102,7 @@ class Settings:
     max_params: int | None = None
     allowed_versions: tuple[str, ...] = ()
     strict: bool = False
+    backends: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -129,6 +145,7 @@ class Settings:
             max_file_size=parse_size(max_size) if max_size not in (None, "") else None,
             max_params=int(max_params) if max_params not in (None, "") else None,
             allowed_versions=tuple(_words(_value(config, "keras_allowed_versions"))),
+            backends=parse_backends(_value(config, "keras_backends")),
         )
 
 

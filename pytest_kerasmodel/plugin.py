@@ -52,6 +52,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "Formats keras_roundtrip saves and reloads: any of keras, h5, weights (default: keras).",
         metavar="FORMATS",
     )
+    option(
+        "--keras-backends",
+        "keras_backends",
+        "Keras backends keras_roundtrip also reloads each saved file under, each in a child "
+        "process kept for the session: any of tensorflow, jax, torch, or all (default: none).",
+        metavar="BACKENDS",
+    )
     # goldens
     option(
         "--keras-update-golden",
@@ -164,6 +171,7 @@ def keras_roundtrip(request: pytest.FixtureRequest, tmp_path: Path) -> Roundtrip
         atol=settings.atol,
         formats=settings.roundtrip_formats,
         folder=tmp_path / "roundtrip",
+        backends=settings.backends,
     )
 
 

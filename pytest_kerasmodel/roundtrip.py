@@ -164,6 +164,28 @@ class MetricNamesChange:
 
 
 @dataclass
+class ForeignOptimizer:
+    """The file names a backend's own optimizer class, and another backend reloaded it."""
+
+    module: str
+    class_name: str
+    saved_under: str
+    reloaded_under: str
+
+    def render(self) -> str:
+        return (
+            f"optimizer: the reloaded optimizer is {self.module}.{self.class_name}, the "
+            f"{self.saved_under} backend's own class, under {self.reloaded_under}: training the "
+            f"reloaded model fails (its update step uses {self.saved_under} ops on "
+            f"{self.reloaded_under} variables), and where {self.saved_under} is not installed "
+            "the file does not load compiled at all\n"
+            f"      Keras saved the {self.saved_under} optimizer's module into the file (a Keras "
+            f"bug)\n      hint: under {self.reloaded_under}, reload with compile=False and "
+            "compile again (the optimizer's slots are then not restored)"
+        )
+
+
+@dataclass
 class FormatDiff(Diff):
     """What changed when the model went through one format, grouped by check."""
 
@@ -179,6 +201,8 @@ class FormatDiff(Diff):
     optimizer_name: str | None = None
     compile: list[ConfigChange] = field(default_factory=list)
     metric_names: MetricNamesChange | None = None
+    #: the reloaded optimizer is another backend's own class (torch's Adam under JAX)
+    foreign_optimizer: ForeignOptimizer | None = None
     config: list[ConfigChange] = field(default_factory=list)
     layers: list[AttributeChange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -192,7 +216,8 @@ class FormatDiff(Diff):
     def failed_checks(self) -> list[str]:
         failed = ["load"] if self.failure else []
         for check in CHECKS[1:]:
-            if getattr(self, check) or (check == "compile" and self.metric_names):
+            extra = check == "compile" and (self.metric_names or self.foreign_optimizer)
+            if getattr(self, check) or extra:
                 failed.append(check)
         return failed
 
@@ -231,9 +256,13 @@ class FormatDiff(Diff):
                 summary += f", {len(lost)} lost on reload"
             lines.append(f"  optimizer: {name}: {summary}")
             lines += _capped([_optimizer_line(d) for d in self.optimizer])
-        if self.compile or self.metric_names:
-            count = len(self.compile) + (1 if self.metric_names else 0)
+        if self.compile or self.metric_names or self.foreign_optimizer:
+            count = len(self.compile) + sum(
+                1 for extra in (self.metric_names, self.foreign_optimizer) if extra
+            )
             lines.append(f"  compile: {count} difference(s)")
+            if self.foreign_optimizer:
+                lines.append(_indent(self.foreign_optimizer.render(), "    "))
             lines += _capped([c.render() for c in self.compile])
             if self.metric_names:
                 lines.append(_indent(self.metric_names.render(), "    "))
@@ -562,6 +591,20 @@ def _integers_as(expected: dict[str, Any], actual: dict[str, Any]) -> dict[str, 
     return aligned
 
 
+#: compile arguments whose default each backend resolves its own way, not compared across
+#: backends: ``jit_compile="auto"`` is True under JAX and False under TensorFlow (CPU) and torch
+BACKEND_COMPILE_DEFAULTS = ("jit_compile",)
+
+
+def _without_backend_defaults(state: ModelState) -> ModelState:
+    from dataclasses import replace
+
+    if state.compile is None:
+        return state
+    kept = {k: v for k, v in state.compile.items() if k not in BACKEND_COMPILE_DEFAULTS}
+    return replace(state, compile=kept)
+
+
 def _across_backends(original: ModelState, new: ModelState) -> ModelState:
     """``new`` with the integer widths of ``original`` (see :func:`_integers_as`)."""
     from dataclasses import replace
@@ -571,7 +614,7 @@ def _across_backends(original: ModelState, new: ModelState) -> ModelState:
         variables = _integers_as(original.optimizer["variables"], optimizer["variables"])
         optimizer = {**optimizer, "variables": variables}
     return replace(
-        new,
+        _without_backend_defaults(new),
         weights=_integers_as(original.weights, new.weights),
         variables=_integers_as(original.variables, new.variables),
         optimizer=optimizer,
@@ -602,6 +645,12 @@ def _compare_compile(
         result.compile.append(ConfigChange("optimizer", old_opt["class_name"], "<missing>"))
         return
     result.compile += compare_configs(old_opt["config"], new_opt["config"], path="optimizer")
+    module = new_opt.get("backend_module")
+    owner = _BACKEND_MODULE.match(module or "")
+    if module and owner and owner.group(1) != new.backend:
+        result.foreign_optimizer = ForeignOptimizer(
+            module, new_opt["class_name"], owner.group(1), new.backend
+        )
     if old_opt["built"]:
         # Keras names slots after the weight's path, which changes on reload: both sides
         # are keyed by the weight's structural key instead (see _keras.optimizer_state).
@@ -627,7 +676,7 @@ def compare_states(
 ) -> FormatDiff:
     """Fill ``result`` with every difference between the original and a reloaded model."""
     if new.backend != original.backend:
-        new = _across_backends(original, new)
+        original, new = _without_backend_defaults(original), _across_backends(original, new)
     if new.outputs is not None:
         result.outputs = compare_outputs(
             original.outputs, new.outputs, rtol, atol, names=original.output_names
