@@ -298,7 +298,8 @@ class RoundtripDiff(Diff):
     def render(self) -> str:
         changed = [f for f in self.formats if not f.is_empty()]
         names = ", ".join(repr(f.label) for f in changed)
-        saved = f"saved under {self.backend}, " if self.backend else ""
+        crossed = self.backend and any(f.backend for f in self.formats)
+        saved = f"saved under {self.backend}, " if crossed else ""
         lines = [
             f"assert_roundtrip: the model changed when saved and reloaded as {names} "
             f"({saved}rtol={self.rtol:g}, atol={self.atol:g})"
