@@ -26,6 +26,9 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
     from pytest_kerasmodel import _keras
     from pytest_kerasmodel.roundtrip import failure_of, model_state
 
+    for entry in reversed(request.get("sys_path", [])):
+        if entry not in sys.path:  # a folder the parent's tests added since this child started
+            sys.path.insert(0, entry)
     for module in request.get("modules", []):
         with contextlib.suppress(Exception):  # the load names the class it cannot find
             importlib.import_module(module)

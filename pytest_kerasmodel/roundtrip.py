@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -769,6 +770,7 @@ def _check_under_backends(
         "compile": compile,
         "custom_objects": other_backends.class_locations(custom_objects),
         "modules": other_backends.model_modules(model),
+        "sys_path": [p for p in sys.path if p],  # where those modules are, as of now
     }
     results = []
     sent: list[tuple[FormatDiff, Any]] = []

@@ -122,16 +122,19 @@ def test_a_backend_not_installed_names_the_package() -> None:
 
 @pytest.fixture(scope="module")
 def torch_written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A compiled, trained model saved under torch and reloaded under TensorFlow and JAX."""
+    """A compiled, trained model saved under torch (kept as ``clf.keras``) and reloaded under
+    TensorFlow and JAX by assert_roundtrip, in one torch process."""
+    saved = tmp_path_factory.mktemp("torch_written") / "clf.keras"
     out = _run(
         "torch",
-        """
-        import json, sys
+        f"""
         import cross_backend
+        import roundtrip_models as rm
+        rm.trained_dense().save({str(saved)!r})
         cross_backend.main(["trained_dense"], ["keras", "weights"], True)
         """,
     )
-    return dict(json.loads(out)["trained_dense"])
+    return {"file": saved, **json.loads(out)["trained_dense"]}
 
 
 def test_torch_written_compiled_keras_does_not_train_under_tensorflow_or_jax(
@@ -149,16 +152,10 @@ def test_torch_written_compiled_keras_does_not_train_under_tensorflow_or_jax(
             assert f"hint: under {reader}, reload with compile=False" in text
 
 
-def test_torch_written_compiled_keras_does_not_load_without_torch(tmp_path: Path) -> None:
-    saved = tmp_path / "clf.keras"
-    _run(
-        "torch",
-        f"""
-        import roundtrip_models as rm
-        rm.trained_dense().save({str(saved)!r})
-        print("saved")
-        """,
-    )
+def test_torch_written_compiled_keras_does_not_load_without_torch(
+    torch_written: dict[str, Any],
+) -> None:
+    saved = torch_written["file"]
     out = _run(
         "jax",
         f"""
