@@ -46,7 +46,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -713,9 +713,11 @@ def _check_format(
     atol: float,
     custom_objects: dict[str, Any] | None,
     compile: bool,
+    on_saved: Callable[[str], None] | None = None,
 ) -> tuple[FormatDiff, Any, str | None]:
     """Save ``model`` as ``fmt`` and check it here; returns the diff, the reloaded model and
-    the saved file's path (``None`` when saving failed)."""
+    the saved file's path (``None`` when saving failed). ``on_saved(path)`` runs as soon as
+    the file is written (the other backends start reloading it while this process does)."""
     from pytest_kerasmodel import _keras
 
     result = FormatDiff(format=fmt, file=_keras.FORMAT_FILES[fmt])
@@ -724,6 +726,8 @@ def _check_format(
     except Exception as exc:
         result.failure = failure_of("save", exc)
         return result, None, None
+    if on_saved is not None:
+        on_saved(path)
     try:
         reloaded, result.warnings = _keras.load(
             fmt, path, custom_objects=custom_objects, compile=compile
@@ -745,21 +749,25 @@ def _check_format(
     return result, reloaded, path
 
 
-def _check_under_backends(
+@dataclass
+class _Pending:
+    """Requests sent to the backends' children for one saved file, answers not read yet."""
+
+    results: list[FormatDiff]
+    sent: list[tuple[FormatDiff, Any]]
+
+
+def _send_to_backends(
     model: Any,
     fmt: str,
     path: str,
     inputs: Any,
-    original: ModelState,
     targets: list[str],
     *,
-    rtol: float,
-    atol: float,
     custom_objects: dict[str, Any] | None,
     compile: bool,
-) -> list[FormatDiff]:
-    """Reload the saved file under each backend in its child process (all of them at once),
-    and compare each answer with the original."""
+) -> _Pending:
+    """Ask each backend's child process to reload the saved file (they all work at once)."""
     from pytest_kerasmodel import _keras
     from pytest_kerasmodel import backends as other_backends
 
@@ -772,19 +780,33 @@ def _check_under_backends(
         "modules": other_backends.model_modules(model),
         "sys_path": [p for p in sys.path if p],  # where those modules are, as of now
     }
-    results = []
-    sent: list[tuple[FormatDiff, Any]] = []
+    pending = _Pending([], [])
     for backend in targets:
         result = FormatDiff(format=fmt, file=_keras.FORMAT_FILES[fmt], backend=backend)
-        results.append(result)
+        pending.results.append(result)
         worker = other_backends.child(backend)
         try:
             worker.send(request)
         except other_backends.ChildDied as exc:
             result.failure = LoadFailure("load", "ChildDied", str(exc))
             continue
-        sent.append((result, worker))
-    for result, worker in sent:
+        pending.sent.append((result, worker))
+    return pending
+
+
+def _receive_from_backends(
+    pending: _Pending,
+    original: ModelState,
+    *,
+    fmt: str,
+    rtol: float,
+    atol: float,
+    compile: bool,
+) -> list[FormatDiff]:
+    """Read each child's answer and compare the model it reloaded with the original."""
+    from pytest_kerasmodel import backends as other_backends
+
+    for result, worker in pending.sent:
         try:
             answer = worker.receive()
         except other_backends.ChildDied as exc:
@@ -801,7 +823,7 @@ def _check_under_backends(
         if "state" in answer:
             new = ModelState(**answer["state"])
             compare_states(original, new, result, fmt=fmt, rtol=rtol, atol=atol, compile=compile)
-    return results
+    return pending.results
 
 
 def _formats(formats: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -895,6 +917,22 @@ def assert_roundtrip(
             for fmt in chosen:
                 fmt_dir = workdir / fmt
                 fmt_dir.mkdir()
+                pending: list[_Pending] = []
+
+                def send(path: str, fmt: str = fmt, pending: list[_Pending] = pending) -> None:
+                    if targets:
+                        pending.append(
+                            _send_to_backends(
+                                model,
+                                fmt,
+                                path,
+                                inputs,
+                                targets,
+                                custom_objects=custom_objects,
+                                compile=compile,
+                            )
+                        )
+
                 diff, reloaded, _path = _check_format(
                     model,
                     fmt,
@@ -905,22 +943,14 @@ def assert_roundtrip(
                     atol=atol,
                     custom_objects=custom_objects,
                     compile=compile,
+                    on_saved=send,
                 )
                 diffs.append(diff)
                 if reloaded is not None:
                     models[fmt] = reloaded
-                if _path is not None and targets:
-                    diffs += _check_under_backends(
-                        model,
-                        fmt,
-                        _path,
-                        inputs,
-                        original,
-                        targets,
-                        rtol=rtol,
-                        atol=atol,
-                        custom_objects=custom_objects,
-                        compile=compile,
+                for sent in pending:
+                    diffs += _receive_from_backends(
+                        sent, original, fmt=fmt, rtol=rtol, atol=atol, compile=compile
                     )
         roundtrip = RoundtripDiff(diffs, rtol=rtol, atol=atol, backend=here)
         if roundtrip:
