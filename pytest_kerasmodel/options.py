@@ -103,6 +103,7 @@ class Settings:
     allowed_versions: tuple[str, ...] = ()
     strict: bool = False
     backends: tuple[str, ...] = ()
+    load_compile: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -146,6 +147,10 @@ class Settings:
             max_params=int(max_params) if max_params not in (None, "") else None,
             allowed_versions=tuple(_words(_value(config, "keras_allowed_versions"))),
             backends=parse_backends(_value(config, "keras_backends")),
+            load_compile=bool(
+                config.getoption("keras_load_compile", default=None)
+                or config.getini("keras_load_compile")
+            ),
         )
 
 
