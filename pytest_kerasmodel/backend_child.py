@@ -54,11 +54,25 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _warm_up() -> None:
+    """Import what the first request needs before it comes (the parent is still saving the
+    file and checking it in its own process): Keras's serializer imports TensorFlow when it is
+    installed, even under JAX or torch, to test ``isinstance(obj, tf.TensorShape)`` (3.9 s of
+    a first request under JAX, measured), and the loader imports h5py and the saving code."""
+    import h5py  # noqa: F401
+    import keras.src.saving.saving_lib  # noqa: F401
+
+    from pytest_kerasmodel import _keras
+
+    k = _keras.keras()
+    k.saving.serialize_keras_object(k.layers.Dense(1))
+
+
 def serve(requests: Iterable[str], out: IO[str]) -> None:
     """Answer each request line with one line: the reloaded model's state or the failure."""
     from pytest_kerasmodel import _keras
 
-    _keras.keras()
+    _warm_up()
     out.write(json.dumps({"event": "ready", "backend": _keras.backend()}) + "\n")
     out.flush()
     for line in requests:
