@@ -893,14 +893,21 @@ def assert_roundtrip(
         for b in other_backends.parse_backends(backends, source="assert_roundtrip: backends")
         if b != here
     ]
-    for backend in targets:  # they import Keras while this process saves and compares
-        other_backends.child(backend).start()
     rtol = DEFAULT_RTOL if rtol is None else float(rtol)
     atol = DEFAULT_ATOL if atol is None else float(atol)
+    if type(model).__module__.split(".")[0] in ("tf_keras", "tensorflow"):
+        raise ValueError(
+            f"assert_roundtrip: {type(model).__name__} is a tf-keras (Keras 2) model "
+            f"({type(model).__module__}); this version checks Keras 3 models only. Check the "
+            "files it writes with describe_artifact and the gate (--keras-model-dir), which "
+            "read Keras 2 layouts"
+        )
     if not getattr(model, "built", False):
         raise ValueError(
             "assert_roundtrip: the model is not built; call it on data or call build() first"
         )
+    for backend in targets:  # they import Keras while this process saves and compares
+        other_backends.child(backend).start()
     keep_on_failure = folder is not None
     if folder is None:
         workdir = Path(tempfile.mkdtemp(prefix="kerasmodel-roundtrip-"))
