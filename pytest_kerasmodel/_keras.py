@@ -31,6 +31,11 @@ def keras() -> ModuleType:
     return _KERAS
 
 
+def backend() -> str:
+    """The backend Keras runs on in this process (``tensorflow``, ``jax``, ``torch``)."""
+    return str(keras().backend.backend())
+
+
 def keras_version() -> str:
     """The installed Keras version, without importing Keras when it is not loaded yet."""
     if _KERAS is not None:
@@ -142,9 +147,76 @@ def weight_arrays(model: Any) -> tuple[dict[str, Any], dict[str, str]]:
     arrays: dict[str, Any] = {}
     labels: dict[str, str] = {}
     for key, variable in weight_variables(model):
-        arrays[key] = variable.numpy()
+        arrays[key] = _numpy(variable)
         labels[key] = str(getattr(variable, "path", variable.name))
     return arrays, labels
+
+
+def state_variables(model: Any) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """``(arrays, labels, kinds)``: every variable of ``model.variables`` that is not a weight.
+
+    In Keras 3 these are the states of the layers' seed generators (Dropout, GaussianNoise,
+    random augmentation layers: ``kinds[key] == "seed_generator"``), kept with the layer but
+    never saved by Keras. Keyed like :func:`weight_variables` (the layer's structural key plus
+    the variable's name), so a variable matches its reloaded twin by place.
+    """
+    weight_ids = {id(v) for _, v in weight_variables(model)}
+    arrays: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    kinds: dict[str, str] = {}
+    seen: set[int] = set(weight_ids)
+    for key, layer in reversed(iter_layers(model)):
+        seeds = {id(g.state) for g in getattr(layer, "_seed_generators", []) or []}
+        counts: dict[str, int] = {}
+        for variable in getattr(layer, "variables", []):
+            if id(variable) in seen:
+                continue
+            seen.add(id(variable))
+            name = str(variable.name)
+            n = counts.get(name, 0)
+            counts[name] = n + 1
+            entry = f"{key}{name}" + (f"#{n}" if n else "")
+            arrays[entry] = _numpy(variable)
+            owner = str(getattr(layer, "path", None) or getattr(layer, "name", ""))
+            labels[entry] = f"{owner}/{name}" if owner else name
+            kinds[entry] = "seed_generator" if id(variable) in seeds else "variable"
+    return arrays, labels, kinds
+
+
+def _numpy(variable: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(keras().ops.convert_to_numpy(variable))
+
+
+def metric_names(model: Any, outputs: Any) -> list[str] | None:
+    """The names a compiled model's metrics have in ``fit``/``evaluate`` logs (history keys,
+    what callbacks ``monitor``): ``["loss", "mse"]``, or ``None`` when not compiled.
+
+    Built on a fresh ``CompileMetrics`` from the arguments the model was compiled with, so the
+    model itself (whose compile metrics Keras builds lazily, on first fit or evaluate) is left
+    as it was. ``outputs`` (the model's outputs on some inputs, as numpy) give the structure
+    Keras builds the metrics for; ``None`` when there are none to build on.
+    """
+    if not getattr(model, "compiled", False):
+        return None
+    own = getattr(model, "_compile_metrics", None)
+    if own is None:
+        return ["loss"]
+    if outputs is None:
+        return None
+    from keras.src.trainers.compile_utils import CompileMetrics
+
+    k = keras()
+    y = k.tree.map_structure(k.ops.convert_to_tensor, outputs)
+    try:
+        fresh = CompileMetrics(
+            own._user_metrics, own._user_weighted_metrics, output_names=output_names(model)
+        )
+        fresh.build(y, y)
+        return ["loss", *(str(n) for n in fresh.result())]
+    except Exception:  # a custom metric that cannot be built here: not named
+        return None
 
 
 def optimizer_state(model: Any) -> dict[str, Any] | None:
@@ -162,10 +234,17 @@ def optimizer_state(model: Any) -> dict[str, Any] | None:
         config = k.saving.serialize_keras_object(optimizer)
     except Exception as exc:  # a custom optimizer without get_config
         config = {"error": f"{type(exc).__name__}: {exc}"}
+    backend_module = None
+    if isinstance(config, dict) and str(config.get("module", "")).startswith(_BACKEND_PACKAGE):
+        # torch's Adam is keras.src.backend.torch.optimizers.torch_adam.Adam: the same
+        # optimizer as keras.optimizers.Adam, serialized under its backend's module
+        backend_module = config["module"]
+        config = {**config, "module": "keras.optimizers", "registered_name": None}
     state: dict[str, Any] = {
         "class_name": type(optimizer).__name__,
         "name": str(getattr(optimizer, "name", "")),
         "config": _json_roundtrip(config),
+        "backend_module": backend_module,
         "built": bool(getattr(optimizer, "built", True)),
         "variables": {},
         "labels": {},
@@ -198,9 +277,13 @@ def optimizer_state(model: Any) -> dict[str, Any] | None:
         counts[key] = n + 1
         if n:
             key, label = f"{key}#{n}", f"{label}#{n}"
-        state["variables"][key] = variable.numpy()
+        state["variables"][key] = _numpy(variable)
         state["labels"][key] = label
     return state
+
+
+#: where a backend's own classes live (a torch or JAX optimizer is serialized under it)
+_BACKEND_PACKAGE = "keras.src.backend."
 
 
 def _json_default(value: Any) -> Any:
@@ -332,6 +415,10 @@ _LOSS_AND_METRIC_KEYS = ("loss", "metrics", "weighted_metrics")
 _SIMPLE = (bool, int, float, str, type(None))
 #: attributes that legitimately differ on reload: auto-generated names (``dense`` -> ``dense_3``)
 IGNORED_LAYER_ATTRIBUTES = frozenset({"name"})
+#: attributes a backend puts on every layer that are not the model's state, per backend:
+#: under torch a Keras layer is a ``torch.nn.Module``, whose ``training`` mode ``fit`` and
+#: ``predict`` switch and Keras never reads back (it passes ``training=`` to ``call``)
+BACKEND_LAYER_ATTRIBUTES: dict[str, frozenset[str]] = {"torch": frozenset({"training"})}
 #: a model's training-loop state, and compile arguments the ``compile`` check compares already
 IGNORED_MODEL_ATTRIBUTES = frozenset(
     {
@@ -372,10 +459,11 @@ def layer_attributes(model: Any) -> dict[str, dict[str, Any]]:
     import inspect
 
     model_class = keras().Model
+    backend_ignored = BACKEND_LAYER_ATTRIBUTES.get(backend(), frozenset())
     result: dict[str, dict[str, Any]] = {}
     for key, layer in iter_layers(model):
         attrs: dict[str, Any] = {}
-        ignored = IGNORED_LAYER_ATTRIBUTES
+        ignored = IGNORED_LAYER_ATTRIBUTES | backend_ignored
         if isinstance(layer, model_class):
             ignored = ignored | IGNORED_MODEL_ATTRIBUTES
         for name, value in vars(layer).items():

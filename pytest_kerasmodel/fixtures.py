@@ -21,17 +21,18 @@ if TYPE_CHECKING:  # pragma: no cover
 @dataclass(frozen=True)
 class Roundtrip:
     """The ``keras_roundtrip`` fixture: :func:`~pytest_kerasmodel.assert_roundtrip` with the
-    session's ``--keras-rtol``, ``--keras-atol`` and ``--keras-roundtrip-formats`` (or their
-    ini keys) as defaults, saving under the test's ``tmp_path``.
+    session's ``--keras-rtol``, ``--keras-atol``, ``--keras-roundtrip-formats`` and
+    ``--keras-backends`` (or their ini keys) as defaults, saving under the test's ``tmp_path``.
 
     ``keras_roundtrip(model, inputs=None, *, formats=None, rtol=None, atol=None,
-    custom_objects=None, compile=True)``: arguments given here win over the session's.
+    custom_objects=None, compile=True, backends=None)``: arguments given here win.
     """
 
     rtol: float
     atol: float
     formats: tuple[str, ...]
     folder: Path
+    backends: tuple[str, ...] = ()
 
     def __call__(
         self,
@@ -43,6 +44,7 @@ class Roundtrip:
         atol: float | None = None,
         custom_objects: dict[str, Any] | None = None,
         compile: bool = True,
+        backends: str | Sequence[str] | None = None,
     ) -> RoundtripResult:
         __tracebackhide__ = True
         from pytest_kerasmodel.roundtrip import assert_roundtrip
@@ -56,6 +58,7 @@ class Roundtrip:
             custom_objects=custom_objects,
             compile=compile,
             folder=self.folder,
+            backends=list(self.backends) if backends is None else backends,
         )
 
 

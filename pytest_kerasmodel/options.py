@@ -84,6 +84,21 @@ def parse_export_formats(value: Any) -> tuple[str, ...]:
     return formats
 
 
+def parse_backends(value: Any) -> tuple[str, ...]:
+    """Parse ``keras_backends`` ("jax,torch", "all"); an unknown or missing backend is a usage
+    error naming the package to install."""
+    words = _words(value)
+    if not words:
+        return ()
+    from pytest_kerasmodel.backends import BackendError
+    from pytest_kerasmodel.backends import parse_backends as parse
+
+    try:
+        return tuple(parse(words, source="keras_backends"))
+    except BackendError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Settings:
     rtol: float = DEFAULT_RTOL
@@ -105,6 +120,8 @@ class Settings:
     workers: int | None = None  # None: the usable cores (at most one per artifact)
     sarif: Path | None = None  # --keras-sarif: the gate's failing checks as SARIF 2.1.0
     export_formats: tuple[str, ...] = DEFAULT_EXPORT_FORMATS
+    backends: tuple[str, ...] = ()
+    load_compile: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -152,6 +169,11 @@ class Settings:
             workers=_workers(config),
             sarif=path(_value(config, "keras_sarif")),
             export_formats=parse_export_formats(_value(config, "keras_export_formats")),
+            backends=parse_backends(_value(config, "keras_backends")),
+            load_compile=bool(
+                config.getoption("keras_load_compile", default=None)
+                or config.getini("keras_load_compile")
+            ),
         )
 
 

@@ -52,6 +52,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "Formats keras_roundtrip saves and reloads: any of keras, h5, weights (default: keras).",
         metavar="FORMATS",
     )
+    option(
+        "--keras-backends",
+        "keras_backends",
+        "Keras backends keras_roundtrip also reloads each saved file under, each in a child "
+        "process kept for the session, and the gate runs load and predictions under, each in "
+        "an isolated worker: any of tensorflow, jax, torch, or all (default: none).",
+        metavar="BACKENDS",
+    )
     # goldens
     option(
         "--keras-update-golden",
@@ -83,6 +91,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "keras_strict",
         "Fail every file under a model folder that no Keras artifact holds (default: list "
         "them as not checked under the summary).",
+        ini_type="bool",
+        ini_default=False,
+        action="store_true",
+        default=None,
+    )
+    option(
+        "--keras-load-compile",
+        "keras_load_compile",
+        "Gate: also reload each artifact compiled (it can resume training), under each backend "
+        "of --keras-backends too (a compile check per artifact).",
         ini_type="bool",
         ini_default=False,
         action="store_true",
@@ -205,6 +223,7 @@ def keras_roundtrip(request: pytest.FixtureRequest, tmp_path: Path) -> Roundtrip
         atol=settings.atol,
         formats=settings.roundtrip_formats,
         folder=tmp_path / "roundtrip",
+        backends=settings.backends,
     )
 
 

@@ -5,11 +5,15 @@ reloads it and compares the reloaded model with the original:
 
 - ``outputs``: predictions on the same inputs with ``training=False``, every output;
 - ``weights``: every weight, trainable and non-trainable, by its path;
+- ``variables``: every other variable of ``model.variables`` (seed-generator states), by place.
+  Keras never saves a seed generator's state, so a difference there is a note (the random
+  stream of a Dropout restarts on reload), not a failure;
 - ``config``: the model's serialized config (what ``config.json`` holds), except the keys in
   :data:`IGNORED_CONFIG_KEYS`;
 - ``optimizer`` and ``compile``: the optimizer's class, hyperparameters and variables (step
   counter and slots, matched so that Keras renaming them on reload does not matter), the
-  loss (with the arguments a loss object calls its function with) and the metrics. An
+  loss (with the arguments a loss object calls its function with) and the metrics, by what
+  they compute and by the names ``fit``/``evaluate`` logs give them (history keys). An
   optimizer the original never built (compiled, never trained) has no state to lose: its
   variables are not compared;
 - ``layers``: the simple public attributes of every layer, to name a constructor argument
@@ -26,7 +30,8 @@ Config keys ignored on reload (:data:`IGNORED_CONFIG_KEYS`), at any depth of the
 The ``layers`` check does not compare a layer's ``name`` (auto-generated names such as
 ``dense_3`` change on reload; the names that matter are in the config), nor a model's
 training-loop state and compile arguments (``_keras.IGNORED_MODEL_ATTRIBUTES``), which the
-``compile`` check compares.
+``compile`` check compares, nor attributes a backend puts on every layer
+(``_keras.BACKEND_LAYER_ATTRIBUTES``: torch's ``nn.Module.training`` mode).
 
 Nothing else is ignored. Numbers in configs compare with a relative tolerance of 1e-6 (a
 hyperparameter read back from a float32 variable differs in its last digits).
@@ -39,8 +44,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +71,7 @@ IGNORED_CONFIG_KEYS: tuple[str, ...] = ("compile_config",)
 IGNORED_CONFIG_KEYS_BY_FORMAT: dict[str, tuple[str, ...]] = {"h5": ("build_config",)}
 
 #: the checks, in the order a report shows them
-CHECKS = ("load", "outputs", "weights", "optimizer", "compile", "config", "layers")
+CHECKS = ("load", "outputs", "weights", "variables", "optimizer", "compile", "config", "layers")
 
 
 _STAGE_FAILED = {"save": "saving", "load": "reloading", "call": "calling the reloaded model"}
@@ -132,34 +138,97 @@ class AttributeChange:
 
 
 @dataclass
+class MetricNamesChange:
+    """The names ``fit`` and ``evaluate`` log the metrics under changed on reload."""
+
+    old: list[str]
+    new: list[str]
+
+    @property
+    def renamed(self) -> list[tuple[str, str]]:
+        gone = [n for n in self.old if n not in self.new]
+        came = [n for n in self.new if n not in self.old]
+        return list(zip(gone, came, strict=False))
+
+    def render(self) -> str:
+        text = f"metric names: {self.old} -> {self.new}"
+        renamed = self.renamed
+        if renamed:
+            old, new = renamed[0]
+            text += (
+                f"\n      history keys and logs change ({old!r} becomes {new!r}): callbacks "
+                f"monitoring 'val_{old}' or {old!r} (EarlyStopping, ModelCheckpoint, "
+                "ReduceLROnPlateau) no longer find it; compile with a metric object named "
+                f"explicitly (name={old!r}) or save as .keras"
+            )
+        return text
+
+
+@dataclass
+class ForeignOptimizer:
+    """The file names a backend's own optimizer class, and another backend reloaded it."""
+
+    module: str
+    class_name: str
+    saved_under: str
+    reloaded_under: str
+
+    def render(self) -> str:
+        return (
+            f"optimizer: the reloaded optimizer is {self.module}.{self.class_name}, the "
+            f"{self.saved_under} backend's own class, under {self.reloaded_under}: training the "
+            f"reloaded model fails (its update step uses {self.saved_under} ops on "
+            f"{self.reloaded_under} variables), and where {self.saved_under} is not installed "
+            "the file does not load compiled at all\n"
+            f"      Keras saved the {self.saved_under} optimizer's module into the file (a Keras "
+            f"bug)\n      hint: under {self.reloaded_under}, reload with compile=False and "
+            "compile again (the optimizer's slots are then not restored)"
+        )
+
+
+@dataclass
 class FormatDiff(Diff):
     """What changed when the model went through one format, grouped by check."""
 
     format: str
     file: str
     failure: LoadFailure | None = None
+    #: the backend a child process reloaded the file under; ``None``: in this process
+    backend: str | None = None
     outputs: list[ArrayDiff] = field(default_factory=list)
     weights: list[ArrayDiff] = field(default_factory=list)
+    variables: list[ArrayDiff] = field(default_factory=list)
     optimizer: list[ArrayDiff] = field(default_factory=list)
     optimizer_name: str | None = None
     compile: list[ConfigChange] = field(default_factory=list)
+    metric_names: MetricNamesChange | None = None
+    #: the reloaded optimizer is another backend's own class (torch's Adam under JAX)
+    foreign_optimizer: ForeignOptimizer | None = None
     config: list[ConfigChange] = field(default_factory=list)
     layers: list[AttributeChange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: what changed that is no difference in the model (seed-generator state Keras never saves)
+    notes: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
-        return self.failure is None and not any(
-            (self.outputs, self.weights, self.optimizer, self.compile, self.config, self.layers)
-        )
+        return self.failure is None and not self.failed_checks
 
     @property
     def failed_checks(self) -> list[str]:
         failed = ["load"] if self.failure else []
-        failed += [c for c in CHECKS[1:] if getattr(self, c)]
+        for check in CHECKS[1:]:
+            extra = check == "compile" and (self.metric_names or self.foreign_optimizer)
+            if getattr(self, check) or extra:
+                failed.append(check)
         return failed
 
+    @property
+    def label(self) -> str:
+        """``keras``, or ``keras -> jax`` for the file reloaded under another backend."""
+        return self.format if self.backend is None else f"{self.format} -> {self.backend}"
+
     def render(self) -> str:
-        head = f"[{self.format}] {self.file}"
+        head = f"[{self.label}] {self.file}"
         if self.is_empty():
             return f"{head}: ok"
         parts = []
@@ -177,6 +246,9 @@ class FormatDiff(Diff):
         if self.weights:
             lines.append(f"  weights: {len(self.weights)} weight(s) differ")
             lines += _capped([d.render() for d in self.weights])
+        if self.variables:
+            lines.append(f"  variables: {len(self.variables)} variable(s) differ")
+            lines += _capped([d.render() for d in self.variables])
         if self.optimizer:
             lost = [d for d in self.optimizer if d.kind == "missing"]
             name = self.optimizer_name or "optimizer"
@@ -185,15 +257,25 @@ class FormatDiff(Diff):
                 summary += f", {len(lost)} lost on reload"
             lines.append(f"  optimizer: {name}: {summary}")
             lines += _capped([_optimizer_line(d) for d in self.optimizer])
-        if self.compile:
-            lines.append(f"  compile: {len(self.compile)} difference(s)")
+        if self.compile or self.metric_names or self.foreign_optimizer:
+            count = len(self.compile) + sum(
+                1 for extra in (self.metric_names, self.foreign_optimizer) if extra
+            )
+            lines.append(f"  compile: {count} difference(s)")
+            if self.foreign_optimizer:
+                lines.append(_indent(self.foreign_optimizer.render(), "    "))
             lines += _capped([c.render() for c in self.compile])
+            if self.metric_names:
+                lines.append(_indent(self.metric_names.render(), "    "))
         if self.config:
             lines.append(f"  config: {len(self.config)} difference(s)")
             lines += _capped([c.render() for c in self.config])
         if self.layers:
             lines.append(f"  layers: {len(self.layers)} attribute(s) differ after reload")
             lines += _capped([c.render() for c in self.layers])
+        if self.notes:
+            lines.append("  notes (not differences in the model):")
+            lines += _capped(self.notes)
         if self.warnings:
             lines.append("  Keras warned while reloading:")
             lines += [f"    {_short_text(w)}" for w in self.warnings[:5]]
@@ -208,16 +290,20 @@ class RoundtripDiff(Diff):
     rtol: float
     atol: float
     folder: str | None = None
+    #: the backend the model was saved under (this process's)
+    backend: str = ""
 
     def is_empty(self) -> bool:
         return all(f.is_empty() for f in self.formats)
 
     def render(self) -> str:
         changed = [f for f in self.formats if not f.is_empty()]
-        names = ", ".join(repr(f.format) for f in changed)
+        names = ", ".join(repr(f.label) for f in changed)
+        crossed = self.backend and any(f.backend for f in self.formats)
+        saved = f"saved under {self.backend}, " if crossed else ""
         lines = [
             f"assert_roundtrip: the model changed when saved and reloaded as {names} "
-            f"(rtol={self.rtol:g}, atol={self.atol:g})"
+            f"({saved}rtol={self.rtol:g}, atol={self.atol:g})"
         ]
         lines += [f.render() for f in self.formats]
         if self.folder:
@@ -286,6 +372,8 @@ _CLASS_PATTERNS = (
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: a backend's own module in Keras's message (``keras.src.backend.torch.optimizers.torch_adam``)
+_BACKEND_MODULE = re.compile(r"keras\.src\.backend\.(torch|jax|tensorflow|numpy)(?:\.\w+)+")
 
 
 def _plain(message: str) -> str:
@@ -293,7 +381,7 @@ def _plain(message: str) -> str:
     return _ANSI.sub("", message)
 
 
-def _failure(stage: str, exc: BaseException) -> LoadFailure:
+def failure_of(stage: str, exc: BaseException) -> LoadFailure:
     """Describe an exception from saving, reloading or calling, with a hint where known."""
     message = str(exc)
     missing = None
@@ -304,6 +392,15 @@ def _failure(stage: str, exc: BaseException) -> LoadFailure:
             break
     hint = None
     registered = None
+    backend_module = _BACKEND_MODULE.search(message)
+    if backend_module:
+        hint = (
+            f"the file names {backend_module.group(0)!r}, a class of the "
+            f"{backend_module.group(1)} backend that Keras cannot import under another backend "
+            "(a Keras bug: it saves the backend's own optimizer class): reload with "
+            "compile=False and compile again, or reload under the backend that saved it"
+        )
+        return LoadFailure(stage, type(exc).__name__, _plain(message), hint, missing)
     if missing and missing.startswith("keras."):
         alias = missing.rsplit(".", 1)[-1]
         hint = (
@@ -349,33 +446,59 @@ def _failure(stage: str, exc: BaseException) -> LoadFailure:
 
 
 @dataclass
-class _Snapshot:
-    """The original model as plain data, taken once and compared with every format."""
+class ModelState:
+    """A model as plain data (arrays, dicts, strings), taken once from the original and once
+    from each reloaded model, here or in a child process under another backend
+    (:mod:`pytest_kerasmodel.backends`), then compared by :func:`compare_states`."""
 
     outputs: Any
     output_names: list[str] | None
     weights: dict[str, Any]
     weight_labels: dict[str, str]
+    variables: dict[str, Any]
+    variable_labels: dict[str, str]
+    variable_kinds: dict[str, str]
     config: Any
     compile: dict[str, Any] | None
     optimizer: dict[str, Any] | None
+    metric_names: list[str] | None
     layers: dict[str, dict[str, Any]]
+    backend: str = ""
 
 
-def _snapshot(model: Any, inputs: Any, *, with_compile: bool) -> _Snapshot:
+def model_state(
+    model: Any, inputs: Any, *, with_compile: bool, call: bool = True
+) -> tuple[ModelState, LoadFailure | None]:
+    """``model`` as a :class:`ModelState`, and how calling it failed (its other state is
+    taken all the same, so that a layer that lost its vocabulary is named even when the call
+    fails). ``call=False`` raises what the call raised (the original model must work)."""
     from pytest_kerasmodel import _keras
 
+    failure = None
+    try:
+        outputs = _keras.call_model(model, inputs)
+    except Exception as exc:
+        if not call:
+            raise
+        failure, outputs = failure_of("call", exc), None
     weights, labels = _keras.weight_arrays(model)
-    return _Snapshot(
-        outputs=_keras.call_model(model, inputs),
+    variables, variable_labels, kinds = _keras.state_variables(model)
+    state = ModelState(
+        outputs=outputs,
         output_names=_keras.output_names(model),
         weights=weights,
         weight_labels=labels,
+        variables=variables,
+        variable_labels=variable_labels,
+        variable_kinds=kinds,
         config=_keras.model_config(model),
         compile=_keras.compile_config(model) if with_compile else None,
         optimizer=_keras.optimizer_state(model) if with_compile else None,
+        metric_names=_keras.metric_names(model, outputs) if with_compile else None,
         layers=_keras.layer_attributes(model),
+        backend=_keras.backend(),
     )
+    return state, failure
 
 
 def _values_equal(old: Any, new: Any, rtol: float, atol: float) -> bool:
@@ -423,20 +546,100 @@ def _compare_layers(
     return changes
 
 
-def _compare_compile(
-    original: _Snapshot, reloaded: Any, rtol: float, atol: float, result: FormatDiff
+def _compare_variables(
+    original: ModelState, new: ModelState, rtol: float, atol: float, result: FormatDiff
 ) -> None:
-    from pytest_kerasmodel import _keras
+    diffs = compare_named_arrays(
+        original.variables,
+        new.variables,
+        rtol,
+        atol,
+        labels=original.variable_labels,
+        actual_labels=new.variable_labels,
+    )
+    for diff in diffs:
+        key = next((k for k, v in original.variable_labels.items() if v == diff.name), None)
+        kind = original.variable_kinds.get(key or "", "") or (
+            "seed_generator" if diff.name.endswith("seed_generator_state") else ""
+        )
+        if kind == "seed_generator":
+            result.notes.append(
+                f"{diff.name}: seed-generator state differs ({diff.kind}); Keras does not save "
+                "seed-generator state, so a random layer (Dropout, noise, augmentation) draws "
+                "a new random stream after reload"
+            )
+        else:
+            result.variables.append(diff)
 
+
+def _integers_as(expected: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any]:
+    """``actual`` with each integer array cast to the integer dtype of its ``expected`` twin.
+
+    Across backends, integer state compares by value: JAX (without x64) keeps an optimizer's
+    step counter as int32 and a seed generator's state as uint32, torch as int32, where
+    TensorFlow keeps int64.
+    """
+    aligned = dict(actual)
+    for key, new in actual.items():
+        old = expected.get(key)
+        if (
+            isinstance(old, np.ndarray)
+            and isinstance(new, np.ndarray)
+            and old.dtype.kind in "iu"
+            and new.dtype.kind in "iu"
+            and old.dtype != new.dtype
+        ):
+            aligned[key] = new.astype(old.dtype)
+    return aligned
+
+
+#: compile arguments whose default each backend resolves its own way, not compared across
+#: backends: ``jit_compile="auto"`` is True under JAX and False under TensorFlow (CPU) and torch
+BACKEND_COMPILE_DEFAULTS = ("jit_compile",)
+
+
+def _without_backend_defaults(state: ModelState) -> ModelState:
+    from dataclasses import replace
+
+    if state.compile is None:
+        return state
+    kept = {k: v for k, v in state.compile.items() if k not in BACKEND_COMPILE_DEFAULTS}
+    return replace(state, compile=kept)
+
+
+def _across_backends(original: ModelState, new: ModelState) -> ModelState:
+    """``new`` with the integer widths of ``original`` (see :func:`_integers_as`)."""
+    from dataclasses import replace
+
+    optimizer = new.optimizer
+    if optimizer is not None and original.optimizer is not None:
+        variables = _integers_as(original.optimizer["variables"], optimizer["variables"])
+        optimizer = {**optimizer, "variables": variables}
+    return replace(
+        _without_backend_defaults(new),
+        weights=_integers_as(original.weights, new.weights),
+        variables=_integers_as(original.variables, new.variables),
+        optimizer=optimizer,
+    )
+
+
+def _compare_compile(
+    original: ModelState, new: ModelState, rtol: float, atol: float, result: FormatDiff
+) -> None:
     old_opt = original.optimizer
     if original.compile is None and old_opt is None:
         return
-    new_compile = _keras.compile_config(reloaded)
-    new_opt = _keras.optimizer_state(reloaded)
+    new_compile, new_opt = new.compile, new.optimizer
     if new_compile is None and new_opt is None:
         result.compile.append(ConfigChange("compiled", True, False))
         return
     result.compile += compare_configs(original.compile, new_compile, path="compile")
+    if (
+        original.metric_names is not None
+        and new.metric_names is not None
+        and original.metric_names != new.metric_names
+    ):
+        result.metric_names = MetricNamesChange(original.metric_names, new.metric_names)
     if old_opt is None:
         return
     result.optimizer_name = f"{old_opt['class_name']} {old_opt['name']!r}"
@@ -444,6 +647,12 @@ def _compare_compile(
         result.compile.append(ConfigChange("optimizer", old_opt["class_name"], "<missing>"))
         return
     result.compile += compare_configs(old_opt["config"], new_opt["config"], path="optimizer")
+    module = new_opt.get("backend_module")
+    owner = _BACKEND_MODULE.match(module or "")
+    if module and owner and owner.group(1) != new.backend:
+        result.foreign_optimizer = ForeignOptimizer(
+            module, new_opt["class_name"], owner.group(1), new.backend
+        )
     if old_opt["built"]:
         # Keras names slots after the weight's path, which changes on reload: both sides
         # are keyed by the weight's structural key instead (see _keras.optimizer_state).
@@ -457,32 +666,74 @@ def _compare_compile(
         )
 
 
+def compare_states(
+    original: ModelState,
+    new: ModelState,
+    result: FormatDiff,
+    *,
+    fmt: str,
+    rtol: float,
+    atol: float,
+    compile: bool,
+) -> FormatDiff:
+    """Fill ``result`` with every difference between the original and a reloaded model."""
+    if new.backend != original.backend:
+        original, new = _without_backend_defaults(original), _across_backends(original, new)
+    if new.outputs is not None:
+        result.outputs = compare_outputs(
+            original.outputs, new.outputs, rtol, atol, names=original.output_names
+        )
+    result.weights = compare_named_arrays(
+        original.weights,
+        new.weights,
+        rtol,
+        atol,
+        labels=original.weight_labels,
+        actual_labels=new.weight_labels,
+    )
+    _compare_variables(original, new, rtol, atol, result)
+    ignored = IGNORED_CONFIG_KEYS + IGNORED_CONFIG_KEYS_BY_FORMAT.get(fmt, ())
+    result.config = compare_configs(original.config, new.config, ignore_keys=ignored)
+    result.layers = _compare_layers(original.layers, new.layers, rtol, atol)
+    if compile:
+        _compare_compile(original, new, rtol, atol, result)
+    if result.is_empty():
+        result.warnings = []
+    return result
+
+
 def _check_format(
     model: Any,
     fmt: str,
     folder: Path,
     inputs: Any,
-    original: _Snapshot,
+    original: ModelState,
     *,
     rtol: float,
     atol: float,
     custom_objects: dict[str, Any] | None,
     compile: bool,
-) -> tuple[FormatDiff, Any]:
+    on_saved: Callable[[str], None] | None = None,
+) -> tuple[FormatDiff, Any, str | None]:
+    """Save ``model`` as ``fmt`` and check it here; returns the diff, the reloaded model and
+    the saved file's path (``None`` when saving failed). ``on_saved(path)`` runs as soon as
+    the file is written (the other backends start reloading it while this process does)."""
     from pytest_kerasmodel import _keras
 
     result = FormatDiff(format=fmt, file=_keras.FORMAT_FILES[fmt])
     try:
         path = _keras.save(model, fmt, folder)
     except Exception as exc:
-        result.failure = _failure("save", exc)
-        return result, None
+        result.failure = failure_of("save", exc)
+        return result, None, None
+    if on_saved is not None:
+        on_saved(path)
     try:
         reloaded, result.warnings = _keras.load(
             fmt, path, custom_objects=custom_objects, compile=compile
         )
     except Exception as exc:
-        result.failure = _failure("load", exc)
+        result.failure = failure_of("load", exc)
         if result.failure.missing_class is None:
             missing = _keras.unregistered_classes(model, custom_objects)
             if missing:
@@ -492,35 +743,87 @@ def _check_format(
                     "@keras.saving.register_keras_serializable(package=...) or pass "
                     f"custom_objects={{{missing[0]!r}: {missing[0]}}}"
                 )
-        return result, None
-    try:
-        outputs = _keras.call_model(reloaded, inputs)
-    except Exception as exc:
-        result.failure = _failure("call", exc)
-        outputs = None
-    if outputs is not None:
-        result.outputs = compare_outputs(
-            original.outputs, outputs, rtol, atol, names=original.output_names
-        )
-    weights, labels = _keras.weight_arrays(reloaded)
-    result.weights = compare_named_arrays(
-        original.weights,
-        weights,
-        rtol,
-        atol,
-        labels=original.weight_labels,
-        actual_labels=labels,
-    )
-    ignored = IGNORED_CONFIG_KEYS + IGNORED_CONFIG_KEYS_BY_FORMAT.get(fmt, ())
-    result.config = compare_configs(
-        original.config, _keras.model_config(reloaded), ignore_keys=ignored
-    )
-    result.layers = _compare_layers(original.layers, _keras.layer_attributes(reloaded), rtol, atol)
-    if compile:
-        _compare_compile(original, reloaded, rtol, atol, result)
-    if result.is_empty():
-        result.warnings = []
-    return result, reloaded
+        return result, None, path
+    new, result.failure = model_state(reloaded, inputs, with_compile=compile)
+    compare_states(original, new, result, fmt=fmt, rtol=rtol, atol=atol, compile=compile)
+    return result, reloaded, path
+
+
+@dataclass
+class _Pending:
+    """Requests sent to the backends' children for one saved file, answers not read yet."""
+
+    results: list[FormatDiff]
+    sent: list[tuple[FormatDiff, Any]]
+
+
+def _send_to_backends(
+    model: Any,
+    fmt: str,
+    path: str,
+    inputs: Any,
+    targets: list[str],
+    *,
+    custom_objects: dict[str, Any] | None,
+    compile: bool,
+) -> _Pending:
+    """Ask each backend's child process to reload the saved file (they all work at once)."""
+    from pytest_kerasmodel import _keras
+    from pytest_kerasmodel import backends as other_backends
+
+    request = {
+        "format": fmt,
+        "path": path,
+        "inputs": inputs,
+        "compile": compile,
+        "custom_objects": other_backends.class_locations(custom_objects),
+        "modules": other_backends.model_modules(model),
+        "sys_path": [p for p in sys.path if p],  # where those modules are, as of now
+    }
+    pending = _Pending([], [])
+    for backend in targets:
+        result = FormatDiff(format=fmt, file=_keras.FORMAT_FILES[fmt], backend=backend)
+        pending.results.append(result)
+        worker = other_backends.child(backend)
+        try:
+            worker.send(request)
+        except other_backends.ChildDied as exc:
+            result.failure = LoadFailure("load", "ChildDied", str(exc))
+            continue
+        pending.sent.append((result, worker))
+    return pending
+
+
+def _receive_from_backends(
+    pending: _Pending,
+    original: ModelState,
+    *,
+    fmt: str,
+    rtol: float,
+    atol: float,
+    compile: bool,
+) -> list[FormatDiff]:
+    """Read each child's answer and compare the model it reloaded with the original."""
+    from pytest_kerasmodel import backends as other_backends
+
+    for result, worker in pending.sent:
+        try:
+            answer = worker.receive()
+        except other_backends.ChildDied as exc:
+            result.failure = LoadFailure("load", "ChildDied", str(exc))
+            continue
+        if "error" in answer:
+            result.failure = LoadFailure(
+                "load", "ChildError", f"{answer['error']}\n{answer.get('traceback', '')}"
+            )
+            continue
+        result.warnings = list(answer.get("warnings") or [])
+        if answer.get("failure"):
+            result.failure = LoadFailure(**answer["failure"])
+        if "state" in answer:
+            new = ModelState(**answer["state"])
+            compare_states(original, new, result, fmt=fmt, rtol=rtol, atol=atol, compile=compile)
+    return pending.results
 
 
 def _formats(formats: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -547,6 +850,7 @@ def assert_roundtrip(
     custom_objects: dict[str, Any] | None = None,
     compile: bool = True,
     folder: str | Path | None = None,
+    backends: str | Sequence[str] | None = None,
 ) -> RoundtripResult:
     """Save ``model`` in each format, reload it, and assert nothing changed.
 
@@ -563,6 +867,12 @@ def assert_roundtrip(
         compile: reload compiled and compare the compile state (optimizer, loss, metrics).
         folder: where to save (a fresh sub-folder is made and removed on success); a private
             temporary folder when ``None``.
+        backends: also reload each saved file under these Keras backends (``"jax"``,
+            ``["jax", "torch"]``, ``"all"`` for every installed one), each in a child process
+            kept for the session (:mod:`pytest_kerasmodel.backends`), and compare what it
+            gives back with the original in the same report (``[keras -> jax]``). This
+            process's own backend is always checked here. A backend not installed is a
+            :class:`~pytest_kerasmodel.backends.BackendError` naming the package to install.
 
     Returns:
         A :class:`RoundtripResult` with the reloaded model of each format.
@@ -573,15 +883,31 @@ def assert_roundtrip(
     """
     __tracebackhide__ = True
     from pytest_kerasmodel import _keras
+    from pytest_kerasmodel import backends as other_backends
     from pytest_kerasmodel.inputs import make_inputs
 
     chosen = _formats(formats)
+    here = _keras.backend()
+    targets = [
+        b
+        for b in other_backends.parse_backends(backends, source="assert_roundtrip: backends")
+        if b != here
+    ]
     rtol = DEFAULT_RTOL if rtol is None else float(rtol)
     atol = DEFAULT_ATOL if atol is None else float(atol)
+    if type(model).__module__.split(".")[0] in ("tf_keras", "tensorflow"):
+        raise ValueError(
+            f"assert_roundtrip: {type(model).__name__} is a tf-keras (Keras 2) model "
+            f"({type(model).__module__}); this version checks Keras 3 models only. Check the "
+            "files it writes with describe_artifact and the gate (--keras-model-dir), which "
+            "read Keras 2 layouts"
+        )
     if not getattr(model, "built", False):
         raise ValueError(
             "assert_roundtrip: the model is not built; call it on data or call build() first"
         )
+    for backend in targets:  # they import Keras while this process saves and compares
+        other_backends.child(backend).start()
     keep_on_failure = folder is not None
     if folder is None:
         workdir = Path(tempfile.mkdtemp(prefix="kerasmodel-roundtrip-"))
@@ -594,11 +920,27 @@ def assert_roundtrip(
         with _keras.preserved_global_state():
             if inputs is None:
                 inputs = make_inputs(model)
-            original = _snapshot(model, inputs, with_compile=compile)
+            original, _ = model_state(model, inputs, with_compile=compile, call=False)
             for fmt in chosen:
                 fmt_dir = workdir / fmt
                 fmt_dir.mkdir()
-                diff, reloaded = _check_format(
+                pending: list[_Pending] = []
+
+                def send(path: str, fmt: str = fmt, pending: list[_Pending] = pending) -> None:
+                    if targets:
+                        pending.append(
+                            _send_to_backends(
+                                model,
+                                fmt,
+                                path,
+                                inputs,
+                                targets,
+                                custom_objects=custom_objects,
+                                compile=compile,
+                            )
+                        )
+
+                diff, reloaded, _path = _check_format(
                     model,
                     fmt,
                     fmt_dir,
@@ -608,11 +950,16 @@ def assert_roundtrip(
                     atol=atol,
                     custom_objects=custom_objects,
                     compile=compile,
+                    on_saved=send,
                 )
                 diffs.append(diff)
                 if reloaded is not None:
                     models[fmt] = reloaded
-        roundtrip = RoundtripDiff(diffs, rtol=rtol, atol=atol)
+                for sent in pending:
+                    diffs += _receive_from_backends(
+                        sent, original, fmt=fmt, rtol=rtol, atol=atol, compile=compile
+                    )
+        roundtrip = RoundtripDiff(diffs, rtol=rtol, atol=atol, backend=here)
         if roundtrip:
             if keep_on_failure:
                 roundtrip.folder = str(workdir)

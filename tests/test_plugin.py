@@ -62,3 +62,22 @@ def test_unknown_roundtrip_format_is_a_usage_error(pytester: pytest.Pytester) ->
     result = pytester.runpytest("--keras-roundtrip-formats=keras,onnx")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown format(s)*onnx*choose from*"])
+
+
+def test_asking_for_backends_imports_none_of_them(pytester: pytest.Pytester) -> None:
+    # --keras-backends is checked with importlib.util.find_spec: nothing is imported until a
+    # roundtrip runs (pytest_kerasmodel.backends imports none of them itself).
+    pytest.importorskip("jax")
+    pytester.makeconftest(
+        """
+        import sys
+        def pytest_sessionfinish(session):
+            names = ("tensorflow", "keras", "h5py", "jax", "torch")
+            heavy = sorted(m for m in names if m in sys.modules)
+            print("HEAVY_MODULES=" + ",".join(heavy) + ";")
+        """
+    )
+    pytester.makepyfile("def test_plain():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess("-s", "-p", "kerasmodel", "--keras-backends=jax")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*HEAVY_MODULES=;*"])

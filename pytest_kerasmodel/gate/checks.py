@@ -29,12 +29,24 @@ from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.artifacts.base import KERAS_ZIP_WEIGHTS_NPZ
 from pytest_kerasmodel.errors import ArtifactError
 
-CHECKS = ("integrity", "safety", "load", "finite", "structure", "predictions", "budgets")
+CHECKS = (
+    "integrity",
+    "safety",
+    "load",
+    "compile",
+    "finite",
+    "structure",
+    "predictions",
+    "budgets",
+)
+#: checks collected only when asked for (``compile``: --keras-load-compile)
+OPTIONAL_CHECKS = ("compile",)
 # check -> checks whose failure means it cannot run
 DEPENDS = {
     "integrity": (),
     "safety": (),
     "load": ("integrity", "safety"),
+    "compile": ("integrity", "safety"),
     "finite": ("integrity",),  # the integrity check counts NaN and Inf in its single read
     "structure": ("integrity",),  # the integrity check's description holds the structure
     "predictions": ("integrity", "safety", "load"),
@@ -711,6 +723,48 @@ def check_load(subject: Subject) -> CheckResult:
     return CheckResult(PASSED, f"{what}, {subject.params} parameters")
 
 
+def check_compile(subject: Subject) -> CheckResult:
+    """The artifact reloads compiled (it can resume training) under this worker's backend, with
+    an optimizer of this backend: a file written under torch names torch's own optimizer class,
+    which other backends import where torch is installed (then training fails) or cannot load
+    at all."""
+    if reason := not_applicable("load", subject.format):
+        raise CheckSkipped(reason.replace("load_model", "load_model(compile=True)"))
+    from pytest_kerasmodel import _keras
+
+    _import_keras(subject)
+    if subject.format == artifacts.FORMAT_PRESET:
+        raise CheckSkipped("not applicable: a KerasHub preset is loaded by KerasHub, uncompiled")
+    try:
+        model = _keras.load_model(subject.path, safe_mode=True, compile=True)
+    except Exception as exc:
+        from pytest_kerasmodel.roundtrip import failure_of
+
+        failure = failure_of("load", exc)
+        text = f"load_model(compile=True) failed under {_keras.backend()}: {failure.message}"
+        if failure.hint:
+            text += f"\nhint: {failure.hint}"
+        raise CheckFailure(text) from None
+    optimizer = getattr(model, "optimizer", None)
+    if not getattr(model, "compiled", False) or optimizer is None:
+        raise CheckSkipped("saved without a compile config: there is no training to resume")
+    module = type(optimizer).__module__
+    here = _keras.backend()
+    prefix = "keras.src.backend."
+    if module.startswith(prefix) and module[len(prefix) :].split(".")[0] != here:
+        owner = module[len(prefix) :].split(".")[0]
+        raise CheckFailure(
+            f"the reloaded optimizer is {module}.{type(optimizer).__name__}, the {owner} "
+            f"backend's own class, under {here}: training it fails, and where {owner} is not "
+            "installed the file does not load compiled at all (Keras saved the optimizer's "
+            f"backend module into the file)\nhint: under {here}, reload with compile=False and "
+            "compile again"
+        )
+    return CheckResult(
+        PASSED, f"compiled under {here}: {type(optimizer).__name__}, loss {model.loss!r}"
+    )
+
+
 # -- finite ----------------------------------------------------------------------------------------
 
 
@@ -915,6 +969,7 @@ RUNNERS = {
     "integrity": check_integrity,
     "safety": check_safety,
     "load": check_load,
+    "compile": check_compile,
     "finite": check_finite,
     "structure": check_structure,
     "predictions": check_predictions,
@@ -991,7 +1046,9 @@ def _needed(requested: list[str]) -> list[str]:
 def _needs_settled_crcs(name: str, request: Request) -> bool:
     """Whether ``name`` must wait for the zip CRC verification: it needs Keras (which reads the
     file itself) or writes a golden from what it read."""
-    return name in ("load", "predictions") or (request.update_golden and name == "structure")
+    return name in ("load", "compile", "predictions") or (
+        request.update_golden and name == "structure"
+    )
 
 
 def iter_checks(

@@ -22,13 +22,15 @@ import pytest
 from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.errors import ArtifactError, UnsafeArtifactError
 from pytest_kerasmodel.gate import discover
-from pytest_kerasmodel.gate.checks import CHECKS, FAILED, SKIPPED
+from pytest_kerasmodel.gate.checks import CHECKS, FAILED, OPTIONAL_CHECKS, SKIPPED
 from pytest_kerasmodel.gate.goldens import budget_sidecar
 from pytest_kerasmodel.gate.session import REPORT_PROPERTY, gate_state
 from pytest_kerasmodel.options import Settings, get_settings
 
 #: the item a file no artifact holds gets under --keras-strict
 STRICT_CHECK = "recognised"
+#: the checks run again under each backend of --keras-backends (items ``load[jax]``, ...)
+BACKEND_CHECKS = ("load", "predictions")
 
 
 def adjust_args(config: pytest.Config) -> None:
@@ -141,6 +143,8 @@ class _ArtifactCollector:
         for check in CHECKS:
             if check == "budgets" and not budgets_apply(settings, self.path):
                 continue  # no budget set for this artifact: nothing to check, no item
+            if check in OPTIONAL_CHECKS and not settings.load_compile:
+                continue
             yield CheckItem.from_parent(
                 self,  # type: ignore[arg-type]
                 name=check,
@@ -148,6 +152,21 @@ class _ArtifactCollector:
                 artifact=self.path,
                 model_dir=self.model_dir,
             )
+        for backend in settings.backends:
+            for check in backend_checks(settings):
+                yield CheckItem.from_parent(
+                    self,  # type: ignore[arg-type]
+                    name=f"{check}[{backend}]",
+                    check=check,
+                    artifact=self.path,
+                    model_dir=self.model_dir,
+                    backend=backend,
+                )
+
+
+def backend_checks(settings: Settings) -> list[str]:
+    """The checks run under each backend of --keras-backends."""
+    return list(BACKEND_CHECKS) + (["compile"] if settings.load_compile else [])
 
 
 class ArtifactFile(_ArtifactCollector, pytest.File):
@@ -201,18 +220,33 @@ class CheckItem(_GateItem):
 
     is_gate_check = True
 
-    def __init__(self, *, check: str, artifact: Path, model_dir: Path, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        check: str,
+        artifact: Path,
+        model_dir: Path,
+        backend: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.check = check
         self.artifact = artifact
         self.model_dir = model_dir
+        #: the Keras backend of the worker this item's check runs in (None: the default one)
+        self.backend = backend
+
+    @property
+    def label(self) -> str:
+        """``load``, or ``load[jax]`` for a check run under a backend of --keras-backends."""
+        return self.check if self.backend is None else f"{self.check}[{self.backend}]"
 
     def runtest(self) -> None:
         response = gate_state(self.config).result_for(self)
         result = response["checks"][self.check]
         record = {
             "artifact": self.artifact_id,
-            "check": self.check,
+            "check": self.label,
             "status": result["status"],
             "message": result["message"],
             "blocked_by": result.get("details", {}).get("blocked_by"),
@@ -226,12 +260,12 @@ class CheckItem(_GateItem):
             findings = result.get("details", {}).get("findings")
             if self.check == "safety" and findings:
                 raise UnsafeArtifactError(self.artifact_id, findings)
-            raise ArtifactError(self.artifact_id, self.check, result["message"])
+            raise ArtifactError(self.artifact_id, self.label, result["message"])
 
     @property
     def artifact_id(self) -> str:
         return self.nodeid.rsplit("::", 1)[0]
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        # the domain is the check alone: pytest shows dots in a domain as "::" (clf::keras)
-        return self.path, None, self.check
+        # the domain is the item's name alone: pytest shows dots in a domain as "::"
+        return self.path, None, self.name

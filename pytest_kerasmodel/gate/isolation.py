@@ -90,8 +90,10 @@ class WorkerRunner:
     two overlap); :meth:`run` then reads the answer already computed.
     """
 
-    def __init__(self, timeout: float, memory_limit_mb: int) -> None:
+    def __init__(self, timeout: float, memory_limit_mb: int, backend: str | None = None) -> None:
         self.timeout = timeout
+        # the worker's KERAS_BACKEND (--keras-backends); None: the pytest process's own
+        self.backend = backend
         # the worker's hard data-memory limit (0: none); each request may set a lower soft one
         self.memory_limit_mb = memory_limit_mb
         self.data_mb = 0  # the worker's data memory after its last request
@@ -113,6 +115,8 @@ class WorkerRunner:
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
         self._buffer = b""
         env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+        if self.backend is not None:
+            env["KERAS_BACKEND"] = self.backend
         self.proc = subprocess.Popen(
             [
                 sys.executable,

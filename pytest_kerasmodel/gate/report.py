@@ -63,6 +63,13 @@ def _size(size: Any) -> str:
     return "?"
 
 
+def ordered(names: Any) -> list[str]:
+    """Check names in check order, then the checks run under other backends (``load[jax]``,
+    from --keras-backends) in the order they came."""
+    names = list(dict.fromkeys(names))
+    return [c for c in CHECKS if c in names] + [n for n in names if n not in CHECKS]
+
+
 def table(rows: dict[str, dict[str, Any]]) -> list[str]:
     lines = table_rows(rows)
     widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
@@ -75,7 +82,7 @@ def table(rows: dict[str, dict[str, Any]]) -> list[str]:
 def table_rows(rows: dict[str, dict[str, Any]]) -> list[list[str]]:
     """The summary table's cells, its header first (the terminal and the HTML report)."""
     # a column for each check some artifact has an item for (none for budgets when none is set)
-    shown = [c for c in CHECKS if any(c in row["checks"] for row in rows.values())]
+    shown = ordered(name for row in rows.values() for name in row["checks"])
     header = ["artifact", "format", "writer", "params", "size", *shown]
     lines = [header]
     for artifact in sorted(rows):
@@ -143,7 +150,7 @@ def root_cause(row: dict[str, Any]) -> dict[str, str] | None:
     """The first failing check (in check order) that is not the consequence of another one's
     failure, with a short reason; None when nothing failed."""
     checks = row["checks"]
-    failing = [c for c in CHECKS if checks.get(c, {}).get("status") == FAILED]
+    failing = [c for c in ordered(checks) if checks[c].get("status") == FAILED]
     causes = [c for c in failing if not checks[c].get("blocked_by")] or failing
     if not causes:
         return None
@@ -163,7 +170,7 @@ def short_reason(check: str, message: str) -> str:
     if check == "safety" and findings:
         count = int(findings.group(1))
         text = f"{count} finding{'s' if count != 1 else ''}"
-    elif check in ("load", "predictions") and text.startswith("load_model failed"):
+    elif check.split("[")[0] in ("load", "predictions") and text.startswith("load_model failed"):
         why = [line for line in lines if line.startswith("why: ")]
         said = [line for line in lines if line.startswith("Keras said: ")]
         text = why[0][len("why: ") :] if why else said[0] if said else text
@@ -254,8 +261,7 @@ def rows_report(rows: dict[str, dict[str, Any]], unchecked: list[str]) -> dict[s
                 "root_cause": root_cause(row),
                 "checks": {
                     c: {k: v for k, v in row["checks"][c].items() if k != "blocked_by"}
-                    for c in CHECKS
-                    if c in row["checks"]
+                    for c in ordered(row["checks"])
                 },
             }
         )

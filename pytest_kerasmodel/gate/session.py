@@ -22,7 +22,7 @@ from pytest_kerasmodel.options import Settings, get_settings, memory_cap_mb, mem
 
 if TYPE_CHECKING:
     from pytest_kerasmodel.gate.collect import CheckItem
-    from pytest_kerasmodel.gate.isolation import InProcessRunner
+    from pytest_kerasmodel.gate.isolation import InProcessRunner, WorkerRunner
     from pytest_kerasmodel.gate.pool import WorkerPool
     from pytest_kerasmodel.gate.verdicts import VerdictCache
 
@@ -35,6 +35,9 @@ class GateState:
     settings: Settings
     runner: InProcessRunner | WorkerPool | None = None
     results: dict[Path, dict[str, Any]] = field(default_factory=dict)
+    # --keras-backends: one isolated worker per backend (KERAS_BACKEND set), and its results
+    backend_runners: dict[str, WorkerRunner] = field(default_factory=dict)
+    backend_results: dict[tuple[Path, str], dict[str, Any]] = field(default_factory=dict)
     # artifact -> (its model folder, its selected checks), in the order the items run
     selected: dict[Path, tuple[Path, list[str]]] | None = None
     order: list[Path] = field(default_factory=list)  # the artifacts, in the order items run
@@ -118,7 +121,7 @@ class GateState:
             self.selected = {}
             for other in item.session.items:
                 # not isinstance: a re-imported gate (in-process pytester) has another class
-                if getattr(other, "is_gate_check", False):
+                if getattr(other, "is_gate_check", False) and other.backend is None:  # type: ignore[attr-defined]
                     check: Any = other
                     entry = self.selected.setdefault(check.artifact, (check.model_dir, []))
                     entry[1].append(check.check)
@@ -136,9 +139,43 @@ class GateState:
                 self.verdicts = open_cache(self.config, self.config.rootpath)
         return self.verdicts
 
+    def backend_runner(self, backend: str) -> WorkerRunner:
+        """The isolated worker of ``backend`` (always isolated: Keras's backend is fixed when it
+        is imported, so another backend cannot run in this process)."""
+        from pytest_kerasmodel.gate.isolation import WorkerRunner
+
+        runner = self.backend_runners.get(backend)
+        if runner is None:
+            explicit = self.settings.memory_limit_mb
+            hard = explicit if explicit is not None else memory_cap_mb()
+            runner = WorkerRunner(self.settings.timeout, hard or 0, backend=backend)
+            self.backend_runners[backend] = runner
+        return runner
+
+    def backend_result_for(self, item: CheckItem) -> dict[str, Any]:
+        """The checks of ``item``'s artifact under its backend, run once for all its items.
+
+        Goldens are compared, never written, under the other backends: recorded (with
+        --keras-update-golden) by the default backend only.
+        """
+        assert item.backend is not None
+        key = (item.artifact, item.backend)
+        cached = self.backend_results.get(key)
+        if cached is None or item.check not in cached["checks"]:
+            from pytest_kerasmodel.gate.collect import backend_checks
+
+            checks = backend_checks(self.settings)
+            request = self.request_for(item.artifact, item.model_dir, checks)
+            request.update_golden = False
+            cached = self.backend_runner(item.backend).run(asdict(request))
+            self.backend_results[key] = cached
+        return cached
+
     def result_for(self, item: CheckItem) -> dict[str, Any]:
         """The artifact's response holding the item's check (all its selected checks run in one
         worker request when its first item runs; the other items read it)."""
+        if item.backend is not None:
+            return self.backend_result_for(item)
         selected = self._plan(item)
         cached = self.results.get(item.artifact)
         if cached is None or item.check not in cached["checks"]:
@@ -220,6 +257,9 @@ class GateState:
         if self.runner is not None:
             self.runner.close()
             self.runner = None
+        for runner in self.backend_runners.values():
+            runner.close()
+        self.backend_runners.clear()
 
 
 state_key = pytest.StashKey[GateState]()

@@ -1,0 +1,130 @@
+"""The gate across backends: --keras-backends gives items ``::load[jax]``,
+``::predictions[torch]``, each backend's checks in an isolated worker with KERAS_BACKEND set;
+goldens compared under each with the same tolerances; --keras-load-compile's compile check."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gate_artifacts import message, run_gate, status
+
+from pytest_kerasmodel.backends import installed
+
+TESTS = Path(__file__).parent
+
+pytestmark = pytest.mark.skipif(
+    not (installed("jax") and installed("torch")),
+    reason="jax and torch are not installed (.ci/run installs them)",
+)
+
+
+@pytest.fixture(scope="module")
+def backend_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``gru.keras`` (TensorFlow, trained) and ``torch_clf.keras`` (written under torch,
+    compiled with Adam and trained), in one folder."""
+    folder = tmp_path_factory.mktemp("backend_models")
+    import roundtrip_models as rm
+
+    rm.train_one_step(rm.gru()).save(folder / "gru.keras")
+    code = (
+        "import sys, roundtrip_models as rm; "
+        f"rm.trained_dense().save({str(folder / 'torch_clf.keras')!r})"
+    )
+    env = dict(os.environ, KERAS_BACKEND="torch", TF_CPP_MIN_LOG_LEVEL="3")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")]))
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    return folder
+
+
+def _stage(pytester: pytest.Pytester, folder: Path) -> None:
+    shutil.copytree(folder, pytester.path / "models")
+
+
+def test_checks_run_under_every_backend(pytester: pytest.Pytester, backend_models: Path) -> None:
+    _stage(pytester, backend_models)
+    recorded, _ = run_gate(pytester, "--keras-update-golden", "-k", "gru.keras")
+    recorded.assert_outcomes(passed=6)
+    result, verdicts = run_gate(
+        pytester, "--keras-backends", "jax,torch", "--keras-load-compile", "-v"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*gru*::load[[]jax[]] PASSED*",
+            "*gru*::predictions[[]jax[]] PASSED*",
+            "*gru*::compile[[]torch[]] PASSED*",
+            "*torch_clf*::load[[]jax[]] PASSED*",
+            "*torch_clf*::compile[[]jax[]] FAILED*",
+        ]
+    )
+    gru = status(verdicts, "gru.keras")
+    assert {c: gru[c] for c in ("predictions", "predictions[jax]", "predictions[torch]")} == {
+        "predictions": "passed",
+        "predictions[jax]": "passed",
+        "predictions[torch]": "passed",
+    }
+    assert gru["compile"] == gru["compile[jax]"] == "passed"
+    torch_clf = status(verdicts, "torch_clf.keras")
+    # written under torch: it reloads compiled under torch only
+    assert torch_clf["compile[torch]"] == "passed"
+    assert torch_clf["compile"] == torch_clf["compile[jax]"] == "failed"
+    assert torch_clf["load"] == torch_clf["load[jax]"] == torch_clf["load[torch]"] == "passed"
+    text = message(verdicts, "torch_clf.keras", "compile[jax]")
+    assert "keras.src.backend.torch.optimizers.torch_adam.Adam" in text
+    assert "the torch backend's own class, under jax" in text
+    assert "hint: under jax, reload with compile=False" in text
+    assert "the torch backend's own class, under tensorflow" in message(
+        verdicts, "torch_clf.keras", "compile"
+    )
+    result.stdout.fnmatch_lines(["*models/torch_clf.keras: compile (the reloaded optimizer is*"])
+
+
+def test_goldens_are_compared_under_each_backend_with_the_same_tolerances(
+    pytester: pytest.Pytester, backend_models: Path
+) -> None:
+    _stage(pytester, backend_models)
+    run_gate(pytester, "--keras-update-golden", "-k", "gru.keras")
+    # rtol = atol = 0: bit for bit. TensorFlow reproduces its own golden; JAX's GRU does not.
+    result, verdicts = run_gate(
+        pytester,
+        "--keras-backends",
+        "jax",
+        "--keras-rtol",
+        "0",
+        "--keras-atol",
+        "0",
+        "-k",
+        "gru.keras and predictions",
+    )
+    gru = status(verdicts, "gru.keras")
+    assert gru == {"predictions": "passed", "predictions[jax]": "failed"}
+    assert "the predictions differ from the golden" in message(
+        verdicts, "gru.keras", "predictions[jax]"
+    )
+    assert "(rtol=0, atol=0)" in message(verdicts, "gru.keras", "predictions[jax]")
+    result.stdout.fnmatch_lines(
+        ["*models/gru.keras: predictions[[]jax[]]: the predictions differ*"]
+    )
+
+
+def test_backends_and_load_compile_from_the_ini_file(
+    pytester: pytest.Pytester, backend_models: Path
+) -> None:
+    _stage(pytester, backend_models)
+    pytester.makeini("[pytest]\nkeras_backends = torch\nkeras_load_compile = true\n")
+    result = pytester.runpytest(
+        "--keras-model-dir", "models", "--collect-only", "-q", "-p", "no:cacheprovider"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "models/gru.keras::compile",
+            "models/gru.keras::load[[]torch[]]",
+            "models/gru.keras::predictions[[]torch[]]",
+            "models/gru.keras::compile[[]torch[]]",
+        ]
+    )
+    assert "[jax]" not in result.stdout.str()
