@@ -606,6 +606,7 @@ def _torch_zip(data: bytes, max_opcodes: int) -> TorchPayloadReport:
 
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
+    RuntimeError,  # a member flagged encrypted: "password required for extraction"
     OSError,
     ValueError,
     EOFError,

@@ -682,6 +682,13 @@ def _zip_findings(zf: zipfile.ZipFile, raw: IO[bytes], label: str) -> list[Findi
             )
         else:
             seen[normal] = name
+        if info.flag_bits & 0x1:
+            add(
+                "zip-encrypted",
+                name,
+                "encrypted: its content cannot be read without a password, so nothing in it was "
+                "scanned (Keras never writes encrypted archives)",
+            )
         is_asset = name.startswith("assets/")
         if name not in _KERAS_MEMBERS and not is_asset and not problem:
             add(

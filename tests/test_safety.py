@@ -585,3 +585,28 @@ def test_random_zip_archives_never_raise_and_name_bad_members(
     names = [name for name, _, _ in members]
     if len(set(names)) < len(names):
         assert any(f.check == "zip-duplicate" for f in findings)
+
+
+def test_an_encrypted_member_is_a_finding_and_refused_not_vouched_unread(
+    keras3_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """zipfile lists an encrypted member but cannot read it: the scan must not pass it."""
+    from pytest_kerasmodel import describe_artifact
+    from pytest_kerasmodel.errors import ArtifactError
+    from pytest_kerasmodel.safety import scan_artifact
+
+    data = bytearray(keras3_files["keras"].read_bytes())
+    for signature, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.find(signature)
+        while at >= 0:
+            data[at + flag_at] |= 1  # general purpose bit 0: encrypted
+            at = data.find(signature, at + 4)
+    locked = tmp_path / "locked.keras"
+    locked.write_bytes(bytes(data))
+    with zipfile.ZipFile(locked) as zf:
+        assert all(info.flag_bits & 1 for info in zf.infolist())
+    findings = scan_artifact(locked)
+    assert {f.check for f in findings} == {"zip-encrypted"}
+    assert {f.where for f in findings} >= {"zip member 'config.json'"}
+    with pytest.raises(ArtifactError, match="'metadata.json' is encrypted"):
+        describe_artifact(locked)

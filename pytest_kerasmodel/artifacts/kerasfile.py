@@ -71,6 +71,13 @@ def check_zip(zf: zipfile.ZipFile, path: Path, limits: Limits = DEFAULT_LIMITS) 
         parts = name.replace("\\", "/").split("/")
         if name.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", name):
             raise HygieneError(path, "zip", f"member {name!r} has a path outside the archive")
+        if info.flag_bits & 0x1:
+            raise HygieneError(
+                path,
+                "zip",
+                f"member {name!r} is encrypted: it cannot be read without a password (Keras "
+                "never writes encrypted archives)",
+            )
         if info.file_size > limits.max_zip_member_bytes:
             raise HygieneError(
                 path,

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.gate import discover
-from pytest_kerasmodel.gate.checks import CHECKS, FAILED, PASSED, SKIPPED
+from pytest_kerasmodel.gate.checks import CHECKS, FAILED, OPTIONAL_CHECKS, PASSED, SKIPPED
 from pytest_kerasmodel.gate.goldens import budget_sidecar
 from pytest_kerasmodel.options import Settings
 
@@ -112,8 +112,10 @@ def checks_for(settings: Settings, artifact: Path, selected: Sequence[str]) -> l
 
 
 def parse_checks(text: str | None) -> list[str]:
+    """The checks ``--checks`` names; by default every check but the optional ones (``compile``,
+    which --checks can name)."""
     if not text:
-        return list(CHECKS)
+        return [c for c in CHECKS if c not in OPTIONAL_CHECKS]
     names = [w for w in text.replace(",", " ").split() if w]
     unknown = [n for n in names if n not in CHECKS]
     if unknown:
