@@ -608,5 +608,5 @@ def test_an_encrypted_member_is_a_finding_and_refused_not_vouched_unread(
     findings = scan_artifact(locked)
     assert {f.check for f in findings} == {"zip-encrypted"}
     assert {f.where for f in findings} >= {"zip member 'config.json'"}
-    with pytest.raises(ArtifactError, match="'metadata.json' is encrypted"):
+    with pytest.raises(ArtifactError, match=r"'metadata\.json' is encrypted"):
         describe_artifact(locked)
