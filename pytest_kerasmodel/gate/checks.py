@@ -1167,7 +1167,17 @@ def _run_one(name: str, subject: Subject) -> CheckResult:
             FAILED, f"ran out of memory (the worker's memory limit{shown}, keras_memory_limit)"
         )
     except Exception as exc:  # an unexpected library error: say which check met it
-        return CheckResult(FAILED, f"the {name} check raised {type(exc).__name__}: {exc}")
+        raised = f"the {name} check raised {type(exc).__name__}: {exc}"
+        limit = subject.request.memory_limit_mb
+        if limit and isinstance(exc, SystemError) and "without exception set" in str(exc):
+            # a C extension whose allocation failed under RLIMIT_DATA, returning NULL without
+            # MemoryError (seen importing TensorFlow within 300 MB)
+            return CheckResult(
+                FAILED,
+                f"ran out of memory (the worker's memory limit of {limit} MB, "
+                f"keras_memory_limit): {raised}, what a library's failed allocation looks like",
+            )
+        return CheckResult(FAILED, raised)
 
 
 def check_artifact(request: Request | dict[str, Any]) -> dict[str, Any]:
