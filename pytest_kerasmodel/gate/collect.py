@@ -24,13 +24,11 @@ from pytest_kerasmodel.errors import ArtifactError, UnsafeArtifactError
 from pytest_kerasmodel.gate import discover
 from pytest_kerasmodel.gate.checks import CHECKS, FAILED, OPTIONAL_CHECKS, SKIPPED
 from pytest_kerasmodel.gate.goldens import budget_sidecar
-from pytest_kerasmodel.gate.session import REPORT_PROPERTY, gate_state
+from pytest_kerasmodel.gate.session import REPORT_PROPERTY, backend_checks, gate_state
 from pytest_kerasmodel.options import Settings, get_settings
 
 #: the item a file no artifact holds gets under --keras-strict
 STRICT_CHECK = "recognised"
-#: the checks run again under each backend of --keras-backends (items ``load[jax]``, ...)
-BACKEND_CHECKS = ("load", "predictions")
 
 
 def adjust_args(config: pytest.Config) -> None:
@@ -162,11 +160,6 @@ class _ArtifactCollector:
                     model_dir=self.model_dir,
                     backend=backend,
                 )
-
-
-def backend_checks(settings: Settings) -> list[str]:
-    """The checks run under each backend of --keras-backends."""
-    return list(BACKEND_CHECKS) + (["compile"] if settings.load_compile else [])
 
 
 class ArtifactFile(_ArtifactCollector, pytest.File):

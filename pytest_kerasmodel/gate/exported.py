@@ -15,12 +15,19 @@ The check runs only after the safety scan found nothing (see ``checks._precluded
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pytest_kerasmodel import artifacts
 
-if TYPE_CHECKING:  # pragma: no cover
-    from pytest_kerasmodel.gate.checks import Request
+
+class Request(Protocol):
+    """What this module reads of a gate request (:class:`~.checks.Request`, which calls it)."""
+
+    allowed_modules: list[str]
+    update_golden: bool
+    inputs_file: str
+    rtol: float
+    atol: float
 
 SOURCE_SUFFIX = ".source"
 #: the runtime (assert_export's format name) of each exported artifact format

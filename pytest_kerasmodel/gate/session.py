@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -21,13 +21,29 @@ from pytest_kerasmodel.gate.goldens import budget_sidecar, golden_paths, inputs_
 from pytest_kerasmodel.options import Settings, get_settings, memory_cap_mb, memory_limit_for
 
 if TYPE_CHECKING:
-    from pytest_kerasmodel.gate.collect import CheckItem
     from pytest_kerasmodel.gate.isolation import InProcessRunner, WorkerRunner
     from pytest_kerasmodel.gate.pool import WorkerPool
     from pytest_kerasmodel.gate.verdicts import VerdictCache
 
+class CheckItem(Protocol):
+    """What the session reads of a gate item (:class:`~.collect.CheckItem`, which calls it)."""
+
+    artifact: Path
+    model_dir: Path
+    check: str
+    backend: str | None
+    session: pytest.Session
+
+
 # user_properties key of the per-item record that the summary and report are built from
 REPORT_PROPERTY = "kerasmodel_gate"
+#: the checks run again under each backend of --keras-backends (items ``load[jax]``, ...)
+BACKEND_CHECKS = ("load", "predictions")
+
+
+def backend_checks(settings: Settings) -> list[str]:
+    """The checks run under each backend of --keras-backends."""
+    return list(BACKEND_CHECKS) + (["compile"] if settings.load_compile else [])
 
 
 @dataclass
@@ -162,8 +178,6 @@ class GateState:
         key = (item.artifact, item.backend)
         cached = self.backend_results.get(key)
         if cached is None or item.check not in cached["checks"]:
-            from pytest_kerasmodel.gate.collect import backend_checks
-
             checks = backend_checks(self.settings)
             request = self.request_for(item.artifact, item.model_dir, checks)
             request.update_golden = False
