@@ -29,6 +29,7 @@ class Request(Protocol):
     rtol: float
     atol: float
 
+
 SOURCE_SUFFIX = ".source"
 #: the runtime (assert_export's format name) of each exported artifact format
 RUNTIME_OF = {

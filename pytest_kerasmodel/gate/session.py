@@ -9,6 +9,7 @@ An artifact whose verdicts the verdict cache (:mod:`.verdicts`) holds is not sen
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from pytest_kerasmodel.gate.isolation import InProcessRunner, WorkerRunner
     from pytest_kerasmodel.gate.pool import WorkerPool
     from pytest_kerasmodel.gate.verdicts import VerdictCache
+
 
 class CheckItem(Protocol):
     """What the session reads of a gate item (:class:`~.collect.CheckItem`, which calls it)."""
@@ -92,7 +94,12 @@ class GateState:
                 explicit = self.settings.memory_limit_mb
                 cap = memory_cap_mb()
                 hard = explicit if explicit is not None else cap
-                size = 1 if self.xdist_worker else (self.settings.workers or usable_cores())
+                # default: one worker in a process of xdist's (xdist shares out the cores,
+                # also to a gate run nested in its worker, as pytester's), else every core
+                nested = self.xdist_worker or bool(os.environ.get("PYTEST_XDIST_WORKER"))
+                size = self.settings.workers or (1 if nested else usable_cores())
+                if self.xdist_worker:
+                    size = 1  # nothing is sent ahead there: a second worker would idle
                 if self.selected is not None:  # at most one worker per artifact
                     size = max(1, min(size, len(self.selected)))
                 self.runner = WorkerPool(size, self.settings.timeout, hard or 0, cap)
