@@ -212,6 +212,12 @@ def memory_cap_mb() -> int | None:
     return int(physical * MEMORY_CAP_FRACTION) if physical else None
 
 
+def expected_memory_mb(artifact_bytes: int) -> int:
+    """What checking an artifact of this size is expected to need (MB): 1536 + 7 x its size in
+    MiB, the derived limit's formula without its floor."""
+    return MEMORY_BASE_MB + -(-MEMORY_PER_BYTE * artifact_bytes // 1024**2)
+
+
 def memory_limit_for(artifact_bytes: int, explicit_mb: int | None = None) -> int:
     """The worker's data-memory limit in MB while it checks an artifact of this size.
 
@@ -221,7 +227,7 @@ def memory_limit_for(artifact_bytes: int, explicit_mb: int | None = None) -> int
     """
     if explicit_mb is not None:
         return explicit_mb
-    derived = max(MEMORY_FLOOR_MB, MEMORY_BASE_MB + -(-MEMORY_PER_BYTE * artifact_bytes // 1024**2))
+    derived = max(MEMORY_FLOOR_MB, expected_memory_mb(artifact_bytes))
     cap = memory_cap_mb()
     return min(derived, cap) if cap else derived
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from pytest_kerasmodel.gate.checks import size_on_disk
 from pytest_kerasmodel.gate.isolation import WorkerRunner
-from pytest_kerasmodel.options import MEMORY_BASE_MB, MEMORY_PER_BYTE
+from pytest_kerasmodel.options import expected_memory_mb
 
 
 def usable_cores() -> int:
@@ -38,15 +38,8 @@ class WorkerPool:
     ) -> None:
         self.runners = [WorkerRunner(timeout, memory_limit_mb) for _ in range(max(1, size))]
         self.memory_budget_mb = memory_budget_mb
-        self._holding: dict[str, WorkerRunner] = {}  # artifact path -> the worker checking it
-
-    @property
-    def size(self) -> int:
-        return len(self.runners)
-
-    def start(self) -> None:
-        for runner in self.runners:
-            runner.start()
+        # artifact path -> the worker checking it, and the memory (MB) it is expected to need
+        self._holding: dict[str, tuple[WorkerRunner, int]] = {}
 
     def holds_path(self, path: str) -> bool:
         """Whether the artifact's request was sent ahead and its answer waits to be read."""
@@ -58,12 +51,8 @@ class WorkerPool:
             size = size_on_disk(Path(request["path"]))
         except OSError:
             size = 0
-        expected = MEMORY_BASE_MB + -(-MEMORY_PER_BYTE * size // 1024**2)
         limit = runner._limit_of(request)
-        return min(expected, limit) if limit else expected
-
-    def _in_flight_mb(self) -> int:
-        return sum(self._expected_mb(r, r._inflight.request) for r in self.runners if r._inflight)
+        return min(expected_memory_mb(size), limit) if limit else expected_memory_mb(size)
 
     def prefetch(self, request: dict[str, Any]) -> bool:
         """Send ``request`` to an idle worker; False when none is idle (or memory says wait)."""
@@ -73,22 +62,27 @@ class WorkerPool:
         if not idle:
             return False
         runner = idle[0]
+        expected = self._expected_mb(runner, request)
+        in_flight = sum(mb for _, mb in self._holding.values())
         busy = len(idle) < len(self.runners)
-        needed = self._in_flight_mb() + self._expected_mb(runner, request)
-        if busy and self.memory_budget_mb and needed > self.memory_budget_mb:
+        if busy and self.memory_budget_mb and in_flight + expected > self.memory_budget_mb:
             return False
         runner.prefetch(request)
         if runner._inflight is None:  # could not be sent: run() will start a fresh worker
             return False
-        self._holding[request["path"]] = runner
+        self._holding[request["path"]] = (runner, expected)
         return True
 
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         """The answer to ``request``: read from the worker it was sent to, or run now."""
-        runner = self._holding.pop(request["path"], None)
-        if runner is None:
+        held = self._holding.pop(request["path"], None)
+        if held is not None:
+            runner = held[0]
+        else:
             idle = [r for r in self.runners if r._inflight is None]
             runner = idle[0] if idle else self.runners[0]
+            # a busy worker drains the answer it holds first: that artifact is held no more
+            self._holding = {p: h for p, h in self._holding.items() if h[0] is not runner}
         return runner.run(request)
 
     def close(self) -> None:

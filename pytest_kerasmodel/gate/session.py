@@ -60,6 +60,8 @@ class GateState:
     selected: dict[Path, tuple[Path, list[str]]] | None = None
     order: list[Path] = field(default_factory=list)  # the artifacts, in the order items run
     cursor: int = 0  # order[cursor:] holds every artifact not sent ahead nor answered yet
+    # the verdict keys of the artifacts sent ahead (their files hashed once, when sent)
+    sent_keys: dict[Path, tuple[dict[str, Any], str | None]] = field(default_factory=dict)
     # on the controller: artifact id -> {"info": ..., "checks": {check: (status, message)}}
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     # what the model folders hold besides artifacts (see discovery()), computed once
@@ -90,10 +92,6 @@ class GateState:
             from pytest_kerasmodel.gate.pool import WorkerPool, usable_cores
 
             if self.settings.isolate:
-                # the hard limit: per-artifact limits (Request.memory_limit_mb) stay below it
-                explicit = self.settings.memory_limit_mb
-                cap = memory_cap_mb()
-                hard = explicit if explicit is not None else cap
                 # default: one worker in a process of xdist's (xdist shares out the cores,
                 # also to a gate run nested in its worker, as pytester's), else every core
                 nested = self.xdist_worker or bool(os.environ.get("PYTEST_XDIST_WORKER"))
@@ -102,10 +100,17 @@ class GateState:
                     size = 1  # nothing is sent ahead there: a second worker would idle
                 if self.selected is not None:  # at most one worker per artifact
                     size = max(1, min(size, len(self.selected)))
-                self.runner = WorkerPool(size, self.settings.timeout, hard or 0, cap)
+                self.runner = WorkerPool(
+                    size, self.settings.timeout, self._hard_limit_mb(), memory_cap_mb()
+                )
             else:
                 self.runner = InProcessRunner()
         return self.runner
+
+    def _hard_limit_mb(self) -> int:
+        """A worker's hard data-memory limit (0: none): per-artifact limits stay below it."""
+        explicit = self.settings.memory_limit_mb
+        return (explicit if explicit is not None else memory_cap_mb()) or 0
 
     def start_worker(self) -> None:
         """Start one checking worker now (the pool's others start when they get work)."""
@@ -153,13 +158,17 @@ class GateState:
 
     def verdict_cache(self) -> VerdictCache | None:
         """The verdict cache, opened on first use; None when it is off: ``--keras-no-cache``,
-        no pytest cache, or recording goldens (which writes files the verdicts depend on)."""
+        no pytest cache, no key, or recording goldens (which writes files the verdicts depend
+        on)."""
         if not self._verdicts_opened:
             self._verdicts_opened = True
-            if self.settings.cache and not self.settings.update_golden and self.config:
-                from pytest_kerasmodel.gate.verdicts import open_cache
+            if self.settings.cache and not self.settings.update_golden:
+                from pytest_kerasmodel.gate import verdicts
 
-                self.verdicts = open_cache(self.config, self.config.rootpath)
+                if self.config is not None:  # pytest's own cache
+                    self.verdicts = verdicts.open_cache(self.config, self.config.rootpath)
+                elif self.root is not None:  # kerasmodel gate: the same folder under its root
+                    self.verdicts = verdicts.open_folder_cache(self.root)
         return self.verdicts
 
     def backend_runner(self, backend: str) -> WorkerRunner:
@@ -169,9 +178,7 @@ class GateState:
 
         runner = self.backend_runners.get(backend)
         if runner is None:
-            explicit = self.settings.memory_limit_mb
-            hard = explicit if explicit is not None else memory_cap_mb()
-            runner = WorkerRunner(self.settings.timeout, hard or 0, backend=backend)
+            runner = WorkerRunner(self.settings.timeout, self._hard_limit_mb(), backend=backend)
             self.backend_runners[backend] = runner
         return runner
 
@@ -215,7 +222,11 @@ class GateState:
         if cached is None:
             model_dir, checks = self.selected[artifact]
             request = asdict(self.request_for(artifact, model_dir, checks))
-            key, cached = self._cached(request)
+            sent, key = self.sent_keys.pop(artifact, (None, None))
+            if sent == request:  # the cache was asked when this request was sent ahead
+                cached = None
+            else:
+                key, cached = self._cached(request)
             if cached is None:
                 runner = self.get_runner()
                 if self._sends_ahead():
@@ -267,10 +278,12 @@ class GateState:
             if artifact not in self.results and not pool.holds_path(str(artifact)):
                 model_dir, checks = self.selected[artifact]
                 request = asdict(self.request_for(artifact, model_dir, checks))
-                _, cached = self._cached(request)
+                key, cached = self._cached(request)
                 if cached is not None:
                     self.results[artifact] = cached  # nothing for a worker to do
-                elif not pool.prefetch(request):
+                elif pool.prefetch(request):
+                    self.sent_keys[artifact] = (request, key)
+                else:
                     return  # every worker is busy (or memory says wait): later
             self.cursor += 1
 

@@ -153,11 +153,6 @@ def run_gate(
     order = sorted(found.artifacts, key=lambda a: ids[a])
     state.selected = {a: (found.artifacts[a], checks_for(settings, a, selected)) for a in order}
     state.order = order
-    if settings.cache and not settings.update_golden:
-        from pytest_kerasmodel.gate.verdicts import open_folder_cache
-
-        state.verdicts = open_folder_cache(root)
-    state._verdicts_opened = True
     rows: dict[str, dict[str, Any]] = {}
     start = time.perf_counter()
     try:
