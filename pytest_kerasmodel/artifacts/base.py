@@ -435,6 +435,25 @@ def check_part_kind(artifact: Path, file: Path, name: str) -> None:
         raise ArtifactError(artifact, error.check, f"{name}: {error.reason}") from None
 
 
+def graph_artifact(
+    path: Path, fmt: str, graph: ExportedGraph, files: list[Path] | None = None
+) -> Artifact:
+    """An exported graph file's artifact: the graph file (role ``graph``) and the files beside
+    it that it needs (role ``weights``: OpenVINO's ``.bin``)."""
+    parts = [
+        Part(f.name, "graph" if f == path else "weights", f.stat().st_size, link_of(f))
+        for f in files or [path]
+    ]
+    return Artifact(
+        path=path,
+        format=fmt,
+        file_size=sum(p.size for p in parts),
+        parts=parts,
+        link=link_of(path),
+        graph=graph,
+    )
+
+
 def part(folder: Path, file: Path, role: str) -> Part:
     """The :class:`Part` for ``file`` of an artifact whose files lie in ``folder``; refused
     (naming it) when it is no regular file."""

@@ -18,9 +18,8 @@ from pytest_kerasmodel.artifacts.base import (
     Artifact,
     ExportedGraph,
     Limits,
-    Part,
     TensorSpec,
-    link_of,
+    graph_artifact,
 )
 from pytest_kerasmodel.errors import ArtifactError
 
@@ -132,16 +131,4 @@ def read_graph(path: Path) -> ExportedGraph:
 
 
 def open_openvino(path: Path, limits: Limits, stack: contextlib.ExitStack) -> Artifact:
-    files = owned_files(path)
-    parts = [
-        Part(f.name, "graph" if f == path else "weights", f.stat().st_size, link_of(f))
-        for f in files
-    ]
-    return Artifact(
-        path=path,
-        format=FORMAT_OPENVINO,
-        file_size=sum(p.size for p in parts),
-        parts=parts,
-        link=link_of(path),
-        graph=read_graph(path),
-    )
+    return graph_artifact(path, FORMAT_OPENVINO, read_graph(path), owned_files(path))

@@ -18,9 +18,8 @@ from pytest_kerasmodel.artifacts.base import (
     Artifact,
     ExportedGraph,
     Limits,
-    Part,
     TensorSpec,
-    link_of,
+    graph_artifact,
 )
 from pytest_kerasmodel.errors import ArtifactError
 
@@ -146,12 +145,4 @@ def read_graph(path: Path) -> ExportedGraph:
 
 
 def open_tflite(path: Path, limits: Limits, stack: contextlib.ExitStack) -> Artifact:
-    size = path.stat().st_size
-    return Artifact(
-        path=path,
-        format=FORMAT_TFLITE,
-        file_size=size,
-        parts=[Part(path.name, "graph", size, link_of(path))],
-        link=link_of(path),
-        graph=read_graph(path),
-    )
+    return graph_artifact(path, FORMAT_TFLITE, read_graph(path))
