@@ -124,18 +124,24 @@ def weight_variables(model: Any) -> list[tuple[str, Any]]:
     The key is its layer's key from :func:`iter_layers` plus the variable's own name
     (``1:Dense/kernel``), so it matches between a model and its reloaded twin.
     """
-    entries: list[tuple[str, Any]] = []
-    seen: set[int] = set()
-    for key, layer in reversed(iter_layers(model)):  # innermost first: own weights only
+    return [(entry, variable) for entry, _, variable in _placed(model, "weights", set())]
+
+
+def _placed(model: Any, attribute: str, seen: set[int]) -> list[tuple[str, Any, Any]]:
+    """``(key, layer, variable)`` for each variable in a layer's ``attribute`` (``weights`` or
+    ``variables``) not in ``seen``, innermost layer first (each layer's own variables), keyed
+    by the layer's key plus the variable's name (``#1`` for a second of one name)."""
+    entries: list[tuple[str, Any, Any]] = []
+    for key, layer in reversed(iter_layers(model)):
         counts: dict[str, int] = {}
-        for variable in getattr(layer, "weights", []):
+        for variable in getattr(layer, attribute, []):
             if id(variable) in seen:
                 continue
             seen.add(id(variable))
             name = str(variable.name)
             n = counts.get(name, 0)
             counts[name] = n + 1
-            entries.append((f"{key}{name}" + (f"#{n}" if n else ""), variable))
+            entries.append((f"{key}{name}" + (f"#{n}" if n else ""), layer, variable))
     return entries
 
 
@@ -164,22 +170,17 @@ def state_variables(model: Any) -> tuple[dict[str, Any], dict[str, str], dict[st
     arrays: dict[str, Any] = {}
     labels: dict[str, str] = {}
     kinds: dict[str, str] = {}
-    seen: set[int] = set(weight_ids)
-    for key, layer in reversed(iter_layers(model)):
-        seeds = {id(g.state) for g in getattr(layer, "_seed_generators", []) or []}
-        counts: dict[str, int] = {}
-        for variable in getattr(layer, "variables", []):
-            if id(variable) in seen:
-                continue
-            seen.add(id(variable))
-            name = str(variable.name)
-            n = counts.get(name, 0)
-            counts[name] = n + 1
-            entry = f"{key}{name}" + (f"#{n}" if n else "")
-            arrays[entry] = _numpy(variable)
-            owner = str(getattr(layer, "path", None) or getattr(layer, "name", ""))
-            labels[entry] = f"{owner}/{name}" if owner else name
-            kinds[entry] = "seed_generator" if id(variable) in seeds else "variable"
+    seeds = {
+        id(g.state)
+        for _, layer in iter_layers(model)
+        for g in getattr(layer, "_seed_generators", []) or []
+    }
+    for entry, layer, variable in _placed(model, "variables", set(weight_ids)):
+        name = str(variable.name)
+        arrays[entry] = _numpy(variable)
+        owner = str(getattr(layer, "path", None) or getattr(layer, "name", ""))
+        labels[entry] = f"{owner}/{name}" if owner else name
+        kinds[entry] = "seed_generator" if id(variable) in seeds else "variable"
     return arrays, labels, kinds
 
 
