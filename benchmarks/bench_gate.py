@@ -94,8 +94,9 @@ BREAKDOWN_SCRIPT = textwrap.dedent(
 )
 
 
+FLOOR_CHECKS = ("integrity", "safety", "finite", "structure")
 FLOOR_CONFTEST = textwrap.dedent(
-    f"""
+    """
     import pytest
 
     class Empty(pytest.Item):
@@ -107,7 +108,7 @@ FLOOR_CONFTEST = textwrap.dedent(
 
     class Artifact(pytest.File):
         def collect(self):
-            for check in ("integrity", "safety", "finite", "structure")[:{ITEMS_FILE_ONLY}]:
+            for check in {items}:
                 yield Empty.from_parent(self, name=check)
 
     def pytest_collect_file(file_path, parent):
@@ -117,13 +118,16 @@ FLOOR_CONFTEST = textwrap.dedent(
 )
 
 
-def make_item_floor(workdir: Path, count: int) -> Path:
-    """`count` empty files, each collected as ITEMS_FILE_ONLY items that do nothing: what
-    pytest's own collection and run protocol cost for the gate's items, without any check."""
-    suite = workdir / f"pytest-floor-{count}"
+def make_item_floor(
+    workdir: Path, count: int, checks: tuple[str, ...] = FLOOR_CHECKS[:ITEMS_FILE_ONLY]
+) -> Path:
+    """`count` empty files, each collected as one item per name in `checks` that does nothing:
+    what pytest's own collection and run protocol cost for the gate's items, without any
+    check."""
+    suite = workdir / f"pytest-floor-{count}" / "-".join(checks)
     suite.mkdir(parents=True, exist_ok=True)
     (suite / "pytest.ini").write_text("[pytest]\n")
-    (suite / "conftest.py").write_text(FLOOR_CONFTEST)
+    (suite / "conftest.py").write_text(FLOOR_CONFTEST.format(items=repr(checks)))
     for i in range(count):
         (suite / f"artifact_{i:04d}.art").touch()
     return suite

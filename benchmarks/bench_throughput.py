@@ -18,7 +18,7 @@ from pathlib import Path
 
 import generate
 from bench_gate import _naive, make_item_floor
-from gate_runs import FILE_ONLY, WITH_LOAD, scratch_root
+from gate_runs import scratch_root
 from harness import (
     PYTEST_BASE,
     Options,
@@ -35,6 +35,12 @@ from harness import (
 )
 
 CACHE_KEY = "benchmark-cache-key"
+# the checks of each variant, chosen as a user would: --keras-checks collects just their items
+# (-k would collect every check's item first, then deselect; see the README)
+FILE_ONLY_CHECKS = ("integrity", "safety", "finite", "structure")
+WITH_LOAD_CHECKS = ("integrity", "safety", "load", "finite", "structure")
+FILE_ONLY = ("--keras-checks", ",".join(FILE_ONLY_CHECKS))
+WITH_LOAD = ("--keras-checks", ",".join(WITH_LOAD_CHECKS))
 PEERS = {
     # name: (pip requirements, the first one the peer, command over a folder). With the extras
     # each needs to read Keras files at all: without them modelscan skips every .keras file
@@ -125,9 +131,9 @@ def run(opts: Options) -> Section:
         "pytest floor": lambda: run_process(
             [python(), *PYTEST_BASE], cwd=suite, env=bench_env()
         ).check("floor"),
-        "file-only": lambda: _gate(opts, folder, "-k", FILE_ONLY),
-        "with load, 1 worker": lambda: _gate(opts, folder, "-k", WITH_LOAD, "--keras-workers", "1"),
-        f"with load, pool ({cores} workers)": lambda: _gate(opts, folder, "-k", WITH_LOAD),
+        "file-only": lambda: _gate(opts, folder, *FILE_ONLY),
+        "with load, 1 worker": lambda: _gate(opts, folder, *WITH_LOAD, "--keras-workers", "1"),
+        f"with load, pool ({cores} workers)": lambda: _gate(opts, folder, *WITH_LOAD),
     }
     opts.log(f"throughput: {size} artifacts, {repeats} runs per variant")
     samples = interleaved(variants, repeats)
@@ -158,22 +164,57 @@ def run(opts: Options) -> Section:
 
     # --- the verdict cache: a second run, and one artifact changed --------------------------
     opts.log("throughput: verdict cache")
-    firsts, seconds_, changed_runs = [], [], []
+    firsts, seconds_, changed_runs, floors = [], [], [], []
+    kg_firsts, kg_seconds = [], []
+    # pytest's floor for the same items as the cached run, with pytest's cache on as there
+    load_floor = make_item_floor(opts.workdir, size, WITH_LOAD_CHECKS)
+    kerasmodel = _kerasmodel_gate()
     for i in range(repeats):
         cache_dir = opts.workdir / f"cache-{i}"
         shutil.rmtree(cache_dir, ignore_errors=True)
-        firsts.append(_gate(opts, folder, "-k", WITH_LOAD, cache_dir=cache_dir))
-        seconds_.append(_gate(opts, folder, "-k", WITH_LOAD, cache_dir=cache_dir))
+        firsts.append(_gate(opts, folder, *WITH_LOAD, cache_dir=cache_dir))
+        seconds_.append(_gate(opts, folder, *WITH_LOAD, cache_dir=cache_dir))
+        floor_cache = opts.workdir / f"floor-cache-{i}"
+        shutil.rmtree(floor_cache, ignore_errors=True)
+        floor_argv = [python(), "-m", "pytest", "-q", "-p", "no:hypothesispytest"]
+        floors.append(
+            run_process(
+                [*floor_argv, "-o", f"cache_dir={floor_cache}"], cwd=load_floor, env=bench_env()
+            ).check("floor")
+        )
+        if kerasmodel is not None:  # the same checks without pytest: its cache under --root
+            root = opts.workdir / f"kerasmodel-root-{i}"
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            argv = [*kerasmodel, "--checks", ",".join(WITH_LOAD_CHECKS), str(folder)]
+            env = bench_env(KERAS_GATE_CACHE_KEY=CACHE_KEY)
+            for runs in (kg_firsts, kg_seconds):
+                runs.append(run_process(argv, cwd=root, env=env).check("kerasmodel gate"))
     first, second = median([r.seconds for r in firsts]), median([r.seconds for r in seconds_])
+    floor = median([r.seconds for r in floors])
     cache_ratio = second / first
     section.targets.append(
         Target(
             "second run, nothing changed, with load / first run",
-            f"{cache_ratio:.3f} ({fmt_s(second)} vs {fmt_s(first)}), {size} artifacts",
+            f"{cache_ratio:.3f} ({fmt_s(second)} vs {fmt_s(first)}), {size} artifacts; pytest's "
+            f"floor for the same {len(WITH_LOAD_CHECKS) * size} items is {floor / first:.3f} of "
+            f"the first run ({fmt_s(floor)})",
             "<= 0.1",
             cache_ratio <= 0.1,
         )
     )
+    if kg_firsts:
+        kg_first = median([r.seconds for r in kg_firsts])
+        kg_second = median([r.seconds for r in kg_seconds])
+        section.targets.append(
+            Target(
+                "kerasmodel gate: second run, nothing changed, with load / first run",
+                f"{kg_second / kg_first:.3f} ({fmt_s(kg_second)} vs {fmt_s(kg_first)}), "
+                f"{size} artifacts",
+                "<= 0.1",
+                kg_second / kg_first <= 0.1,
+            )
+        )
     # one artifact replaced by another model of its format (a new file: the folder's files are
     # hard links into one pool, so editing one in place would change them all)
     files = sorted(folder.iterdir())
@@ -190,8 +231,7 @@ def run(opts: Options) -> Section:
             _gate(
                 opts,
                 folder,
-                "-k",
-                WITH_LOAD,
+                *WITH_LOAD,
                 "--keras-report",
                 str(report),
                 cache_dir=opts.workdir / "cache-0",
@@ -221,7 +261,12 @@ def run(opts: Options) -> Section:
         ("with load, cache: first run", firsts),
         ("with load, cache: second run", seconds_),
         ("with load, cache: one changed", changed_runs),
+        ("pytest floor, with-load items, cache on", floors),
+        ("kerasmodel gate, with load, cache: first run", kg_firsts),
+        ("kerasmodel gate, with load, cache: second run", kg_seconds),
     ):
+        if not runs:
+            continue
         s, rss = _cell(runs)
         rows.append([str(size), name, fmt_s(s), f"{rss:.0f}"])
 
@@ -233,7 +278,6 @@ def run(opts: Options) -> Section:
             section.notes.append(f"{name} could not be installed, not measured: {info}")
         else:
             peers[name] = (venv, info)
-    kerasmodel = _kerasmodel_gate()
     if kerasmodel is None:
         section.notes.append(
             "`kerasmodel gate` (the tools issue) is not in this checkout: not measured."
@@ -243,13 +287,13 @@ def run(opts: Options) -> Section:
     for count in [200] if opts.quick else [200, 2000]:
         many = generate.many_artifacts(opts.workdir, count)
         cmds: dict[str, Callable[[], Run]] = {
-            "pytest --keras-model-dir (file-only)": lambda many=many: _gate(
-                opts, many, "-k", FILE_ONLY
-            ),
+            "pytest --keras-model-dir (file-only)": lambda many=many: _gate(opts, many, *FILE_ONLY),
         }
         if kerasmodel is not None:
             cmds["kerasmodel gate (file-only)"] = lambda many=many: run_process(
-                [*kerasmodel, "--checks", "integrity,safety,finite,structure", str(many)], env=env
+                # the verdict cache off: every run reads every file, as the peers do
+                [*kerasmodel, "--checks", ",".join(FILE_ONLY_CHECKS), "--no-cache", str(many)],
+                env=env,
             )
         for name, (venv, _) in peers.items():
             command = PEERS[name][1]
@@ -301,7 +345,7 @@ def run(opts: Options) -> Section:
     # --- 10,000 artifacts, file-only ---------------------------------------------------------
     big = 1000 if opts.quick else 10000
     opts.log(f"throughput: {big} artifacts, file-only")
-    scale = _gate(opts, generate.many_artifacts(opts.workdir, big), "-k", FILE_ONLY)
+    scale = _gate(opts, generate.many_artifacts(opts.workdir, big), *FILE_ONLY)
     per = scale.seconds / big
     section.targets.append(
         Target(

@@ -122,6 +122,8 @@ class Settings:
     export_formats: tuple[str, ...] = DEFAULT_EXPORT_FORMATS
     backends: tuple[str, ...] = ()
     load_compile: bool = False
+    # --keras-checks as given (validated by the gate: gate.session.gate_checks); () = default
+    checks: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -174,6 +176,7 @@ class Settings:
                 config.getoption("keras_load_compile", default=None)
                 or config.getini("keras_load_compile")
             ),
+            checks=tuple(dict.fromkeys(_words(_value(config, "keras_checks")))),
         )
 
 

@@ -97,6 +97,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
     )
     option(
+        "--keras-checks",
+        "keras_checks",
+        "Gate: the checks to collect, comma-separated (default every check but compile: "
+        "integrity, safety, load, finite, structure, predictions, budgets). The checks a "
+        "selected one needs still run (the safety scan always precedes a load) but get no item.",
+        metavar="CHECKS",
+    )
+    option(
         "--keras-load-compile",
         "keras_load_compile",
         "Gate: also reload each artifact compiled (it can resume training), under each backend "

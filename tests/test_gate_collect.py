@@ -110,3 +110,49 @@ def test_missing_model_dir_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--keras-model-dir", "nowhere")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--keras-model-dir: no such folder:*nowhere*"])
+
+
+def test_keras_checks_collects_just_the_named_checks(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    """--keras-checks (ini keras_checks) collects only the checks it names, in the gate's order:
+    unlike -k, it cannot drop an artifact whose path happens to hold a check's name."""
+    stage(pytester.path / "models" / "loaded", gate_files, ["clf.keras"])
+    args = ["--keras-model-dir", "models", "--collect-only", "-q"]
+    named = pytester.runpytest(*args, "--keras-checks", "finite,integrity")
+    assert _ids(named) == ["models/loaded/clf.keras::integrity", "models/loaded/clf.keras::finite"]
+    by_k = pytester.runpytest(*args, "-k", "not load")  # the path holds "load": all dropped
+    assert _ids(by_k) == []
+    pytester.makeini("[pytest]\nkeras_checks = safety load\n")
+    assert _ids(pytester.runpytest(*args)) == [
+        "models/loaded/clf.keras::safety",
+        "models/loaded/clf.keras::load",
+    ]
+    compiled = pytester.runpytest(*args, "--keras-load-compile")  # adds compile to the list
+    assert _ids(compiled)[-1] == "models/loaded/clf.keras::compile"
+    with_backend = pytester.runpytest(*args, "--keras-backends", "jax")  # load[jax], no predictions
+    assert _ids(with_backend)[-1] == "models/loaded/clf.keras::load[jax]"
+    assert not [i for i in _ids(with_backend) if "predictions" in i]
+
+
+def test_a_check_named_alone_still_runs_after_the_safety_scan(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    """`--keras-checks load` has no safety item, yet a Lambda artifact is never deserialised."""
+    stage(pytester.path / "models", gate_files, ["lambda.keras", "clf.keras"])
+    result = pytester.runpytest("--keras-model-dir", "models", "--keras-checks", "load", "-q")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*lambda.keras: load: refused: the safety scan has 1 finding(s), so the model is never "
+            "deserialised; the safety check is not collected (--keras-checks), it says:",
+            "  - [[]lambda-bytecode] config.json: layer 'lam/touch'*",
+        ]
+    )
+
+
+def test_an_unknown_check_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    (pytester.path / "models").mkdir()
+    result = pytester.runpytest("--keras-model-dir", "models", "--keras-checks", "integrity,lod")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*keras_checks: unknown check(s) [[]'lod']; known: integrity*"])

@@ -19,7 +19,7 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +41,23 @@ CHECKS = (
 )
 #: checks collected only when asked for (``compile``: --keras-load-compile)
 OPTIONAL_CHECKS = ("compile",)
+
+
+def select_checks(names: Iterable[str] = (), *, with_optional: bool = False) -> list[str]:
+    """The checks to run, in :data:`CHECKS` order: ``names`` (``--keras-checks``,
+    ``kerasmodel gate --checks``), or when none are named every check but the optional ones;
+    ``with_optional`` adds those (``--keras-load-compile``). Raises ValueError naming an unknown
+    check."""
+    named = list(names)
+    unknown = [n for n in named if n not in CHECKS]
+    if unknown:
+        raise ValueError(f"unknown check(s) {unknown}; known: {', '.join(CHECKS)}")
+    chosen = set(named) or {c for c in CHECKS if c not in OPTIONAL_CHECKS}
+    if with_optional:
+        chosen.update(OPTIONAL_CHECKS)
+    return [c for c in CHECKS if c in chosen]
+
+
 # check -> checks whose failure means it cannot run
 DEPENDS = {
     "integrity": (),
@@ -1136,12 +1153,16 @@ def _precluded(name: str, subject: Subject, results: dict[str, CheckResult]) -> 
             FAILED, f"cannot be verified: the {broken[0]} check failed", {"blocked_by": broken[0]}
         )
     if broken or (subject.findings and name in ("load", "predictions")):
-        return CheckResult(
-            FAILED,
+        text = (
             f"refused: the safety scan has {len(subject.findings)} finding(s), so the model "
-            "is never deserialised (see the safety check)",
-            {"blocked_by": "safety"},
+            "is never deserialised"
         )
+        if "safety" in subject.request.checks:
+            text += " (see the safety check)"
+        else:  # no safety item shows them (--keras-checks without it): said here
+            said = "\n".join(f"  - {f}" for f in subject.findings) or results["safety"].message
+            text += f"; the safety check is not collected (--keras-checks), it says:\n{said}"
+        return CheckResult(FAILED, text, {"blocked_by": "safety"})
     return None
 
 

@@ -22,9 +22,9 @@ import pytest
 from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.errors import ArtifactError, UnsafeArtifactError
 from pytest_kerasmodel.gate import discover
-from pytest_kerasmodel.gate.checks import CHECKS, FAILED, OPTIONAL_CHECKS, SKIPPED
+from pytest_kerasmodel.gate.checks import FAILED, SKIPPED
 from pytest_kerasmodel.gate.goldens import budget_sidecar
-from pytest_kerasmodel.gate.session import REPORT_PROPERTY, backend_checks, gate_state
+from pytest_kerasmodel.gate.session import REPORT_PROPERTY, backend_checks, gate_checks, gate_state
 from pytest_kerasmodel.options import Settings, get_settings
 
 #: the item a file no artifact holds gets under --keras-strict
@@ -138,11 +138,9 @@ class _ArtifactCollector:
 
     def collect(self) -> Iterator[CheckItem]:
         settings = get_settings(self.config)  # type: ignore[attr-defined]
-        for check in CHECKS:
+        for check in gate_checks(settings):
             if check == "budgets" and not budgets_apply(settings, self.path):
                 continue  # no budget set for this artifact: nothing to check, no item
-            if check in OPTIONAL_CHECKS and not settings.load_compile:
-                continue
             yield CheckItem.from_parent(
                 self,  # type: ignore[arg-type]
                 name=check,

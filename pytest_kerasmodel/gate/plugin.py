@@ -8,13 +8,14 @@ import pytest
 
 from pytest_kerasmodel.gate import collect
 from pytest_kerasmodel.gate import report as gate_report
-from pytest_kerasmodel.gate.session import gate_state
+from pytest_kerasmodel.gate.session import gate_checks, gate_state
 
 
 class GatePlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.state = gate_state(config)
+        gate_checks(self.state.settings)  # an unknown --keras-checks name stops the run here
         collect.adjust_args(config)
 
     @pytest.hookimpl(tryfirst=True, optionalhook=True)

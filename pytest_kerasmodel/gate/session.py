@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from pytest_kerasmodel.gate.checks import Request, size_on_disk
+from pytest_kerasmodel.gate.checks import Request, select_checks, size_on_disk
 from pytest_kerasmodel.gate.discover import Discovery, discover
 from pytest_kerasmodel.gate.goldens import budget_sidecar, golden_paths, inputs_sidecar
 from pytest_kerasmodel.options import Settings, get_settings, memory_cap_mb, memory_limit_for
@@ -43,9 +43,21 @@ REPORT_PROPERTY = "kerasmodel_gate"
 BACKEND_CHECKS = ("load", "predictions")
 
 
+def gate_checks(settings: Settings) -> list[str]:
+    """The checks collected for each artifact: ``--keras-checks`` (every check but ``compile``
+    by default), with ``compile`` under ``--keras-load-compile``; an unknown name is a usage
+    error."""
+    try:
+        return select_checks(settings.checks, with_optional=settings.load_compile)
+    except ValueError as exc:
+        raise pytest.UsageError(f"keras_checks: {exc}") from None
+
+
 def backend_checks(settings: Settings) -> list[str]:
-    """The checks run under each backend of --keras-backends."""
-    return list(BACKEND_CHECKS) + (["compile"] if settings.load_compile else [])
+    """The checks run under each backend of --keras-backends: those of :data:`BACKEND_CHECKS`
+    and ``compile`` that are collected at all."""
+    chosen = gate_checks(settings)
+    return [c for c in (*BACKEND_CHECKS, "compile") if c in chosen]
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.gate import discover
-from pytest_kerasmodel.gate.checks import CHECKS, FAILED, OPTIONAL_CHECKS, PASSED, SKIPPED
+from pytest_kerasmodel.gate.checks import CHECKS, FAILED, PASSED, SKIPPED, select_checks
 from pytest_kerasmodel.gate.goldens import budget_sidecar
 from pytest_kerasmodel.options import Settings
 
@@ -114,13 +114,10 @@ def checks_for(settings: Settings, artifact: Path, selected: Sequence[str]) -> l
 def parse_checks(text: str | None) -> list[str]:
     """The checks ``--checks`` names; by default every check but the optional ones (``compile``,
     which --checks can name)."""
-    if not text:
-        return [c for c in CHECKS if c not in OPTIONAL_CHECKS]
-    names = [w for w in text.replace(",", " ").split() if w]
-    unknown = [n for n in names if n not in CHECKS]
-    if unknown:
-        raise UsageError(f"--checks: unknown check(s) {unknown}; known: {', '.join(CHECKS)}")
-    return names
+    try:
+        return select_checks(w for w in (text or "").replace(",", " ").split() if w)
+    except ValueError as exc:
+        raise UsageError(f"--checks: {exc}") from None
 
 
 def artifact_id(path: Path, root: Path) -> str:
