@@ -128,3 +128,32 @@ def test_backends_and_load_compile_from_the_ini_file(
         ]
     )
     assert "[jax]" not in result.stdout.str()
+
+
+def test_backend_verdicts_are_cached_per_backend(
+    pytester: pytest.Pytester,
+    backend_models: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A backend item's verdict, passing or failing, is served from the verdict cache on the next
+    run (no worker of that backend starts), and only for the backend that gave it."""
+    monkeypatch.setenv("KERAS_GATE_CACHE_KEY", "a-ci-secret")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    _stage(pytester, backend_models)
+    args = ["--keras-model-dir", "models", "--keras-checks", "integrity,load", "-v"]
+    args += ["--keras-load-compile"]
+    first = pytester.runpytest(*args, "--keras-backends", "jax")
+    assert "(cached)" not in first.stdout.str()
+    second = pytester.runpytest(*args, "--keras-backends", "jax")
+    second.stdout.fnmatch_lines(
+        [
+            "*gru.keras::load[[]jax[]] PASSED (cached)*",
+            "*torch_clf.keras::compile[[]jax[]] FAILED (cached)*",
+        ]
+    )
+    assert second.ret == first.ret == pytest.ExitCode.TESTS_FAILED
+    other = pytester.runpytest(*args, "--keras-backends", "torch")
+    other.stdout.fnmatch_lines(["*gru.keras::load PASSED (cached)*"])  # the default backend's
+    torch_lines = [line for line in other.stdout.lines if "[torch]" in line]
+    assert torch_lines and not [line for line in torch_lines if "(cached)" in line]

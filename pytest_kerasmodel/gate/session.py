@@ -205,9 +205,13 @@ class GateState:
         cached = self.backend_results.get(key)
         if cached is None or item.check not in cached["checks"]:
             checks = backend_checks(self.settings)
-            request = self.request_for(item.artifact, item.model_dir, checks)
-            request.update_golden = False
-            cached = self.backend_runner(item.backend).run(asdict(request))
+            request = asdict(self.request_for(item.artifact, item.model_dir, checks))
+            request["update_golden"] = False
+            verdict, cached = self._cached(request, backend=item.backend)
+            if cached is None:
+                cached = self.backend_runner(item.backend).run(request)
+                if self.verdicts is not None and verdict is not None:
+                    self.verdicts.put({**request, "backend": item.backend}, verdict, cached)
             self.backend_results[key] = cached
         return cached
 
@@ -252,15 +256,22 @@ class GateState:
             self._send_ahead()  # the worker that answered takes the next one
         return cached
 
-    def _cached(self, request: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    def _cached(
+        self, request: dict[str, Any], backend: str | None = None
+    ) -> tuple[str | None, dict[str, Any] | None]:
         """The request's verdict key (None: the cache is off, or a file the verdict depends on
-        cannot be read) and the cache's response for it (None: not cached)."""
+        cannot be read) and the cache's response for it (None: not cached). ``backend``: the
+        request runs under that backend of --keras-backends, not this process's."""
         verdicts = self.verdict_cache()
         if verdicts is None:
             return None, None
-        from pytest_kerasmodel.gate.verdicts import verdict_key
+        from pytest_kerasmodel.gate.verdicts import environment, verdict_key
 
-        key = verdict_key(request, verdicts.root)
+        env = None
+        if backend is not None:
+            request = {**request, "backend": backend}
+            env = {**environment(), "backend": backend}
+        key = verdict_key(request, verdicts.root, env)
         return key, verdicts.get(request, key) if key is not None else None
 
     def _sends_ahead(self) -> bool:
