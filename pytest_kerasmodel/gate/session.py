@@ -125,9 +125,15 @@ class GateState:
         return (explicit if explicit is not None else memory_cap_mb()) or 0
 
     def start_worker(self) -> None:
-        """Start one checking worker now (the pool's others start when they get work)."""
+        """Start one checking worker now (the pool's others start when they get work).
+
+        Not when the verdict cache holds verdicts: an unchanged folder needs no worker at all,
+        and one starts with the first artifact that must be checked."""
         from pytest_kerasmodel.gate.pool import WorkerPool
 
+        verdicts = self.verdict_cache()
+        if verdicts is not None and not verdicts.empty():
+            return
         runner = self.get_runner()
         if isinstance(runner, WorkerPool):
             runner.runners[0].start()

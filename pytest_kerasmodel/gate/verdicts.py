@@ -244,6 +244,14 @@ class VerdictCache:
         self.served = 0
         self.stored = 0
 
+    def empty(self) -> bool:
+        """Whether the cache holds no entry (a first run: every artifact will be checked)."""
+        try:
+            with os.scandir(self.folder) as entries:
+                return not any(e.name.endswith(".json") for e in entries)
+        except OSError:
+            return True
+
     def _entry_path(self, request: Mapping[str, Any]) -> Path:
         """One entry per artifact, backend and selection of checks (a run with ``-k load`` does
         not overwrite the full run's entry)."""
