@@ -42,11 +42,14 @@ XDIST_SPEEDUP = 1.7
 NAIVE_SCRIPT = textwrap.dedent(
     """
     import sys
+    import time
     from pathlib import Path
 
+    started = time.perf_counter()
     import keras
     import numpy as np
 
+    imported = time.perf_counter()
     bad = []
     for path in sorted(Path(sys.argv[1]).iterdir()):
         model = keras.models.load_model(path)
@@ -54,6 +57,7 @@ NAIVE_SCRIPT = textwrap.dedent(
             if not np.isfinite(weight.numpy()).all():
                 bad.append(f"{path.name}: {weight.path}")
     print(f"{len(bad)} non-finite weights")
+    print(f"import {imported - started:.3f} s, loads {time.perf_counter() - imported:.3f} s")
     """
 )
 

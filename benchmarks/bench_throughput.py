@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -152,6 +153,17 @@ def run(opts: Options) -> Section:
     )
     pool = t[f"with load, pool ({cores} workers)"][0]
     pool_ratio = pool / t["naive script"][0]
+    # What any pool of separate worker processes needs at least: each imports Keras once, and the
+    # loads (the naive script's own, which the load check matches) share the cores.
+    said = samples["naive script"][-1].stdout.split("import ")[-1]
+    imported, loads = (float(w) for w in re.findall(r"([0-9.]+) s", said)[:2])
+    bound = (cores * imported + loads) / cores
+    section.notes.append(
+        f"A pool of {cores} separate worker processes needs at least ({cores} x {imported:.2f} s "
+        f"importing Keras + {loads:.2f} s of loads) / {cores} cores = {bound:.2f} s: "
+        f"{bound / t['naive script'][0]:.2f} of the naive script, before any pytest work "
+        "(the naive script's import and load times, from this run)."
+    )
     section.targets.append(
         Target(
             f"with load, pool of {cores} / naive load_model + isfinite script",
