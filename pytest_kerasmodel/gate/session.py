@@ -10,7 +10,7 @@ An artifact whose verdicts the verdict cache (:mod:`.verdicts`) holds is not sen
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -147,7 +147,7 @@ class GateState:
             size = 0
         return Request(
             path=str(artifact),
-            checks=checks,
+            checks=list(checks),
             rtol=s.rtol,
             atol=s.atol,
             allowed_modules=list(s.allowed_modules),
@@ -211,7 +211,7 @@ class GateState:
         cached = self.backend_results.get(key)
         if cached is None or item.check not in cached["checks"]:
             checks = backend_checks(self.settings)
-            request = asdict(self.request_for(item.artifact, item.model_dir, checks))
+            request = as_dict(self.request_for(item.artifact, item.model_dir, checks))
             request["update_golden"] = False
             verdict, cached = self._cached(request, backend=item.backend)
             if cached is None:
@@ -243,7 +243,7 @@ class GateState:
         cached = self.results.get(artifact)
         if cached is None:
             model_dir, checks = self.selected[artifact]
-            request = asdict(self.request_for(artifact, model_dir, checks))
+            request = as_dict(self.request_for(artifact, model_dir, checks))
             sent, key = self.sent_keys.pop(artifact, (None, None))
             if sent == request:  # the cache was asked when this request was sent ahead
                 cached = None
@@ -306,7 +306,7 @@ class GateState:
             artifact = self.order[self.cursor]
             if artifact not in self.results and not pool.holds_path(str(artifact)):
                 model_dir, checks = self.selected[artifact]
-                request = asdict(self.request_for(artifact, model_dir, checks))
+                request = as_dict(self.request_for(artifact, model_dir, checks))
                 key, cached = self._cached(request)
                 if cached is not None:
                     self.results[artifact] = cached  # nothing for a worker to do
@@ -323,6 +323,12 @@ class GateState:
         for runner in self.backend_runners.values():
             runner.close()
         self.backend_runners.clear()
+
+
+def as_dict(request: Request) -> dict[str, Any]:
+    """A request as the plain data it travels as (its lists are its own: request_for makes
+    them): a shallow copy, several times cheaper than ``dataclasses.asdict``."""
+    return dict(vars(request))
 
 
 state_key = pytest.StashKey[GateState]()
