@@ -4,6 +4,7 @@ and a crash, hang or memory blow-up fails that artifact only."""
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import subprocess
 import sys
@@ -59,6 +60,18 @@ def test_one_worker_serves_every_artifact_and_imports_keras_only_to_load(
         assert loaded["checks"]["load"]["status"] == "passed"
         assert (loaded["worker"]["pid"], loaded["worker"]["keras"]) == (pid, True)
         assert runner.started == 1
+    finally:
+        runner.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+def test_the_worker_runs_as_a_batch_job(gate_files: dict[str, Path]) -> None:
+    """A woken worker must not take the core from the pytest process that wrote to it."""
+    runner = WorkerRunner(timeout=60, memory_limit_mb=4096)
+    try:
+        answer = runner.run(_request(gate_files["clf.keras"], ["integrity"]))
+        assert os.sched_getscheduler(answer["worker"]["pid"]) == os.SCHED_BATCH
+        assert os.sched_getscheduler(0) != os.SCHED_BATCH  # this process is left as it was
     finally:
         runner.close()
 

@@ -11,6 +11,7 @@ artifacts. A crash, hang or memory blow-up ends this process, not the pytest ses
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -56,6 +57,18 @@ def data_in_use_mb() -> int:
     except OSError:
         pass
     return 0
+
+
+def run_as_batch() -> None:
+    """Schedule this worker as a batch job (Linux ``SCHED_BATCH``: same share of the CPU, but
+    waking up never preempts a running task). Each request written to an idle worker wakes it;
+    as an ordinary task it would take the core from the pytest process that wrote it, which
+    then waits to report (measured: 1.2 s of 400 writes' flushes on two busy cores, 0.15-0.55 s
+    as batch)."""
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_BATCH"):
+        # not allowed in some sandboxes (a seccomp profile): then it runs as it is
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
 def serve(requests: Iterable[str], out: IO[str]) -> None:
@@ -109,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     limit_memory(args.memory_limit, args.memory_limit)
+    run_as_batch()
     serve(sys.stdin, protocol)
     return 0
 
