@@ -157,3 +157,43 @@ def test_backend_verdicts_are_cached_per_backend(
     other.stdout.fnmatch_lines(["*gru.keras::load PASSED (cached)*"])  # the default backend's
     torch_lines = [line for line in other.stdout.lines if "[torch]" in line]
     assert torch_lines and not [line for line in torch_lines if "(cached)" in line]
+
+
+SENT_AHEAD = """
+from pathlib import Path
+from pytest_kerasmodel.gate.session import gate_state
+
+def pytest_runtest_teardown(item, nextitem):
+    state = gate_state(item.config)
+    sent = sorted(f"{Path(a).name}[{b}]" for a, b in state.backend_sent)
+    print(f"AFTER {item.nodeid}: SENT {sent}")
+"""
+
+
+def test_each_backend_worker_is_sent_its_next_artifact_ahead(
+    pytester: pytest.Pytester, backend_models: Path
+) -> None:
+    """The jax worker checks an artifact while pytest reports others: it has gru.keras as soon
+    as gru.keras's first item ran, and torch_clf.keras once gru.keras's jax items are read."""
+    _stage(pytester, backend_models)
+    pytester.makeconftest(SENT_AHEAD)
+    # in a subprocess: the conftest must see the gate's own state, not a re-imported copy
+    result = pytester.runpytest_subprocess(
+        "--keras-model-dir",
+        "models",
+        "--keras-checks",
+        "integrity,load",
+        "--keras-backends",
+        "jax",
+        "-s",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(
+        [
+            "*AFTER models/gru.keras::integrity: SENT [[]'gru.keras[[]jax]']",
+            "*AFTER models/gru.keras::load[[]jax]: SENT [[]'torch_clf.keras[[]jax]']",
+            "*AFTER models/torch_clf.keras::load[[]jax]: SENT [[]]",
+        ]
+    )

@@ -41,6 +41,10 @@ class WorkerPool:
         # artifact path -> the worker checking it, and the memory (MB) it is expected to need
         self._holding: dict[str, tuple[WorkerRunner, int]] = {}
 
+    def in_flight_mb(self) -> int:
+        """The memory the requests sent ahead are expected to need (MB)."""
+        return sum(mb for _, mb in self._holding.values())
+
     def holds_path(self, path: str) -> bool:
         """Whether the artifact's request was sent ahead and its answer waits to be read."""
         return path in self._holding
@@ -63,7 +67,7 @@ class WorkerPool:
             return False
         runner = idle[0]
         expected = self._expected_mb(runner, request)
-        in_flight = sum(mb for _, mb in self._holding.values())
+        in_flight = self.in_flight_mb()
         busy = len(idle) < len(self.runners)
         if busy and self.memory_budget_mb and in_flight + expected > self.memory_budget_mb:
             return False

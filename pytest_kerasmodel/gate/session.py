@@ -19,7 +19,13 @@ import pytest
 from pytest_kerasmodel.gate.checks import Request, select_checks, size_on_disk
 from pytest_kerasmodel.gate.discover import Discovery, discover
 from pytest_kerasmodel.gate.goldens import budget_sidecar, golden_paths, inputs_sidecar
-from pytest_kerasmodel.options import Settings, get_settings, memory_cap_mb, memory_limit_for
+from pytest_kerasmodel.options import (
+    Settings,
+    expected_memory_mb,
+    get_settings,
+    memory_cap_mb,
+    memory_limit_for,
+)
 
 if TYPE_CHECKING:
     from pytest_kerasmodel.gate.isolation import InProcessRunner, WorkerRunner
@@ -68,6 +74,12 @@ class GateState:
     # --keras-backends: one isolated worker per backend (KERAS_BACKEND set), and its results
     backend_runners: dict[str, WorkerRunner] = field(default_factory=dict)
     backend_results: dict[tuple[Path, str], dict[str, Any]] = field(default_factory=dict)
+    # backend -> its artifacts (and model folders), in the order their items run
+    backend_order: dict[str, list[tuple[Path, Path]]] = field(default_factory=dict)
+    # (artifact, backend) -> the request sent ahead to that backend's worker and its verdict key
+    backend_sent: dict[tuple[Path, str], tuple[dict[str, Any], str | None]] = field(
+        default_factory=dict
+    )
     # artifact -> (its model folder, its selected checks), in the order the items run
     selected: dict[Path, tuple[Path, list[str]]] | None = None
     order: list[Path] = field(default_factory=list)  # the artifacts, in the order items run
@@ -167,10 +179,16 @@ class GateState:
             self.selected = {}
             for other in item.session.items:
                 # not isinstance: a re-imported gate (in-process pytester) has another class
-                if getattr(other, "is_gate_check", False) and other.backend is None:  # type: ignore[attr-defined]
-                    check: Any = other
+                if not getattr(other, "is_gate_check", False):
+                    continue
+                check: Any = other
+                if check.backend is None:
                     entry = self.selected.setdefault(check.artifact, (check.model_dir, []))
                     entry[1].append(check.check)
+                else:
+                    order = self.backend_order.setdefault(check.backend, [])
+                    if not order or order[-1][0] != check.artifact:
+                        order.append((check.artifact, check.model_dir))
             self.order = list(self.selected)
         return self.selected
 
@@ -207,19 +225,78 @@ class GateState:
         --keras-update-golden) by the default backend only.
         """
         assert item.backend is not None
+        self._plan(item)
         key = (item.artifact, item.backend)
         cached = self.backend_results.get(key)
-        if cached is None or item.check not in cached["checks"]:
-            checks = backend_checks(self.settings)
-            request = as_dict(self.request_for(item.artifact, item.model_dir, checks))
-            request["update_golden"] = False
-            verdict, cached = self._cached(request, backend=item.backend)
+        if cached is None:
+            request = self._backend_request(item.artifact, item.model_dir)
+            sent, verdict = self.backend_sent.pop(key, (None, None))
+            if sent != request:  # not sent ahead: ask the cache now
+                verdict, cached = self._cached(request, backend=item.backend)
             if cached is None:
-                cached = self.backend_runner(item.backend).run(request)
-                if self.verdicts is not None and verdict is not None:
-                    self.verdicts.put({**request, "backend": item.backend}, verdict, cached)
+                runner = self.backend_runner(item.backend)
+                ahead = runner._inflight
+                if ahead is not None and ahead.request != request:  # items run out of order
+                    other = (Path(ahead.request["path"]), item.backend)
+                    self._backend_answer(
+                        other, ahead.request, self.backend_sent.pop(other, (None, None))[1]
+                    )
+                cached = self._backend_answer(key, request, verdict)
             self.backend_results[key] = cached
+        if self._sends_ahead():
+            self._backend_send_ahead(item.backend)  # its worker takes its next artifact
         return cached
+
+    def _backend_answer(
+        self, key: tuple[Path, str], request: dict[str, Any], verdict: str | None
+    ) -> dict[str, Any]:
+        """Run (or read the answer sent ahead of) one artifact's request under a backend, and
+        keep it: in this session's results and, as a verdict, in the cache."""
+        answer = self.backend_runner(key[1]).run(request)
+        self.backend_results[key] = answer
+        if self.verdicts is not None and verdict is not None:
+            self.verdicts.put({**request, "backend": key[1]}, verdict, answer)
+        return answer
+
+    def _backend_request(self, artifact: Path, model_dir: Path) -> dict[str, Any]:
+        request = as_dict(self.request_for(artifact, model_dir, backend_checks(self.settings)))
+        request["update_golden"] = False  # goldens are recorded by the default backend only
+        return request
+
+    def _backend_send_ahead(self, backend: str) -> None:
+        """Send the next artifact of ``backend``'s items to its worker when it is idle, so that
+        each backend's worker checks while pytest reports (and the pool checks) other items;
+        not while what is in flight would leave too little memory for it."""
+        runner = self.backend_runner(backend)
+        if runner._inflight is not None:
+            return
+        for artifact, model_dir in self.backend_order.get(backend, []):
+            key = (artifact, backend)
+            if key in self.backend_results or key in self.backend_sent:
+                continue
+            request = self._backend_request(artifact, model_dir)
+            verdict, cached = self._cached(request, backend=backend)
+            if cached is not None:
+                self.backend_results[key] = cached  # nothing for its worker to do
+                continue
+            budget = memory_cap_mb()
+            expected = expected_memory_mb(_size(artifact))
+            if budget and self._in_flight_mb() + expected > budget:
+                return  # it runs when its item does
+            runner.prefetch(request)
+            if runner._inflight is not None:
+                self.backend_sent[key] = (request, verdict)
+            return
+
+    def _in_flight_mb(self) -> int:
+        """The memory the requests sent ahead are expected to need (MB), every worker's."""
+        from pytest_kerasmodel.gate.pool import WorkerPool
+
+        held = self.runner.in_flight_mb() if isinstance(self.runner, WorkerPool) else 0
+        return held + sum(
+            expected_memory_mb(_size(Path(request["path"])))
+            for request, _ in self.backend_sent.values()
+        )
 
     def result_for(self, item: CheckItem) -> dict[str, Any]:
         """The artifact's response holding the item's check (all its selected checks run in one
@@ -260,6 +337,8 @@ class GateState:
             self.results[artifact] = cached
         if self._sends_ahead():
             self._send_ahead()  # the worker that answered takes the next one
+            for backend in self.backend_order:  # and each backend's worker, its next one
+                self._backend_send_ahead(backend)
         return cached
 
     def _cached(
@@ -323,6 +402,13 @@ class GateState:
         for runner in self.backend_runners.values():
             runner.close()
         self.backend_runners.clear()
+
+
+def _size(artifact: Path) -> int:
+    try:
+        return size_on_disk(artifact)
+    except OSError:
+        return 0
 
 
 def as_dict(request: Request) -> dict[str, Any]:
