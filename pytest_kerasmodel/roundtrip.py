@@ -868,7 +868,7 @@ def _formats(formats: str | Iterable[str] | None, framework: ModuleType) -> tupl
             else ""
         )
         raise ValueError(
-            f"assert_roundtrip: unknown format(s) {unknown} for a {framework.NAME} model{why}; "
+            f"assert_roundtrip: unknown format(s) {unknown} for a {framework.LABEL} model{why}; "
             f"choose from {list(allowed)}"
         )
     return chosen

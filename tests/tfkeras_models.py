@@ -106,18 +106,19 @@ def forgetful() -> Any:
     )
 
 
-@tf_keras.saving.register_keras_serializable(package=PACKAGE)
-class ForgetfulMomentum(tf_keras.optimizers.SGD):
-    """An SGD with momentum whose ``get_config`` forgets ``momentum``: reloaded, the optimizer
-    is built without momentum and its ``momentum`` slots are lost."""
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.pop("momentum")
-        return config
-
-
-def trained_with_forgetful_optimizer() -> Any:
+def trained_with_legacy_adam() -> Any:
+    """Trained with ``tf_keras.optimizers.legacy.Adam``, which Keras 2 code bases still use."""
     model = sequential()
-    model.compile(optimizer=ForgetfulMomentum(1e-2, momentum=0.9), loss="mean_squared_error")
+    model.compile(optimizer=tf_keras.optimizers.legacy.Adam(1e-2), loss="mean_squared_error")
     return train_one_step(model)
+
+
+class Unregistered(L.Layer):
+    """A custom layer neither registered nor passed as a custom object."""
+
+    def call(self, inputs: Any) -> Any:
+        return inputs * 2.0
+
+
+def unregistered() -> Any:
+    return tf_keras.Sequential([L.Input((4,)), Unregistered()], name="tfk_unregistered")
