@@ -504,6 +504,29 @@ class _Logged(logging.Handler):
         self.messages.append(f"tf-keras: {record.getMessage()}")
 
 
+def hints_for(diff: Any, original: Any) -> list[str]:
+    """What to do about a tf-keras format limitation behind the differences in ``diff`` (a
+    :class:`~pytest_kerasmodel.roundtrip.FormatDiff`; ``original``: the original model's
+    :class:`~pytest_kerasmodel.roundtrip.ModelState`)."""
+    lost = [d for d in diff.optimizer if d.kind == "missing"]
+    if diff.format == "savedmodel" and lost:
+        return [
+            "tf-keras's load_model does not restore a SavedModel's optimizer state (TensorFlow "
+            "issue 44670): call model.load_weights(the same folder) after load_model, and the "
+            "slots are restored when the optimizer is built (the first training step); or "
+            "resume training from .keras or .h5"
+        ]
+    serialized = (original.optimizer or {}).get("config") or {}
+    legacy = str(serialized.get("module", "")).endswith(".legacy")  # keras.optimizers.legacy
+    if diff.format in ("keras", "weights") and lost and legacy:
+        return [
+            "a legacy optimizer (tf_keras.optimizers.legacy) saves no state in the .keras and "
+            ".weights.h5 formats: use tf_keras.optimizers (the default since TF 2.11), or "
+            "resume training from .h5"
+        ]
+    return []
+
+
 # --- global state ---------------------------------------------------------------------------
 
 

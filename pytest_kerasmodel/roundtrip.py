@@ -218,6 +218,8 @@ class FormatDiff(Diff):
     warnings: list[str] = field(default_factory=list)
     #: what changed that is no difference in the model (seed-generator state Keras never saves)
     notes: list[str] = field(default_factory=list)
+    #: what to do about a known limitation of the format that caused a difference
+    hints: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return self.failure is None and not self.failed_checks
@@ -285,6 +287,7 @@ class FormatDiff(Diff):
         if self.notes:
             lines.append("  notes (not differences in the model):")
             lines += _capped(self.notes)
+        lines += [_indent_rest(f"  hint: {h}", "    ") for h in self.hints]
         if self.warnings:
             lines.append("  Keras warned while reloading:")
             lines += [f"    {_short_text(w)}" for w in self.warnings[:5]]
@@ -769,6 +772,7 @@ def _check_format(
         return result, None, path
     new, result.failure = model_state(reloaded, inputs, with_compile=compile)
     compare_states(original, new, result, fmt=fmt, rtol=rtol, atol=atol, compile=compile)
+    result.hints = framework.hints_for(result, original)
     return result, reloaded, path
 
 
