@@ -79,6 +79,7 @@ def test_tf_keras_items_load_keras_2_artifacts_and_refuse_others(
     # as a list), but does with tf-keras: the Keras 2 team's gate passes it, the migration fails
     keras_file = status(verdicts, "tfk_clf.keras")
     assert keras_file["load"] == "failed" and keras_file["predictions"] == "failed"
+    assert "why: written by Keras 2 (2." in message(verdicts, "tfk_clf.keras", "load")
     assert keras_file["load[tf_keras]"] == keras_file["compile[tf_keras]"] == "passed"
     assert keras_file["predictions[tf_keras]"] == "passed"
     # tf-keras's own SavedModel is a Keras model to tf-keras, not to Keras 3

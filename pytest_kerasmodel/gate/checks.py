@@ -623,6 +623,12 @@ def _explain_load_error(subject: Subject, exc: BaseException) -> str:
         )
         if match:
             lines.append(_missing_class(subject, match.group(1).rsplit(".", 1)[-1], message))
+    if len(lines) == 1 and not keras2 and subject.writer.startswith("2."):
+        lines.append(
+            f"why: written by Keras 2 ({subject.writer}); Keras 3 rebuilds it with its own layers, "
+            "which fails where a saved argument has a form only Keras 2 accepts. If production "
+            "runs Keras 2, gate it with tf-keras: --keras-backends tf_keras"
+        )
     lines.append(f"Keras said: {type(exc).__name__}: {message}")
     return "\n".join(lines)
 
