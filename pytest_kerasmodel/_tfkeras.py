@@ -200,9 +200,8 @@ def compile_config(model: Any) -> dict[str, Any] | None:
         return None
     k = keras()
     config = _json_roundtrip(config)
-    single = len(getattr(model, "outputs", None) or [None]) == 1
     for key in ("metrics", "weighted_metrics"):
-        config[key] = _plain_metrics(config.get(key), single)
+        config[key] = _plain_metrics(config.get(key))
     result = {
         key: canonical_compile_entry(value, k) if key in _LOSS_AND_METRIC_KEYS else value
         for key, value in config.items()
@@ -214,26 +213,22 @@ def compile_config(model: Any) -> dict[str, Any] | None:
     return result
 
 
-def _plain_metrics(metrics: Any, single_output: bool) -> Any:
+def _plain_metrics(metrics: Any) -> Any:
     """Metrics as the user compiled them: tf-keras's ``.h5`` and SavedModel give back
-    ``metrics=["mae"]`` as ``[[MeanMetricWrapper(fn=mean_absolute_error, name="mae")]]``, the
-    same metric (one list per output, each function wrapped): unwrapped here, so that the
+    ``metrics=["mae"]`` as ``[[MeanMetricWrapper(fn=mean_absolute_error, name="y_mae")], ...]``,
+    the same metric (one list per output, each function wrapped): unwrapped here, so that the
     ``compile`` check compares what they compute (the names are compared by ``metric_names``)."""
-    if (
-        isinstance(metrics, list)
-        and single_output
-        and len(metrics) == 1
-        and isinstance(metrics[0], list)
-    ):
-        metrics = metrics[0]
     if isinstance(metrics, list):
-        return [_plain_metrics(m, False) for m in metrics]
+        plain = [_plain_metrics(m) for m in metrics]
+        if plain and all(isinstance(m, list) and m == plain[0] for m in plain):
+            return plain[0]  # the same list for every output: what one flat list means
+        return plain
     if isinstance(metrics, dict) and metrics.get("class_name") == "MeanMetricWrapper":
         fn = (metrics.get("config") or {}).get("fn")
         if fn is not None:
             return fn
     if isinstance(metrics, dict) and "class_name" not in metrics:
-        return {k: _plain_metrics(v, False) for k, v in metrics.items()}
+        return {k: _plain_metrics(v) for k, v in metrics.items()}
     return metrics
 
 
@@ -250,10 +245,26 @@ def metric_names(model: Any, outputs: Any) -> list[str] | None:
     import tensorflow as tf
     from tf_keras.src.engine.compile_utils import MetricsContainer
 
+    def copy(metric: Any) -> Any:
+        # tf-keras's container renames the metric objects it builds in place (``mae`` becomes
+        # ``y_mae``): it gets copies, so the model's own stay as they are
+        if isinstance(metric, k.metrics.Metric):
+            return type(metric).from_config(metric.get_config())
+        return metric
+
+    k = keras()
     try:
         y = tf.nest.map_structure(tf.convert_to_tensor, outputs)
+        user, weighted = (
+            tf.nest.map_structure(copy, m) if m is not None else None
+            for m in (own._user_metrics, own._user_weighted_metrics)
+        )
         fresh = MetricsContainer(
-            own._user_metrics, own._user_weighted_metrics, output_names=output_names(model)
+            user,
+            weighted,
+            output_names=output_names(model),
+            # a reloaded model's metrics keep the names they were saved under (``y_mae``)
+            from_serialized=bool(getattr(own, "_from_serialized", False)),
         )
         fresh.build(y, y)
         return ["loss", *(str(m.name) for m in fresh.metrics)]
