@@ -423,6 +423,13 @@ def failure_of(stage: str, exc: BaseException, framework: ModuleType | None = No
             "it with Keras 3"
         )
         return LoadFailure(stage, type(exc).__name__, _plain(message), hint, missing)
+    if "is_legacy_optimizer" in message and stage == "load":
+        hint = (
+            "the optimizer config tf-keras (Keras 2) saved has arguments Keras 3's optimizers "
+            "do not take (is_legacy_optimizer, jit_compile): in Keras 3, reload with "
+            "compile=False and compile again (the optimizer's slots are then not restored)"
+        )
+        return LoadFailure(stage, type(exc).__name__, _plain(message), hint, missing)
     if missing and missing.startswith("keras."):
         alias = missing.rsplit(".", 1)[-1]
         hint = (

@@ -171,6 +171,12 @@ def test_backends_reload_a_tf_keras_models_files_in_keras_3() -> None:
     keras_file = found["keras -> jax"].failure
     assert keras_file is not None and keras_file.missing_class == "Functional"
     assert "Keras 3 cannot load this file" in str(keras_file.hint)
+    # compiled, a plain Sequential's .keras fails on tf-keras's optimizer config instead
+    with pytest.raises(RoundtripError) as sequential:
+        assert_roundtrip(tm.train_one_step(tm.dense()), formats=("keras",), backends=["jax"])
+    failure = next(f for f in sequential.value.diff.formats if f.backend).failure
+    assert failure is not None and "is_legacy_optimizer" in failure.message
+    assert "reload with compile=False and compile again" in str(failure.hint)
     saved = found["savedmodel -> jax"].failure
     assert saved is not None and saved.error_type == "NotAKerasFile"
     assert "saved under tf_keras" in str(error.value)

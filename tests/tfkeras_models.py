@@ -40,6 +40,10 @@ def sequential() -> Any:
     )
 
 
+def dense() -> Any:
+    return tf_keras.Sequential([L.Input((4,)), L.Dense(3, activation="relu"), L.Dense(2)])
+
+
 def functional() -> Any:
     a = tf_keras.Input((4,), name="a")
     b = tf_keras.Input((3,), name="b")
