@@ -89,6 +89,8 @@ FORMAT_FILES = {"keras": "model.keras", "h5": "model.h5", "weights": "model.weig
 WEIGHTS_CONFIG_FILE = "model.config.json"
 #: the formats a Keras 3 model can be saved in (``savedmodel`` is tf-keras's only)
 FORMATS = ("keras", "h5", "weights")
+#: the package this module imports (on first use; in ``sys.modules`` once imported)
+IMPORTS = "keras"
 #: what reports call this Keras
 LABEL = "Keras 3"
 #: how to make a class known to Keras, for hints

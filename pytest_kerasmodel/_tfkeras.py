@@ -41,6 +41,8 @@ _TF_KERAS: ModuleType | None = None
 
 #: the name this Keras goes by in reports (``ModelState.backend``) and in ``--keras-backends``
 NAME = "tf_keras"
+#: the package this module imports (on first use; in ``sys.modules`` once imported)
+IMPORTS = "tf_keras"
 #: what reports call this Keras
 LABEL = "tf-keras (Keras 2)"
 #: the formats a tf-keras model can be saved in, and those checked when none are asked for

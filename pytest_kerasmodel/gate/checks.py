@@ -577,7 +577,7 @@ def _explain_load_error(subject: Subject, exc: BaseException) -> str:
     writer = f"Keras {subject.writer}" if subject.writer else "an unknown Keras version"
     _keras = loader()
     installed = _keras.keras_version()
-    keras2 = _keras.backend() == TF_KERAS
+    keras2 = _keras.IMPORTS == "tf_keras"
     name = "tf-keras" if keras2 else "Keras"
     lines = [f"load_model failed on a file written by {writer} (installed: {name} {installed})"]
     suffix = subject.path.name.lower()
@@ -711,8 +711,7 @@ def loader() -> ModuleType:
 
 def _import_keras(subject: Subject) -> None:
     _keras = loader()
-    imported = "tf_keras" if _keras.backend() == TF_KERAS else "keras"
-    if imported in sys.modules or subject.notify is None:
+    if _keras.IMPORTS in sys.modules or subject.notify is None:  # (backend() would import it)
         _keras.keras()
         return
     subject.notify({"event": "import"})
