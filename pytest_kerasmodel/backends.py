@@ -280,6 +280,22 @@ def close_all() -> None:
     _CHILDREN.clear()
 
 
+def prestart(backends: Iterable[str]) -> list[str]:
+    """Start the children of ``backends`` now, without waiting for the first roundtrip: they
+    import Keras and their backend (and TensorFlow, which Keras's serializer imports whenever
+    it is installed) while the tests build and train their models. This process's own backend
+    (``KERAS_BACKEND``, or Keras's if it is imported) and ``tf_keras`` are left out. Returns
+    the backends started."""
+    here = os.environ.get("KERAS_BACKEND") or "tensorflow"
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        here = str(keras.config.backend())
+    started = [b for b in dict.fromkeys(backends) if b in KNOWN_BACKENDS and b != here]
+    for backend in started:
+        child(backend).start()
+    return started
+
+
 def class_locations(objects: dict[str, Any] | None) -> dict[str, str]:
     """``custom_objects`` as ``{name: "module:qualname"}``, for the child to import."""
     found: dict[str, str] = {}
