@@ -37,12 +37,18 @@ from pytest_kerasmodel.errors import KerasModelError
 
 #: the backends a roundtrip can reload under
 KNOWN_BACKENDS = ("tensorflow", "jax", "torch")
+#: tf-keras (Keras 2), which the gate can load artifacts with (``--keras-backends tf_keras``);
+#: not a Keras 3 backend, so not in ``"all"`` and not for ``assert_roundtrip(backends=...)``
+TF_KERAS = "tf_keras"
+#: set to ``tf_keras`` in the gate worker of ``--keras-backends tf_keras``: it loads with tf-keras
+LOADER_ENV = "PYTEST_KERASMODEL_LOADER"
 #: the module each backend needs, and what to pip install when it is missing
-BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", TF_KERAS: "tf_keras"}
 BACKEND_PACKAGES = {
     "tensorflow": "tensorflow-cpu",
     "jax": "jax[cpu]",
     "torch": "torch",
+    TF_KERAS: "tf-keras",
 }
 #: how long one request (load, call, describe) may take in a child, import excluded
 REQUEST_TIMEOUT = 300.0
@@ -68,6 +74,7 @@ def parse_backends(value: str | Iterable[str] | None, *, source: str = "backends
 
     ``"all"`` is every known backend that is installed. A backend that is asked for by name
     and not installed is a :class:`BackendError` naming the package to install, not a skip.
+    ``tf_keras`` (:data:`TF_KERAS`) is accepted by name only, never in ``"all"``.
     """
     if value is None:
         return []
@@ -78,9 +85,10 @@ def parse_backends(value: str | Iterable[str] | None, *, source: str = "backends
         if name == "all":
             chosen += [b for b in KNOWN_BACKENDS if installed(b)]
             continue
-        if name not in KNOWN_BACKENDS:
+        if name not in KNOWN_BACKENDS and name != TF_KERAS:
             raise BackendError(
-                f"{source}: unknown backend {word!r}; choose from {list(KNOWN_BACKENDS)} or 'all'"
+                f"{source}: unknown backend {word!r}; choose from {list(KNOWN_BACKENDS)}, "
+                f"'all' or {TF_KERAS!r} (Keras 2, for the gate)"
             )
         if not installed(name):
             raise BackendError(
@@ -270,6 +278,22 @@ def close_all() -> None:
     for found in list(_CHILDREN.values()):
         found.close()
     _CHILDREN.clear()
+
+
+def prestart(backends: Iterable[str]) -> list[str]:
+    """Start the children of ``backends`` now, without waiting for the first roundtrip: they
+    import Keras and their backend (and TensorFlow, which Keras's serializer imports whenever
+    it is installed) while the tests build and train their models. This process's own backend
+    (``KERAS_BACKEND``, or Keras's if it is imported) and ``tf_keras`` are left out. Returns
+    the backends started."""
+    here = os.environ.get("KERAS_BACKEND") or "tensorflow"
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        here = str(keras.config.backend())
+    started = [b for b in dict.fromkeys(backends) if b in KNOWN_BACKENDS and b != here]
+    for backend in started:
+        child(backend).start()
+    return started
 
 
 def class_locations(objects: dict[str, Any] | None) -> dict[str, str]:

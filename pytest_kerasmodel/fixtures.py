@@ -58,7 +58,11 @@ class Roundtrip:
             custom_objects=custom_objects,
             compile=compile,
             folder=self.folder,
-            backends=list(self.backends) if backends is None else backends,
+            # tf_keras in --keras-backends is the gate's Keras 2 loader: a tf-keras model is
+            # checked with tf-keras whatever the backends, a Keras 3 one is not reloaded by it
+            backends=[b for b in self.backends if b != "tf_keras"]
+            if backends is None
+            else backends,
         )
 
 

@@ -57,9 +57,10 @@ class InputSignature:
 def make_inputs(model: Any, *, batch_size: int = 4, seed: int = 0) -> Any:
     """Deterministic inputs for ``model``: one array, a list or a dict, as the model takes them."""
     __tracebackhide__ = True
-    from pytest_kerasmodel import _keras
+    from pytest_kerasmodel.frameworks import module_for
 
-    return inputs_for_signature(_keras.input_signature(model), batch_size=batch_size, seed=seed)
+    signature = module_for(model).input_signature(model)
+    return inputs_for_signature(signature, batch_size=batch_size, seed=seed)
 
 
 def inputs_for_signature(signature: InputSignature, *, batch_size: int = 4, seed: int = 0) -> Any:

@@ -16,7 +16,7 @@ import pytest
 DEFAULT_RTOL = 1e-5
 DEFAULT_ATOL = 1e-6
 DEFAULT_FORMATS = ("keras",)
-KNOWN_FORMATS = ("keras", "h5", "weights")
+KNOWN_FORMATS = ("keras", "h5", "weights", "savedmodel")  # savedmodel: tf-keras models only
 DEFAULT_EXPORT_FORMATS = ("tf_saved_model",)
 KNOWN_EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert", "openvino")
 DEFAULT_TIMEOUT = 120.0

@@ -222,6 +222,16 @@ def pytest_configure(config: pytest.Config) -> None:
             config.pluginmanager.register(HtmlSummary(config), "kerasmodel-gate-html")
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # --keras-backends: the children start importing while the first tests build their models
+    if get_settings(session.config).backends and any(
+        "keras_roundtrip" in getattr(item, "fixturenames", ()) for item in session.items
+    ):
+        from pytest_kerasmodel.backends import prestart
+
+        prestart(get_settings(session.config).backends)
+
+
 @pytest.fixture
 def keras_roundtrip(request: pytest.FixtureRequest, tmp_path: Path) -> Roundtrip:
     """``assert_roundtrip`` with the session's tolerances and formats, saving under tmp_path."""

@@ -23,9 +23,9 @@ Config keys ignored on reload (:data:`IGNORED_CONFIG_KEYS`), at any depth of the
 
 - ``compile_config`` of the model: compared by the ``compile`` and ``optimizer`` checks, with
   losses and metrics by what they compute (``"mse"`` equals ``"mean_squared_error"``);
-- ``build_config`` under the ``h5`` format only: legacy HDF5 stores none, so Keras rebuilds
-  layers from the model's input shapes and a batch size a layer recorded when it was built
-  (e.g. by ``Normalization.adapt()``) comes back as ``None``.
+- ``build_config`` under the ``h5`` and (tf-keras) ``savedmodel`` formats only: they store
+  none, so Keras rebuilds layers from the model's input shapes and a batch size a layer
+  recorded when it was built (e.g. by ``Normalization.adapt()``) comes back as ``None``.
 
 The ``layers`` check does not compare a layer's ``name`` (auto-generated names such as
 ``dense_3`` change on reload; the names that matter are in the config), nor a model's
@@ -36,7 +36,12 @@ training-loop state and compile arguments (``_keras.IGNORED_MODEL_ATTRIBUTES``),
 Nothing else is ignored. Numbers in configs compare with a relative tolerance of 1e-6 (a
 hyperparameter read back from a float32 variable differs in its last digits).
 
-The data flows one way: model -> plain data (:mod:`pytest_kerasmodel._keras`) ->
+A tf-keras (Keras 2) model is saved and reloaded with tf-keras's own API, in its formats
+``keras``, ``h5``, ``weights`` and ``savedmodel`` (:mod:`pytest_kerasmodel._tfkeras`), and
+goes through the same checks and report.
+
+The data flows one way: model -> plain data (:mod:`pytest_kerasmodel._keras` or
+:mod:`pytest_kerasmodel._tfkeras`) ->
 comparisons (:mod:`pytest_kerasmodel.compare`) -> :class:`RoundtripDiff` -> text.
 """
 
@@ -49,6 +54,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -68,7 +74,10 @@ from pytest_kerasmodel.options import DEFAULT_ATOL, DEFAULT_FORMATS, DEFAULT_RTO
 #: config keys ignored at every depth when comparing a model's config with its reloaded twin
 IGNORED_CONFIG_KEYS: tuple[str, ...] = ("compile_config",)
 #: extra keys ignored for formats that do not store a ``build_config``
-IGNORED_CONFIG_KEYS_BY_FORMAT: dict[str, tuple[str, ...]] = {"h5": ("build_config",)}
+IGNORED_CONFIG_KEYS_BY_FORMAT: dict[str, tuple[str, ...]] = {
+    "h5": ("build_config",),
+    "savedmodel": ("build_config",),  # tf-keras's SavedModel stores none either
+}
 
 #: the checks, in the order a report shows them
 CHECKS = ("load", "outputs", "weights", "variables", "optimizer", "compile", "config", "layers")
@@ -209,6 +218,8 @@ class FormatDiff(Diff):
     warnings: list[str] = field(default_factory=list)
     #: what changed that is no difference in the model (seed-generator state Keras never saves)
     notes: list[str] = field(default_factory=list)
+    #: what to do about a known limitation of the format that caused a difference
+    hints: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return self.failure is None and not self.failed_checks
@@ -276,6 +287,7 @@ class FormatDiff(Diff):
         if self.notes:
             lines.append("  notes (not differences in the model):")
             lines += _capped(self.notes)
+        lines += [_indent_rest(f"  hint: {h}", "    ") for h in self.hints]
         if self.warnings:
             lines.append("  Keras warned while reloading:")
             lines += [f"    {_short_text(w)}" for w in self.warnings[:5]]
@@ -381,8 +393,10 @@ def _plain(message: str) -> str:
     return _ANSI.sub("", message)
 
 
-def failure_of(stage: str, exc: BaseException) -> LoadFailure:
-    """Describe an exception from saving, reloading or calling, with a hint where known."""
+def failure_of(stage: str, exc: BaseException, framework: ModuleType | None = None) -> LoadFailure:
+    """Describe an exception from saving, reloading or calling, with a hint where known
+    (``framework``: the module of the model's Keras, :mod:`pytest_kerasmodel._keras` when
+    ``None``)."""
     message = str(exc)
     missing = None
     for pattern in _CLASS_PATTERNS:
@@ -401,6 +415,21 @@ def failure_of(stage: str, exc: BaseException) -> LoadFailure:
             "compile=False and compile again, or reload under the backend that saved it"
         )
         return LoadFailure(stage, type(exc).__name__, _plain(message), hint, missing)
+    if missing == "Functional" and stage == "load":
+        hint = (
+            "'Functional' is the class tf-keras (Keras 2) names a Functional model by in the "
+            "config it saves, which Keras 3 does not find: Keras 3 cannot load this file. Save "
+            "the model as .h5 with tf-keras (Keras 3 reads tf-keras's legacy HDF5) or rebuild "
+            "it with Keras 3"
+        )
+        return LoadFailure(stage, type(exc).__name__, _plain(message), hint, missing)
+    if "is_legacy_optimizer" in message and stage == "load":
+        hint = (
+            "the optimizer config tf-keras (Keras 2) saved has arguments Keras 3's optimizers "
+            "do not take (is_legacy_optimizer, jit_compile): in Keras 3, reload with "
+            "compile=False and compile again (the optimizer's slots are then not restored)"
+        )
+        return LoadFailure(stage, type(exc).__name__, _plain(message), hint, missing)
     if missing and missing.startswith("keras."):
         alias = missing.rsplit(".", 1)[-1]
         hint = (
@@ -410,11 +439,14 @@ def failure_of(stage: str, exc: BaseException) -> LoadFailure:
             "save as .keras"
         )
         return LoadFailure(stage, type(exc).__name__, _plain(message), hint, missing)
-    if missing and stage == "load":
+    if framework is None:
         from pytest_kerasmodel import _keras
 
+        framework = _keras
+    register = framework.REGISTER
+    if missing and stage == "load":
         short = missing.rsplit(".", 1)[-1].rsplit(">", 1)[-1]
-        registered = _keras.registered_name(short)
+        registered = framework.registered_name(short)
     if missing and registered:
         hint = (
             f"{short!r} is registered as {registered!r}, but this format looks classes up by "
@@ -424,7 +456,7 @@ def failure_of(stage: str, exc: BaseException) -> LoadFailure:
     elif missing and stage == "load":
         hint = (
             f"Keras cannot find {missing!r}: decorate the class with "
-            "@keras.saving.register_keras_serializable(package=...) or pass "
+            f"{register} or pass "
             f"custom_objects={{{short!r}: {short}}}"
         )
     elif "lambda" in message.lower() and ("safe_mode" in message or "unsafe" in message):
@@ -432,6 +464,11 @@ def failure_of(stage: str, exc: BaseException) -> LoadFailure:
             "the model holds a Lambda layer, whose Python bytecode Keras refuses to load in "
             "safe mode: replace the Lambda with a registered custom layer (only for a file you "
             "trust: keras.config.enable_unsafe_deserialization())"
+        )
+    elif "requires the model to be a Functional" in message:
+        hint = (
+            "the legacy HDF5 format cannot save a subclassed model: save it as .keras, or "
+            "its weights (the 'weights' format)"
         )
     elif "expected 0 layers" in message:
         hint = (
@@ -471,32 +508,34 @@ def model_state(
 ) -> tuple[ModelState, LoadFailure | None]:
     """``model`` as a :class:`ModelState`, and how calling it failed (its other state is
     taken all the same, so that a layer that lost its vocabulary is named even when the call
-    fails). ``call=False`` raises what the call raised (the original model must work)."""
-    from pytest_kerasmodel import _keras
+    fails). ``call=False`` raises what the call raised (the original model must work).
+    A tf-keras model is read by :mod:`pytest_kerasmodel._tfkeras`, into the same state."""
+    from pytest_kerasmodel.frameworks import module_for
 
+    framework = module_for(model)
     failure = None
     try:
-        outputs = _keras.call_model(model, inputs)
+        outputs = framework.call_model(model, inputs)
     except Exception as exc:
         if not call:
             raise
         failure, outputs = failure_of("call", exc), None
-    weights, labels = _keras.weight_arrays(model)
-    variables, variable_labels, kinds = _keras.state_variables(model)
+    weights, labels = framework.weight_arrays(model)
+    variables, variable_labels, kinds = framework.state_variables(model)
     state = ModelState(
         outputs=outputs,
-        output_names=_keras.output_names(model),
+        output_names=framework.output_names(model),
         weights=weights,
         weight_labels=labels,
         variables=variables,
         variable_labels=variable_labels,
         variable_kinds=kinds,
-        config=_keras.model_config(model),
-        compile=_keras.compile_config(model) if with_compile else None,
-        optimizer=_keras.optimizer_state(model) if with_compile else None,
-        metric_names=_keras.metric_names(model, outputs) if with_compile else None,
-        layers=_keras.layer_attributes(model),
-        backend=_keras.backend(),
+        config=framework.model_config(model),
+        compile=framework.compile_config(model) if with_compile else None,
+        optimizer=framework.optimizer_state(model) if with_compile else None,
+        metric_names=framework.metric_names(model, outputs) if with_compile else None,
+        layers=framework.layer_attributes(model),
+        backend=framework.backend(),
     )
     return state, failure
 
@@ -677,6 +716,8 @@ def compare_states(
     compile: bool,
 ) -> FormatDiff:
     """Fill ``result`` with every difference between the original and a reloaded model."""
+    if original.backend == TF_KERAS != new.backend:
+        return _compare_across_kerases(original, new, result, rtol=rtol, atol=atol, compile=compile)
     if new.backend != original.backend:
         original, new = _without_backend_defaults(original), _across_backends(original, new)
     if new.outputs is not None:
@@ -702,6 +743,77 @@ def compare_states(
     return result
 
 
+#: the name a tf-keras model's state is taken under (``ModelState.backend``)
+TF_KERAS = "tf_keras"
+#: tf-keras's optimizer slot names and Keras 3's for the same slot (Adam's ``m`` is ``momentum``)
+KERAS3_SLOTS = {"m": "momentum", "v": "velocity", "vhat": "velocity_hat"}
+#: what is not compared between a tf-keras model and its file reloaded by Keras 3
+NOT_COMPARED_ACROSS_KERASES = (
+    "config, layer attributes and compile arguments are not compared between tf-keras and "
+    "Keras 3 (each serializes them its own way); outputs, weights, the optimizer's step counter "
+    "and slots, and the metric names are"
+)
+
+
+def _compare_across_kerases(
+    original: ModelState,
+    new: ModelState,
+    result: FormatDiff,
+    *,
+    rtol: float,
+    atol: float,
+    compile: bool,
+) -> FormatDiff:
+    """A tf-keras model's file reloaded by Keras 3 (``backends=`` with a tf-keras model): what
+    a migration keeps. Weights match by place as within one Keras; optimizer slots are renamed
+    to Keras 3's (``m`` is ``momentum``), and Keras 3's own ``learning_rate`` variable, a
+    hyperparameter, is left out."""
+    aligned = _across_backends(original, new)
+    if aligned.outputs is not None:
+        result.outputs = compare_outputs(
+            original.outputs, aligned.outputs, rtol, atol, names=original.output_names
+        )
+    result.weights = compare_named_arrays(
+        original.weights,
+        aligned.weights,
+        rtol,
+        atol,
+        labels=original.weight_labels,
+        actual_labels=aligned.weight_labels,
+    )
+    old_opt, new_opt = original.optimizer, aligned.optimizer
+    if compile and old_opt is not None and old_opt["built"]:
+        result.optimizer_name = f"{old_opt['class_name']} {old_opt['name']!r}"
+        expected: dict[str, Any] = {}
+        labels: dict[str, str] = {}
+        for key, value in old_opt["variables"].items():
+            slot, sep, owner = key.partition(" of ")
+            renamed = f"{KERAS3_SLOTS.get(slot, slot)}{sep}{owner}" if sep else key
+            expected[renamed] = value
+            labels[renamed] = old_opt["labels"][key]
+        got = dict(new_opt["variables"]) if new_opt is not None else {}
+        got = {k: v for k, v in got.items() if k != "learning_rate"}
+        got = _integers_as(expected, got)
+        result.optimizer = compare_named_arrays(expected, got, rtol, atol, labels=labels)
+    if (
+        compile
+        and original.metric_names is not None
+        and new.metric_names is not None
+        and original.metric_names != new.metric_names
+    ):
+        result.metric_names = MetricNamesChange(original.metric_names, new.metric_names)
+    if any(d.kind == "missing" for d in result.optimizer):
+        result.hints.append(
+            "Keras 3 rebuilds the optimizer of a tf-keras file without the slots the file holds "
+            "(legacy .h5: under optimizer_weights/): after a migration, training resumes from "
+            "fresh slots; the step counter and the weights are kept"
+        )
+    result.notes.append(NOT_COMPARED_ACROSS_KERASES)
+    if result.is_empty():
+        result.warnings = []
+    return result
+
+
 def _check_format(
     model: Any,
     fmt: str,
@@ -718,34 +830,37 @@ def _check_format(
     """Save ``model`` as ``fmt`` and check it here; returns the diff, the reloaded model and
     the saved file's path (``None`` when saving failed). ``on_saved(path)`` runs as soon as
     the file is written (the other backends start reloading it while this process does)."""
-    from pytest_kerasmodel import _keras
+    from pytest_kerasmodel.frameworks import module_for
 
-    result = FormatDiff(format=fmt, file=_keras.FORMAT_FILES[fmt])
+    framework = module_for(model)
+
+    result = FormatDiff(format=fmt, file=framework.FORMAT_FILES[fmt])
     try:
-        path = _keras.save(model, fmt, folder)
+        path = framework.save(model, fmt, folder)
     except Exception as exc:
-        result.failure = failure_of("save", exc)
+        result.failure = failure_of("save", exc, framework)
         return result, None, None
     if on_saved is not None:
         on_saved(path)
     try:
-        reloaded, result.warnings = _keras.load(
+        reloaded, result.warnings = framework.load(
             fmt, path, custom_objects=custom_objects, compile=compile
         )
     except Exception as exc:
-        result.failure = failure_of("load", exc)
+        result.failure = failure_of("load", exc, framework)
         if result.failure.missing_class is None:
-            missing = _keras.unregistered_classes(model, custom_objects)
+            missing = framework.unregistered_classes(model, custom_objects)
             if missing:
                 result.failure.missing_class = ", ".join(missing)
                 result.failure.hint = result.failure.hint or (
                     f"Keras may not find {missing[0]!r}: decorate it with "
-                    "@keras.saving.register_keras_serializable(package=...) or pass "
+                    f"{framework.REGISTER} or pass "
                     f"custom_objects={{{missing[0]!r}: {missing[0]}}}"
                 )
         return result, None, path
     new, result.failure = model_state(reloaded, inputs, with_compile=compile)
     compare_states(original, new, result, fmt=fmt, rtol=rtol, atol=atol, compile=compile)
+    result.hints = framework.hints_for(result, original)
     return result, reloaded, path
 
 
@@ -780,10 +895,22 @@ def _send_to_backends(
         "modules": other_backends.model_modules(model),
         "sys_path": [p for p in sys.path if p],  # where those modules are, as of now
     }
+    from pytest_kerasmodel.frameworks import module_for
+
     pending = _Pending([], [])
     for backend in targets:
-        result = FormatDiff(format=fmt, file=_keras.FORMAT_FILES[fmt], backend=backend)
+        result = FormatDiff(format=fmt, file=module_for(model).FORMAT_FILES[fmt], backend=backend)
         pending.results.append(result)
+        if fmt not in _keras.FORMATS:  # a tf-keras SavedModel
+            result.failure = LoadFailure(
+                "load",
+                "NotAKerasFile",
+                "Keras 3's load_model cannot load a SavedModel as a Keras model (only tf-keras "
+                "can); keras.layers.TFSMLayer(folder) wraps it for inference only",
+                hint="to move to Keras 3, save the model as .keras or .h5 with tf-keras and "
+                "check those (formats=('keras', 'h5'))",
+            )
+            continue
         worker = other_backends.child(backend)
         try:
             worker.send(request)
@@ -826,16 +953,27 @@ def _receive_from_backends(
     return pending.results
 
 
-def _formats(formats: str | Iterable[str] | None) -> tuple[str, ...]:
+def _formats(formats: str | Iterable[str] | None, framework: ModuleType) -> tuple[str, ...]:
+    """The formats asked for, checked against those the model's Keras can save in: Keras 3's
+    (``keras``, ``h5``, ``weights``) or tf-keras's (those and ``savedmodel``)."""
     if formats is None:
-        return DEFAULT_FORMATS
+        return tuple(getattr(framework, "DEFAULT_FORMATS", DEFAULT_FORMATS))
     if isinstance(formats, str):
         formats = formats.replace(",", " ").split()
     chosen = tuple(dict.fromkeys(formats))
-    unknown = [f for f in chosen if f not in KNOWN_FORMATS]
+    allowed = framework.FORMATS
+    unknown = [f for f in chosen if f not in allowed]
     if unknown or not chosen:
+        other = [f for f in unknown if f in KNOWN_FORMATS]
+        why = (
+            f" ({', '.join(other)}: a tf-keras (Keras 2) format; Keras 3 writes no SavedModel "
+            "that load_model reloads, use assert_export for model.export)"
+            if other
+            else ""
+        )
         raise ValueError(
-            f"assert_roundtrip: unknown format(s) {unknown}; choose from {list(KNOWN_FORMATS)}"
+            f"assert_roundtrip: unknown format(s) {unknown} for a {framework.LABEL} model{why}; "
+            f"choose from {list(allowed)}"
         )
     return chosen
 
@@ -882,26 +1020,30 @@ def assert_roundtrip(
             its ``.diff`` is a :class:`RoundtripDiff`.
     """
     __tracebackhide__ = True
-    from pytest_kerasmodel import _keras
     from pytest_kerasmodel import backends as other_backends
+    from pytest_kerasmodel.frameworks import module_for
     from pytest_kerasmodel.inputs import make_inputs
 
-    chosen = _formats(formats)
-    here = _keras.backend()
+    try:
+        framework = module_for(model)
+    except ValueError as exc:
+        raise ValueError(f"assert_roundtrip: {exc}") from None
+    chosen = _formats(formats, framework)
+    here = framework.backend()
     targets = [
         b
         for b in other_backends.parse_backends(backends, source="assert_roundtrip: backends")
         if b != here
     ]
+    if other_backends.TF_KERAS in targets:
+        raise other_backends.BackendError(
+            f"assert_roundtrip: backends={targets}: {other_backends.TF_KERAS!r} is the gate's "
+            "Keras 2 loader (--keras-backends tf_keras), not a Keras 3 backend a Keras 3 "
+            "model's files are reloaded under; a tf-keras model passed to assert_roundtrip is "
+            "checked with tf-keras itself"
+        )
     rtol = DEFAULT_RTOL if rtol is None else float(rtol)
     atol = DEFAULT_ATOL if atol is None else float(atol)
-    if type(model).__module__.split(".")[0] in ("tf_keras", "tensorflow"):
-        raise ValueError(
-            f"assert_roundtrip: {type(model).__name__} is a tf-keras (Keras 2) model "
-            f"({type(model).__module__}); this version checks Keras 3 models only. Check the "
-            "files it writes with describe_artifact and the gate (--keras-model-dir), which "
-            "read Keras 2 layouts"
-        )
     if not getattr(model, "built", False):
         raise ValueError(
             "assert_roundtrip: the model is not built; call it on data or call build() first"
@@ -917,7 +1059,7 @@ def assert_roundtrip(
     models: dict[str, Any] = {}
     diffs: list[FormatDiff] = []
     try:
-        with _keras.preserved_global_state():
+        with framework.preserved_global_state():
             if inputs is None:
                 inputs = make_inputs(model)
             original, _ = model_state(model, inputs, with_compile=compile, call=False)

@@ -233,3 +233,29 @@ def test_unknown_backend_flag_is_a_usage_error(pytester: pytest.Pytester) -> Non
     result = pytester.runpytest("--keras-backends=theano")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*keras_backends: unknown backend 'theano'*"])
+
+
+def test_children_start_when_a_collected_test_uses_the_fixture(pytester: pytest.Pytester) -> None:
+    # A subprocess: this test process's own pool may hold children already. The test body
+    # looks at the pool before any roundtrip: started at collection, importing meanwhile.
+    pytester.makepyfile(
+        test_uses="""
+        from pytest_kerasmodel import backends
+
+        def test_started(keras_roundtrip):
+            assert backends.child("jax").proc is not None
+            assert backends.child("torch").proc is None  # not asked for
+        """
+    )
+    result = pytester.runpytest_subprocess("--keras-backends=jax", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    pytester.makepyfile(
+        test_uses="""
+        from pytest_kerasmodel import backends
+
+        def test_not_started():
+            assert backends.child("jax").proc is None  # no test uses keras_roundtrip
+        """
+    )
+    result = pytester.runpytest_subprocess("--keras-backends=jax", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

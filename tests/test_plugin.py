@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-HEAVY = ("tensorflow", "keras", "h5py")
+HEAVY = ("tensorflow", "keras", "h5py", "tf_keras")
 #: the export runtimes and exporters (the [export] extra): never imported at start-up either
 EXPORT_RUNTIMES = ("onnxruntime", "ai_edge_litert", "openvino", "tf2onnx", "onnx")
 
@@ -14,6 +14,7 @@ def test_loading_pytest_imports_no_heavy_module(pytester: pytest.Pytester) -> No
     pytester.makeconftest(
         f"""
         import sys
+        import pytest_kerasmodel._tfkeras, pytest_kerasmodel.frameworks  # import no Keras either
         def pytest_sessionfinish(session):
             heavy = sorted(m for m in {HEAVY + EXPORT_RUNTIMES!r} if m in sys.modules)
             print("HEAVY_MODULES=" + ",".join(heavy) + ";")
@@ -72,12 +73,14 @@ def test_asking_for_backends_imports_none_of_them(pytester: pytest.Pytester) -> 
         """
         import sys
         def pytest_sessionfinish(session):
-            names = ("tensorflow", "keras", "h5py", "jax", "torch")
+            names = ("tensorflow", "keras", "h5py", "jax", "torch", "tf_keras")
             heavy = sorted(m for m in names if m in sys.modules)
             print("HEAVY_MODULES=" + ",".join(heavy) + ";")
         """
     )
     pytester.makepyfile("def test_plain():\n    assert 1 + 1 == 2\n")
-    result = pytester.runpytest_subprocess("-s", "-p", "kerasmodel", "--keras-backends=jax")
+    result = pytester.runpytest_subprocess(
+        "-s", "-p", "kerasmodel", "--keras-backends=jax,tf_keras"
+    )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*HEAVY_MODULES=;*"])

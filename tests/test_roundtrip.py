@@ -396,10 +396,3 @@ def test_legacy_h5_cannot_reload_attention() -> None:
     failure = _only(info.value.diff, "h5").failure
     assert failure is not None and failure.stage == "load"
     assert "too many positional arguments" in failure.message
-
-
-def test_a_tf_keras_model_is_refused_naming_it() -> None:
-    tf_keras = pytest.importorskip("tf_keras")
-    model = tf_keras.Sequential([tf_keras.Input((3,)), tf_keras.layers.Dense(2)])
-    with pytest.raises(ValueError, match=r"Sequential is a tf-keras \(Keras 2\) model"):
-        assert_roundtrip(model)

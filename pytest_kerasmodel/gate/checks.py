@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import struct
 import sys
@@ -23,10 +24,12 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, BinaryIO
 
 from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.artifacts.base import KERAS_ZIP_WEIGHTS_NPZ
+from pytest_kerasmodel.backends import LOADER_ENV, TF_KERAS
 from pytest_kerasmodel.errors import ArtifactError
 
 CHECKS = (
@@ -589,12 +592,19 @@ def _explain_load_error(subject: Subject, exc: BaseException) -> str:
     if len(message) > 1500:
         message = message[:1500] + " ..."
     writer = f"Keras {subject.writer}" if subject.writer else "an unknown Keras version"
-    from pytest_kerasmodel import _keras
-
+    _keras = loader()
     installed = _keras.keras_version()
-    lines = [f"load_model failed on a file written by {writer} (installed: Keras {installed})"]
+    keras2 = _keras.IMPORTS == "tf_keras"
+    name = "tf-keras" if keras2 else "Keras"
+    lines = [f"load_model failed on a file written by {writer} (installed: {name} {installed})"]
     suffix = subject.path.name.lower()
-    if subject.format == "h5" and suffix.endswith(".keras"):
+    if keras2 and subject.writer.split(".")[0].isdigit() and int(subject.writer.split(".")[0]) >= 3:
+        lines.append(
+            "why: a Keras 3 file, loaded with tf-keras (Keras 2, --keras-backends tf_keras): "
+            "tf-keras reads Keras 3 files only when every layer and argument in them exists in "
+            "Keras 2; this one does not, so a Keras 2 runtime cannot serve it"
+        )
+    elif subject.format == "h5" and suffix.endswith(".keras"):
         lines.append(
             "why: this is a legacy HDF5 file named .keras; Keras 3 picks its loader from the file "
             "name and looks for a zip archive, hence its 'File not found'. Rename it to .h5."
@@ -630,6 +640,12 @@ def _explain_load_error(subject: Subject, exc: BaseException) -> str:
         )
         if match:
             lines.append(_missing_class(subject, match.group(1).rsplit(".", 1)[-1], message))
+    if len(lines) == 1 and not keras2 and subject.writer.startswith("2."):
+        lines.append(
+            f"why: written by Keras 2 ({subject.writer}); Keras 3 rebuilds it with its own layers, "
+            "which fails where a saved argument has a form only Keras 2 accepts. If production "
+            "runs Keras 2, gate it with tf-keras: --keras-backends tf_keras"
+        )
     lines.append(f"Keras said: {type(exc).__name__}: {message}")
     return "\n".join(lines)
 
@@ -658,9 +674,7 @@ def _layer_configs(
 def _missing_class(subject: Subject, class_name: str, message: str) -> str:
     """Why Keras said it cannot find ``class_name``: truly absent, or a built-in layer that it
     could not rebuild from what an older Keras saved (then Keras's message is misleading)."""
-    from pytest_kerasmodel import _keras
-
-    cls = getattr(_keras.keras().layers, class_name, None)
+    cls = getattr(loader().keras().layers, class_name, None)
     if cls is None:
         return (
             f"why: the class {class_name!r} could not be built: it is not part of the installed "
@@ -699,10 +713,22 @@ def _missing_class(subject: Subject, class_name: str, message: str) -> str:
     )
 
 
-def _import_keras(subject: Subject) -> None:
+def loader() -> ModuleType:
+    """The module this process loads artifacts with: :mod:`pytest_kerasmodel._tfkeras` in the
+    worker of ``--keras-backends tf_keras`` (:data:`LOADER_ENV` set to ``tf_keras``), else
+    :mod:`pytest_kerasmodel._keras` (Keras 3 on ``KERAS_BACKEND``)."""
+    if os.environ.get(LOADER_ENV) == TF_KERAS:
+        from pytest_kerasmodel import _tfkeras
+
+        return _tfkeras
     from pytest_kerasmodel import _keras
 
-    if "keras" in sys.modules or subject.notify is None:
+    return _keras
+
+
+def _import_keras(subject: Subject) -> None:
+    _keras = loader()
+    if _keras.IMPORTS in sys.modules or subject.notify is None:  # (backend() would import it)
         _keras.keras()
         return
     subject.notify({"event": "import"})
@@ -711,18 +737,34 @@ def _import_keras(subject: Subject) -> None:
     subject.notify({"event": "imported", "seconds": round(time.perf_counter() - start, 4)})
 
 
+def _tf_keras_savedmodel(subject: Subject) -> None:
+    """Skip unless the SavedModel was written by tf-keras's ``model.save`` (the only ones tf-keras
+    reloads as a Keras model): it then holds ``keras_metadata.pb``."""
+    if not (subject.path / "keras_metadata.pb").is_file():
+        raise CheckSkipped(
+            "not applicable: a SavedModel without tf-keras's keras_metadata.pb (written by "
+            "model.export or tf.saved_model.save, not by tf-keras's model.save): tf-keras "
+            "reloads only the SavedModels it wrote; the predictions check runs its serving "
+            "signature"
+        )
+
+
 def load(subject: Subject) -> Any:
     if subject.model is None:
-        from pytest_kerasmodel import _keras
-
+        _keras = loader()
         _import_keras(subject)
         try:
             if subject.format == artifacts.FORMAT_PRESET:
                 subject.model = _keras.load_preset(subject.path)
+            elif subject.format == artifacts.FORMAT_SAVEDMODEL:
+                _tf_keras_savedmodel(subject)
+                subject.model = _keras.load_model(subject.path, compile=False)
             else:
                 subject.model = _keras.load_model(subject.path, safe_mode=True, compile=False)
         except _keras.MissingPackage as exc:
             raise CheckFailure(str(exc)) from None
+        except CheckSkipped:
+            raise
         except Exception as exc:
             raise CheckFailure(_explain_load_error(subject, exc)) from None
     return subject.model
@@ -747,23 +789,25 @@ def check_compile(subject: Subject) -> CheckResult:
     at all."""
     if reason := not_applicable("load", subject.format):
         raise CheckSkipped(reason.replace("load_model", "load_model(compile=True)"))
-    from pytest_kerasmodel import _keras
-
+    _keras = loader()
     _import_keras(subject)
     if subject.format == artifacts.FORMAT_PRESET:
         raise CheckSkipped("not applicable: a KerasHub preset is loaded by KerasHub, uncompiled")
+    if subject.format == artifacts.FORMAT_SAVEDMODEL:
+        _tf_keras_savedmodel(subject)
     try:
         model = _keras.load_model(subject.path, safe_mode=True, compile=True)
     except Exception as exc:
         from pytest_kerasmodel.roundtrip import failure_of
 
-        failure = failure_of("load", exc)
+        failure = failure_of("load", exc, _keras)
         text = f"load_model(compile=True) failed under {_keras.backend()}: {failure.message}"
         if failure.hint:
             text += f"\nhint: {failure.hint}"
         raise CheckFailure(text) from None
     optimizer = getattr(model, "optimizer", None)
-    if not getattr(model, "compiled", False) or optimizer is None:
+    compiled = getattr(model, "compiled", None) or getattr(model, "_is_compiled", False)  # tf-keras
+    if not compiled or optimizer is None:
         raise CheckSkipped("saved without a compile config: there is no training to resume")
     module = type(optimizer).__module__
     here = _keras.backend()
@@ -843,7 +887,6 @@ def check_structure(subject: Subject) -> CheckResult:
 
 
 def check_predictions(subject: Subject) -> CheckResult:
-    from pytest_kerasmodel import _keras
     from pytest_kerasmodel.compare import compare_named_arrays
     from pytest_kerasmodel.gate import goldens
 
@@ -861,6 +904,7 @@ def check_predictions(subject: Subject) -> CheckResult:
         except exported.CheckFailure as exc:
             raise CheckFailure(str(exc), **exc.details) from None
         return CheckResult(PASSED, message)
+    _keras = loader()
     if request.update_golden:
         model = load(subject)
         sidecar = Path(request.inputs_file) if request.inputs_file else None
@@ -1024,6 +1068,9 @@ def nothing_to_compare(name: str, request: Request) -> str | None:
 
 def not_applicable(name: str, fmt: str) -> str | None:
     """Why check ``name`` does not apply to an artifact of format ``fmt`` (a skip reason)."""
+    tf_keras_worker = os.environ.get(LOADER_ENV) == TF_KERAS
+    if name == "load" and fmt == artifacts.FORMAT_SAVEDMODEL and tf_keras_worker:
+        return None  # tf-keras reloads the SavedModels it wrote (load checks keras_metadata.pb)
     if name == "load" and fmt == artifacts.FORMAT_SAVEDMODEL:
         return (
             "not applicable: Keras 3 load_model cannot load a TensorFlow SavedModel "

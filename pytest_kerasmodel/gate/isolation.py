@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from pytest_kerasmodel.backends import LOADER_ENV, TF_KERAS
 from pytest_kerasmodel.gate.checks import (
     DEPENDS,
     FAILED,
@@ -115,8 +116,12 @@ class WorkerRunner:
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
         self._buffer = b""
         env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
-        if self.backend is not None:
+        if self.backend == TF_KERAS:  # tf-keras (Keras 2) runs on TensorFlow, as tf.keras
+            env.update({LOADER_ENV: TF_KERAS, "TF_USE_LEGACY_KERAS": "1"})
+            env.pop("KERAS_BACKEND", None)
+        elif self.backend is not None:
             env["KERAS_BACKEND"] = self.backend
+            env.pop(LOADER_ENV, None)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
