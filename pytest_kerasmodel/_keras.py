@@ -565,7 +565,7 @@ def _consumers(tensor: Any) -> list[Any]:
 def input_signature(model: Any) -> Any:
     """The model's inputs as an :class:`~pytest_kerasmodel.inputs.InputSignature`."""
     __tracebackhide__ = True
-    from pytest_kerasmodel.inputs import InputsError, InputSignature, InputSpec
+    from pytest_kerasmodel.inputspec import InputsError, InputSignature, InputSpec
 
     k = keras()
     struct: Any = None

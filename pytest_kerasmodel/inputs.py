@@ -13,45 +13,18 @@ shape, several call arguments) :class:`InputsError` says to pass ``inputs=``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from pytest_kerasmodel.errors import KerasModelError
+from pytest_kerasmodel.inputspec import InputsError, InputSignature, InputSpec
+
+__all__ = ["InputSignature", "InputSpec", "InputsError", "inputs_for_signature", "make_inputs"]
 
 #: the size given to an unknown (``None``) dimension other than the batch
 NONE_DIM = 8
 #: the range of integer inputs whose valid range is not knowable: [0, 2)
 DEFAULT_INT_RANGE = (0, 2)
-
-
-class InputsError(KerasModelError, ValueError):
-    """Inputs cannot be generated for this model; the message says why and to pass ``inputs=``."""
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What one model input looks like: name, shape (batch first, ``None`` unknown), dtype.
-
-    ``int_range`` is the ``[low, high)`` range of valid integer values when known.
-    """
-
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: str
-    int_range: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True)
-class InputSignature:
-    """A model's inputs: their specs and how the model takes them.
-
-    ``structure`` is ``"single"`` (one array), ``"list"`` or ``"dict"`` (keyed by spec name).
-    """
-
-    specs: tuple[InputSpec, ...]
-    structure: str = "single"
 
 
 def make_inputs(model: Any, *, batch_size: int = 4, seed: int = 0) -> Any:

@@ -15,7 +15,7 @@ from pytest_kerasmodel.options import get_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from pytest_kerasmodel.gate.fixture import KerasArtifact
-    from pytest_kerasmodel.golden import StructureGolden
+    from pytest_kerasmodel.goldenstructure import StructureGolden
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -252,7 +252,7 @@ def keras_golden_structure(request: pytest.FixtureRequest) -> StructureGolden:
     ``keras_golden_structure(path)`` fails when no golden is recorded or the structure changed;
     ``--keras-update-golden`` records or updates it (listed in the terminal summary).
     """
-    from pytest_kerasmodel.golden import StructureGolden
+    from pytest_kerasmodel.goldenstructure import StructureGolden
 
     return StructureGolden(request.node, get_settings(request.config).update_golden)
 
