@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -135,10 +135,16 @@ def weight_variables(model: Any) -> list[tuple[str, Any]]:
     return [(entry, variable) for entry, _, variable in _placed(model, "weights", set())]
 
 
-def _placed(model: Any, attribute: str, seen: set[int]) -> list[tuple[str, Any, Any]]:
+def _placed(
+    model: Any,
+    attribute: str,
+    seen: set[int],
+    name_of: Callable[[Any], str] = lambda variable: str(variable.name),
+) -> list[tuple[str, Any, Any]]:
     """``(key, layer, variable)`` for each variable in a layer's ``attribute`` (``weights`` or
     ``variables``) not in ``seen``, innermost layer first (each layer's own variables), keyed
-    by the layer's key plus the variable's name (``#1`` for a second of one name)."""
+    by the layer's key plus the variable's name (``name_of``: tf-keras's names carry the layer's
+    scope; ``#1`` for a second of one name)."""
     entries: list[tuple[str, Any, Any]] = []
     for key, layer in reversed(iter_layers(model)):
         counts: dict[str, int] = {}
@@ -146,7 +152,7 @@ def _placed(model: Any, attribute: str, seen: set[int]) -> list[tuple[str, Any, 
             if id(variable) in seen:
                 continue
             seen.add(id(variable))
-            name = str(variable.name)
+            name = name_of(variable)
             n = counts.get(name, 0)
             counts[name] = n + 1
             entries.append((f"{key}{name}" + (f"#{n}" if n else ""), layer, variable))
@@ -507,26 +513,36 @@ def attributes_of_layers(
     return result
 
 
-def registered_name(class_name: str) -> str | None:
-    """The registered name (``package>Class``) of a class registered under ``class_name``."""
-    from keras.src.saving import object_registration
+def registered_name(class_name: str, registry: Mapping[str, Any] | None = None) -> str | None:
+    """The registered name (``package>Class``) of a class registered under ``class_name``, in
+    Keras's registry or the one given (tf-keras's)."""
+    if registry is None:
+        from keras.src.saving import object_registration
 
-    for key in object_registration.GLOBAL_CUSTOM_OBJECTS:
+        registry = object_registration.GLOBAL_CUSTOM_OBJECTS
+    for key in registry:
         if key.rsplit(">", 1)[-1] == class_name and key != class_name:
             return str(key)
     return None
 
 
-def unregistered_classes(model: Any, custom_objects: dict[str, Any] | None = None) -> list[str]:
-    """Custom (non-Keras) layer classes of ``model`` that Keras could not find on reload:
-    neither registered with ``register_keras_serializable`` nor in ``custom_objects``."""
-    k = keras()
+def unregistered_classes(
+    model: Any,
+    custom_objects: dict[str, Any] | None = None,
+    *,
+    k: ModuleType | None = None,
+    builtin: str = "keras.",
+) -> list[str]:
+    """Custom layer classes of ``model`` (not from the module ``builtin`` names) that Keras
+    (or ``k``, tf-keras) could not find on reload: neither registered with
+    ``register_keras_serializable`` nor in ``custom_objects``."""
+    k = k or keras()
     given = set(custom_objects or {})
     given |= {getattr(v, "__name__", "") for v in (custom_objects or {}).values()}
     found: list[str] = []
     for _, layer in iter_layers(model):
         cls = type(layer)
-        if cls.__module__.startswith("keras.") or cls.__name__ in given:
+        if cls.__module__.startswith(builtin) or cls.__name__ in given:
             continue
         if k.saving.get_registered_object(k.saving.get_registered_name(cls)) is cls:
             continue
@@ -538,8 +554,12 @@ def unregistered_classes(model: Any, custom_objects: dict[str, Any] | None = Non
 # --- inputs and calls -----------------------------------------------------------------------
 
 
-def _int_range_of_consumers(operations: list[Any]) -> tuple[int, int] | None:
-    k = keras()
+def _int_range_of_consumers(
+    operations: list[Any], k: ModuleType | None = None
+) -> tuple[int, int] | None:
+    """The valid range of integer inputs read by ``operations`` (an Embedding's ``input_dim``,
+    a CategoryEncoding's ``num_tokens``), looking into a nested model's first layer."""
+    k = k or keras()
     for op in operations:
         if isinstance(op, k.layers.Embedding):
             return (0, int(op.input_dim))
@@ -548,7 +568,7 @@ def _int_range_of_consumers(operations: list[Any]) -> tuple[int, int] | None:
         sub = _sublayers(op) if isinstance(op, k.Model) else []
         if sub:
             first = [s for s in sub if not isinstance(s, k.layers.InputLayer)][:1]
-            found = _int_range_of_consumers(first)
+            found = _int_range_of_consumers(first, k)
             if found:
                 return found
     return None
@@ -565,7 +585,7 @@ def _consumers(tensor: Any) -> list[Any]:
 def input_signature(model: Any) -> Any:
     """The model's inputs as an :class:`~pytest_kerasmodel.inputs.InputSignature`."""
     __tracebackhide__ = True
-    from pytest_kerasmodel.inputspec import InputsError, InputSignature, InputSpec
+    from pytest_kerasmodel.inputspec import InputSignature, InputSpec
 
     k = keras()
     struct: Any = None
@@ -602,6 +622,15 @@ def input_signature(model: Any) -> Any:
         shapes = (build or {}).get("shapes_dict") or {}
         if len(shapes) == 1:
             shape = next(iter(shapes.values()))
+    return built_input_signature(model, shape, k, k.config.floatx())
+
+
+def built_input_signature(model: Any, shape: Any, k: ModuleType, floatx: str) -> Any:
+    """A subclassed model's one input, from the shape it was built with (``k``: the Keras it
+    comes from); :class:`InputsError` when no single input shape is known."""
+    __tracebackhide__ = True
+    from pytest_kerasmodel.inputspec import InputsError, InputSignature, InputSpec
+
     if (
         shape is None
         or not isinstance(shape, (list, tuple))
@@ -614,7 +643,7 @@ def input_signature(model: Any) -> Any:
         )
     sub = [s for s in _sublayers(model) if not isinstance(s, k.layers.InputLayer)][:1]
     return InputSignature(
-        (InputSpec("input", tuple(shape), k.config.floatx(), _int_range_of_consumers(sub)),),
+        (InputSpec("input", tuple(shape), floatx, _int_range_of_consumers(sub, k)),),
         "single",
     )
 

@@ -26,15 +26,14 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+from pytest_kerasmodel import _keras
 from pytest_kerasmodel._keras import (
     _LOSS_AND_METRIC_KEYS,
     _json_default,
     _json_roundtrip,
     _loss_arguments,
-    _sublayers,
     attributes_of_layers,
     canonical_compile_entry,
-    iter_layers,
 )
 
 _TF_KERAS: ModuleType | None = None
@@ -124,20 +123,8 @@ def _label(variable: Any) -> str:
 
 
 def _placed(model: Any, attribute: str, seen: set[int]) -> list[tuple[str, Any, Any]]:
-    """As ``_keras._placed``: each variable keyed by its layer's structural key plus its short
-    name, innermost layer first."""
-    entries: list[tuple[str, Any, Any]] = []
-    for key, layer in reversed(iter_layers(model)):
-        counts: dict[str, int] = {}
-        for variable in getattr(layer, attribute, []):
-            if id(variable) in seen:
-                continue
-            seen.add(id(variable))
-            name = _short_name(variable)
-            n = counts.get(name, 0)
-            counts[name] = n + 1
-            entries.append((f"{key}{name}" + (f"#{n}" if n else ""), layer, variable))
-    return entries
+    """As ``_keras._placed``, by each variable's short name (tf-keras's carry the scope)."""
+    return _keras._placed(model, attribute, seen, name_of=_short_name)
 
 
 def weight_variables(model: Any) -> list[tuple[str, Any]]:
@@ -338,47 +325,16 @@ def layer_attributes(model: Any) -> dict[str, dict[str, Any]]:
 def registered_name(class_name: str) -> str | None:
     from tf_keras.src.saving import object_registration
 
-    for key in object_registration._GLOBAL_CUSTOM_OBJECTS:
-        if key.rsplit(">", 1)[-1] == class_name and key != class_name:
-            return str(key)
-    return None
+    return _keras.registered_name(class_name, object_registration._GLOBAL_CUSTOM_OBJECTS)
 
 
 def unregistered_classes(model: Any, custom_objects: dict[str, Any] | None = None) -> list[str]:
     """Custom layer classes tf-keras could not find on reload: neither registered with
     ``tf_keras.saving.register_keras_serializable`` nor in ``custom_objects``."""
-    k = keras()
-    given = set(custom_objects or {})
-    given |= {getattr(v, "__name__", "") for v in (custom_objects or {}).values()}
-    found: list[str] = []
-    for _, layer in iter_layers(model):
-        cls = type(layer)
-        if cls.__module__.startswith("tf_keras.") or cls.__name__ in given:
-            continue
-        if k.saving.get_registered_object(k.saving.get_registered_name(cls)) is cls:
-            continue
-        if cls.__name__ not in found:
-            found.append(cls.__name__)
-    return found
+    return _keras.unregistered_classes(model, custom_objects, k=keras(), builtin="tf_keras.")
 
 
 # --- inputs and calls -----------------------------------------------------------------------
-
-
-def _int_range_of_consumers(layers: list[Any]) -> tuple[int, int] | None:
-    k = keras()
-    for layer in layers:
-        if isinstance(layer, k.layers.Embedding):
-            return (0, int(layer.input_dim))
-        if isinstance(layer, k.layers.CategoryEncoding):
-            return (0, int(layer.num_tokens))
-        sub = _sublayers(layer) if isinstance(layer, k.Model) else []
-        if sub:
-            first = [s for s in sub if not isinstance(s, k.layers.InputLayer)][:1]
-            found = _int_range_of_consumers(first)
-            if found:
-                return found
-    return None
 
 
 def _consumers(tensor: Any) -> list[Any]:
@@ -391,7 +347,7 @@ def _consumers(tensor: Any) -> list[Any]:
 def input_signature(model: Any) -> Any:
     """The model's inputs as an :class:`~pytest_kerasmodel.inputs.InputSignature`."""
     __tracebackhide__ = True
-    from pytest_kerasmodel.inputspec import InputsError, InputSignature, InputSpec
+    from pytest_kerasmodel.inputspec import InputSignature, InputSpec
 
     k = keras()
     inputs = getattr(model, "inputs", None)
@@ -404,7 +360,7 @@ def input_signature(model: Any) -> Any:
                 name=name,
                 shape=tuple(tensor.shape),
                 dtype=str(getattr(tensor.dtype, "name", tensor.dtype)),
-                int_range=_int_range_of_consumers(_consumers(tensor)),
+                int_range=_keras._int_range_of_consumers(_consumers(tensor), k),
             )
 
         specs = tuple(spec(i, t) for i, t in enumerate(inputs))
@@ -414,21 +370,7 @@ def input_signature(model: Any) -> Any:
         return InputSignature(specs, "list" if len(specs) > 1 else "single")
     build = model.get_build_config() if getattr(model, "built", False) else None
     shape = (build or {}).get("input_shape")
-    if (
-        shape is None
-        or not isinstance(shape, (list, tuple))
-        or (shape and isinstance(shape[0], (list, tuple, dict)))
-    ):
-        raise InputsError(
-            f"cannot generate inputs for {type(model).__name__} {getattr(model, 'name', '')!r}: "
-            "its input shape is not known (a subclassed model never called, or called with "
-            "several arguments); pass inputs= with a few real samples"
-        )
-    sub = [s for s in _sublayers(model) if not isinstance(s, k.layers.InputLayer)][:1]
-    return InputSignature(
-        (InputSpec("input", tuple(shape), k.backend.floatx(), _int_range_of_consumers(sub)),),
-        "single",
-    )
+    return _keras.built_input_signature(model, shape, k, k.backend.floatx())
 
 
 def call_model(model: Any, inputs: Any) -> Any:
