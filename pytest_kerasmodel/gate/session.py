@@ -84,7 +84,8 @@ class GateState:
     selected: dict[Path, tuple[Path, list[str]]] | None = None
     order: list[Path] = field(default_factory=list)  # the artifacts, in the order items run
     cursor: int = 0  # order[cursor:] holds every artifact not sent ahead nor answered yet
-    # the verdict keys of the artifacts sent ahead (their files hashed once, when sent)
+    # the requests and verdict keys of the artifacts the cache was asked about ahead, sent to a
+    # worker or waiting for one (their files hashed once)
     sent_keys: dict[Path, tuple[dict[str, Any], str | None]] = field(default_factory=dict)
     # on the controller: artifact id -> {"info": ..., "checks": {check: (status, message)}}
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -384,14 +385,17 @@ class GateState:
         while self.cursor < len(self.order):
             artifact = self.order[self.cursor]
             if artifact not in self.results and not pool.holds_path(str(artifact)):
-                model_dir, checks = self.selected[artifact]
-                request = as_dict(self.request_for(artifact, model_dir, checks))
-                key, cached = self._cached(request)
-                if cached is not None:
-                    self.results[artifact] = cached  # nothing for a worker to do
-                elif pool.prefetch(request):
-                    self.sent_keys[artifact] = (request, key)
-                else:
+                keyed = self.sent_keys.get(artifact)
+                if keyed is None:  # the cache is asked once per artifact, not at every try
+                    model_dir, checks = self.selected[artifact]
+                    request = as_dict(self.request_for(artifact, model_dir, checks))
+                    key, cached = self._cached(request)
+                    if cached is not None:
+                        self.results[artifact] = cached  # nothing for a worker to do
+                        self.cursor += 1
+                        continue
+                    keyed = self.sent_keys[artifact] = (request, key)
+                if not pool.prefetch(keyed[0]):
                     return  # every worker is busy (or memory says wait): later
             self.cursor += 1
 
