@@ -385,10 +385,17 @@ def _default_config(entry: dict[str, Any], k: ModuleType) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def compile_config(model: Any, k: ModuleType | None = None) -> dict[str, Any] | None:
+def compile_config(
+    model: Any,
+    k: ModuleType | None = None,
+    *,
+    compiled_flag: str = "compiled",
+    metrics_view: Callable[[Any], Any] | None = None,
+) -> dict[str, Any] | None:
     """The model's compile arguments other than the optimizer, losses and metrics canonical
-    (``k``: the Keras that compiled it, as in :func:`canonical_compile_entry`)."""
-    if not getattr(model, "compiled", False):
+    (``k``: the Keras that compiled it, as in :func:`canonical_compile_entry`; tf-keras says
+    it is compiled by ``_is_compiled`` and gives its metrics back wrapped: ``metrics_view``)."""
+    if not getattr(model, compiled_flag, False):
         return None
     try:
         config = model.get_compile_config()
@@ -397,6 +404,9 @@ def compile_config(model: Any, k: ModuleType | None = None) -> dict[str, Any] | 
     if not isinstance(config, dict):
         return None
     config = _json_roundtrip(config)
+    if metrics_view is not None:
+        for key in ("metrics", "weighted_metrics"):
+            config[key] = metrics_view(config.get(key))
     result = {
         key: canonical_compile_entry(value, k) if key in _LOSS_AND_METRIC_KEYS else value
         for key, value in config.items()

@@ -28,12 +28,9 @@ from typing import Any
 
 from pytest_kerasmodel import _keras
 from pytest_kerasmodel._keras import (
-    _LOSS_AND_METRIC_KEYS,
     _json_default,
     _json_roundtrip,
-    _loss_arguments,
     attributes_of_layers,
-    canonical_compile_entry,
 )
 
 _TF_KERAS: ModuleType | None = None
@@ -178,28 +175,10 @@ def model_config(model: Any) -> Any:
 
 
 def compile_config(model: Any) -> dict[str, Any] | None:
-    """As ``_keras.compile_config``, names resolved by tf-keras."""
-    if not getattr(model, "_is_compiled", False):
-        return None
-    try:
-        config = model.get_compile_config()
-    except Exception as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    if not isinstance(config, dict):
-        return None
-    k = keras()
-    config = _json_roundtrip(config)
-    for key in ("metrics", "weighted_metrics"):
-        config[key] = _plain_metrics(config.get(key))
-    result = {
-        key: canonical_compile_entry(value, k) if key in _LOSS_AND_METRIC_KEYS else value
-        for key, value in config.items()
-        if key != "optimizer"
-    }
-    arguments = _loss_arguments(getattr(model, "loss", None))
-    if arguments is not None:
-        result["loss_arguments"] = arguments
-    return result
+    """As ``_keras.compile_config``, names resolved by tf-keras, metrics unwrapped."""
+    return _keras.compile_config(
+        model, keras(), compiled_flag="_is_compiled", metrics_view=_plain_metrics
+    )
 
 
 def _plain_metrics(metrics: Any) -> Any:

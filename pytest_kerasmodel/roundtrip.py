@@ -720,6 +720,22 @@ def compare_states(
         return _compare_across_kerases(original, new, result, rtol=rtol, atol=atol, compile=compile)
     if new.backend != original.backend:
         original, new = _without_backend_defaults(original), _across_backends(original, new)
+    _compare_outputs_and_weights(original, new, result, rtol, atol)
+    _compare_variables(original, new, rtol, atol, result)
+    ignored = IGNORED_CONFIG_KEYS + IGNORED_CONFIG_KEYS_BY_FORMAT.get(fmt, ())
+    result.config = compare_configs(original.config, new.config, ignore_keys=ignored)
+    result.layers = _compare_layers(original.layers, new.layers, rtol, atol)
+    if compile:
+        _compare_compile(original, new, rtol, atol, result)
+    if result.is_empty():
+        result.warnings = []
+    return result
+
+
+def _compare_outputs_and_weights(
+    original: ModelState, new: ModelState, result: FormatDiff, rtol: float, atol: float
+) -> None:
+    """The outputs (when the reloaded model could be called) and the weights, matched by place."""
     if new.outputs is not None:
         result.outputs = compare_outputs(
             original.outputs, new.outputs, rtol, atol, names=original.output_names
@@ -732,15 +748,6 @@ def compare_states(
         labels=original.weight_labels,
         actual_labels=new.weight_labels,
     )
-    _compare_variables(original, new, rtol, atol, result)
-    ignored = IGNORED_CONFIG_KEYS + IGNORED_CONFIG_KEYS_BY_FORMAT.get(fmt, ())
-    result.config = compare_configs(original.config, new.config, ignore_keys=ignored)
-    result.layers = _compare_layers(original.layers, new.layers, rtol, atol)
-    if compile:
-        _compare_compile(original, new, rtol, atol, result)
-    if result.is_empty():
-        result.warnings = []
-    return result
 
 
 #: the name a tf-keras model's state is taken under (``ModelState.backend``)
@@ -769,18 +776,7 @@ def _compare_across_kerases(
     to Keras 3's (``m`` is ``momentum``), and Keras 3's own ``learning_rate`` variable, a
     hyperparameter, is left out."""
     aligned = _across_backends(original, new)
-    if aligned.outputs is not None:
-        result.outputs = compare_outputs(
-            original.outputs, aligned.outputs, rtol, atol, names=original.output_names
-        )
-    result.weights = compare_named_arrays(
-        original.weights,
-        aligned.weights,
-        rtol,
-        atol,
-        labels=original.weight_labels,
-        actual_labels=aligned.weight_labels,
-    )
+    _compare_outputs_and_weights(original, aligned, result, rtol, atol)
     old_opt, new_opt = original.optimizer, aligned.optimizer
     if compile and old_opt is not None and old_opt["built"]:
         result.optimizer_name = f"{old_opt['class_name']} {old_opt['name']!r}"
