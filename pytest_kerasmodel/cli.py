@@ -146,6 +146,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help="check every artifact again (default: unchanged artifacts' verdicts come from the "
         "authenticated verdict cache in ROOT/.pytest_cache, keyed by KERAS_GATE_CACHE_KEY)",
     )
+    gate.add_argument(
+        "--no-fork",
+        action="store_true",
+        help="spawn each checking worker (default: forked from one process that imported "
+        "Keras once)",
+    )
     gate.add_argument("--allowed-modules", metavar="MODULES", help="module prefixes allowed")
     gate.add_argument("--max-file-size", metavar="SIZE", help="budget: largest artifact size")
     gate.add_argument("--max-params", type=int, metavar="N", help="budget: most parameters")
@@ -305,6 +311,7 @@ def _gate(args: argparse.Namespace) -> int:
             strict=args.strict,
             cache=not args.no_cache,
             workers=args.workers,
+            fork_workers=not args.no_fork,
         )
         if args.workers is not None and args.workers < 1:
             raise standalone.UsageError(f"--workers: expected >= 1, got {args.workers}")

@@ -124,6 +124,8 @@ class Settings:
     load_compile: bool = False
     # --keras-checks as given (validated by the gate: gate.session.gate_checks); () = default
     checks: tuple[str, ...] = ()
+    # the pool's workers forked from a zygote that imported Keras once (--keras-no-fork: spawned)
+    fork_workers: bool = True
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -177,6 +179,8 @@ class Settings:
                 or config.getini("keras_load_compile")
             ),
             checks=tuple(dict.fromkeys(_words(_value(config, "keras_checks")))),
+            fork_workers=not config.getoption("keras_no_fork", default=None)
+            and config.getini("keras_fork_workers") is not False,
         )
 
 

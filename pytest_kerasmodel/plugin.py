@@ -199,6 +199,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="bool",
         default=True,
     )
+    option(
+        "--keras-no-fork",
+        "keras_no_fork",
+        "Spawn each checking worker as a fresh Python process instead of forking it from the "
+        "gate's fork server, which imports Keras once (ini: keras_fork_workers = false).",
+        ini_type=None,
+        action="store_true",
+        default=None,
+    )
+    parser.addini(
+        "keras_fork_workers",
+        help="Fork the gate's checking workers from one process that imported Keras once "
+        "(default true; Linux only, elsewhere they are spawned).",
+        type="bool",
+        default=True,
+    )
     # export parity
     option(
         "--keras-export-formats",

@@ -45,7 +45,11 @@ def test_every_flag_has_an_ini_key_of_the_same_name(pytester: pytest.Pytester) -
     }
     assert flags, out
     # a negative flag's ini key says the positive: --keras-no-cache / keras_cache = false
-    negated = {"--keras-no-isolation": "keras_isolate", "--keras-no-cache": "keras_cache"}
+    negated = {
+        "--keras-no-isolation": "keras_isolate",
+        "--keras-no-cache": "keras_cache",
+        "--keras-no-fork": "keras_fork_workers",
+    }
     for flag in flags - {"--keras-update-golden"}:
         ini = negated.get(flag) or flag.lstrip("-").replace("-", "_")
         assert f"  {ini} " in out or f"  {ini}(" in out, f"{flag} has no ini key {ini}"

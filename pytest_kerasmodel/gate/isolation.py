@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from pytest_kerasmodel.backends import LOADER_ENV, TF_KERAS
 from pytest_kerasmodel.gate.checks import (
@@ -29,6 +29,37 @@ from pytest_kerasmodel.gate.checks import (
     nothing_to_compare,
     size_on_disk,
 )
+
+if TYPE_CHECKING:
+    from pytest_kerasmodel.gate.forkserver import ForkServer
+
+
+class WorkerProcess(Protocol):
+    """What a runner uses of its worker: a spawned ``subprocess.Popen`` or a
+    :class:`~.forkserver.ForkedWorker` (whose ``wait`` says None when its status is unknowable)."""
+
+    stdin: IO[bytes] | None
+    stdout: IO[bytes] | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+
+def worker_env(backend: str | None = None) -> dict[str, str]:
+    """The environment of a checking worker (and of the zygote its pool forks workers from):
+    this process's, unbuffered, with TensorFlow's start-up logs quieted and, for a worker of
+    ``--keras-backends``, that backend's Keras."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+    if backend == TF_KERAS:  # tf-keras (Keras 2) runs on TensorFlow, as tf.keras
+        env.update({LOADER_ENV: TF_KERAS, "TF_USE_LEGACY_KERAS": "1"})
+        env.pop("KERAS_BACKEND", None)
+    elif backend is not None:
+        env["KERAS_BACKEND"] = backend
+        env.pop(LOADER_ENV, None)
+    return env
 
 
 def _signal_name(returncode: int) -> str:
@@ -84,21 +115,30 @@ class _Sent:
 
 
 class WorkerRunner:
-    """Checks run in ``python -m pytest_kerasmodel.gate.worker``, with a time and memory limit.
+    """Checks run in ``python -m pytest_kerasmodel.gate.worker``, with a time and memory limit,
+    or in a worker forked by ``forkserver`` (the pool's zygote), the same in every other way.
 
     :meth:`prefetch` sends the next artifact's request before this artifact's items are reported,
     so the worker checks one artifact while pytest reports the previous one (on two cores, the
     two overlap); :meth:`run` then reads the answer already computed.
     """
 
-    def __init__(self, timeout: float, memory_limit_mb: int, backend: str | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        memory_limit_mb: int,
+        backend: str | None = None,
+        forkserver: ForkServer | None = None,
+    ) -> None:
         self.timeout = timeout
         # the worker's KERAS_BACKEND (--keras-backends); None: the pytest process's own
         self.backend = backend
         # the worker's hard data-memory limit (0: none); each request may set a lower soft one
         self.memory_limit_mb = memory_limit_mb
         self.data_mb = 0  # the worker's data memory after its last request
-        self.proc: subprocess.Popen[bytes] | None = None
+        # where this runner's workers are forked from; None: spawned (also once it is gone)
+        self.forkserver = forkserver
+        self.proc: WorkerProcess | None = None
         self.stderr: IO[bytes] | None = None
         self.started = 0
         self._buffer = b""
@@ -108,33 +148,37 @@ class WorkerRunner:
         self._request_id = 0
         self._inflight: _Sent | None = None
 
-    def start(self) -> subprocess.Popen[bytes]:
-        """The running worker, started if there is none."""
+    def start(self) -> WorkerProcess:
+        """The running worker, started if there is none: forked by the zygote when there is
+        one, else spawned."""
         if self.proc is not None and self.proc.poll() is None:
             return self.proc
         # A private, anonymous file: the worker's library noise, read back to explain a crash.
+        if self.stderr is not None:
+            self.stderr.close()
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
         self._buffer = b""
-        env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
-        if self.backend == TF_KERAS:  # tf-keras (Keras 2) runs on TensorFlow, as tf.keras
-            env.update({LOADER_ENV: TF_KERAS, "TF_USE_LEGACY_KERAS": "1"})
-            env.pop("KERAS_BACKEND", None)
-        elif self.backend is not None:
-            env["KERAS_BACKEND"] = self.backend
-            env.pop(LOADER_ENV, None)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pytest_kerasmodel.gate.worker",
-                "--memory-limit",
-                str(self.memory_limit_mb),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            env=env,
-        )
+        forked = None
+        if self.forkserver is not None:
+            forked = self.forkserver.fork(self.memory_limit_mb, self.stderr)
+            if forked is None:  # the zygote is gone: spawn from now on
+                self.forkserver = None
+        if forked is not None:
+            self.proc = forked
+        else:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest_kerasmodel.gate.worker",
+                    "--memory-limit",
+                    str(self.memory_limit_mb),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.stderr,
+                env=worker_env(self.backend),
+            )
         self.started += 1
         self.data_mb = 0
         return self.proc
@@ -147,7 +191,7 @@ class WorkerRunner:
         lines = [line for line in text.splitlines() if line.strip()]
         return "\n".join(lines[-8:])
 
-    def _read_line(self, proc: subprocess.Popen[bytes], deadline: float) -> bytes | None:
+    def _read_line(self, proc: WorkerProcess, deadline: float) -> bytes | None:
         """One line from the worker, or None on EOF; raises TimeoutError past the deadline."""
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
@@ -275,6 +319,8 @@ class WorkerRunner:
             while True:
                 line = self._read_line(proc, self._deadline)
                 if line is None:
+                    if self._never_started(proc):  # the zygote ended first: spawn one
+                        return self._attempt(sent.request, response)
                     return running, self._death_message(proc, since, running, limit), False
                 event = json.loads(line)
                 if event.get("id") != sent.request_id:  # left over from an earlier request
@@ -319,11 +365,23 @@ class WorkerRunner:
                 True,
             )
         except BrokenPipeError:
+            if self._never_started(proc):
+                return self._attempt(sent.request, response)
             return running, self._death_message(proc, since, running, limit), False
 
-    def _death_message(
-        self, proc: subprocess.Popen[bytes], since: int, running: str, limit: int
-    ) -> str:
+    def _never_started(self, proc: WorkerProcess) -> bool:
+        """Whether ``proc`` was to be forked by a zygote that ended before it could: then this
+        runner spawns its workers from now on, and the request goes to one."""
+        from pytest_kerasmodel.gate.forkserver import ForkedWorker
+
+        if not (isinstance(proc, ForkedWorker) and proc.never_forked()):
+            return False
+        self.forkserver = None
+        self.proc = None
+        self.started -= 1  # it never ran
+        return True
+
+    def _death_message(self, proc: WorkerProcess, since: int, running: str, limit: int) -> str:
         try:
             returncode = proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -333,7 +391,12 @@ class WorkerRunner:
         where = f" in the {running} check" if running else ""
         shown = f"{limit} MB" if limit else "unset"
         self.proc = None
-        if returncode < 0:
+        if returncode is None:  # a forked worker whose zygote ended: nobody could reap it
+            text = (
+                f"the worker ended while reading this file{where}; its exit status is unknown "
+                "(the fork server it was forked from ended first)"
+            )
+        elif returncode < 0:
             name = _signal_name(returncode)
             if name == "SIGKILL":
                 text = (

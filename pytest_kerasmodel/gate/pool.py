@@ -11,16 +11,23 @@ own included, fits in the share of physical memory one artifact may use (``memor
 that two large models are not loaded at once on a machine that holds one. The expectation is the
 derived limit's formula without its floor (1536 MB + 7 x the artifact's size), never more than the
 request's limit.
+
+Start-up: the pool's workers are forked from one zygote (:mod:`.forkserver`) that imported h5py,
+the checks and, when a check that needs Keras runs, Keras: a worker, and each restart after a
+crash, a timeout or a memory kill, costs a fork instead of a Python start and a Keras import.
+``fork=False`` (``--keras-no-fork``), or a machine without fork, spawns each worker as before.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pytest_kerasmodel.gate import forkserver
 from pytest_kerasmodel.gate.checks import size_on_disk
-from pytest_kerasmodel.gate.isolation import WorkerRunner
+from pytest_kerasmodel.gate.isolation import WorkerRunner, worker_env
 from pytest_kerasmodel.options import expected_memory_mb
 
 
@@ -34,9 +41,27 @@ def usable_cores() -> int:
 
 class WorkerPool:
     def __init__(
-        self, size: int, timeout: float, memory_limit_mb: int, memory_budget_mb: int | None
+        self,
+        size: int,
+        timeout: float,
+        memory_limit_mb: int,
+        memory_budget_mb: int | None,
+        *,
+        fork: bool = True,
+        checks: Iterable[str] = (),
     ) -> None:
-        self.runners = [WorkerRunner(timeout, memory_limit_mb) for _ in range(max(1, size))]
+        """``fork``: fork the workers from a zygote where the platform can (else spawn each);
+        ``checks``: the checks the session runs (the zygote imports Keras if one needs it)."""
+        self.forkserver: forkserver.ForkServer | None = None
+        if fork and forkserver.available():
+            keras = any(check in forkserver.KERAS_CHECKS for check in checks)
+            server = forkserver.ForkServer(worker_env(), preload_keras=keras)
+            if server.start():
+                self.forkserver = server
+        self.runners = [
+            WorkerRunner(timeout, memory_limit_mb, forkserver=self.forkserver)
+            for _ in range(max(1, size))
+        ]
         self.memory_budget_mb = memory_budget_mb
         # artifact path -> the worker checking it, and the memory (MB) it is expected to need
         self._holding: dict[str, tuple[WorkerRunner, int]] = {}
@@ -93,6 +118,9 @@ class WorkerPool:
         self._holding.clear()
         for runner in self.runners:
             runner.close()
+        if self.forkserver is not None:
+            self.forkserver.close()
+            self.forkserver = None
 
     @property
     def started(self) -> int:

@@ -126,7 +126,13 @@ class GateState:
                 if self.selected is not None:  # at most one worker per artifact
                     size = max(1, min(size, len(self.selected)))
                 self.runner = WorkerPool(
-                    size, self.settings.timeout, self._hard_limit_mb(), memory_cap_mb()
+                    size,
+                    self.settings.timeout,
+                    self._hard_limit_mb(),
+                    memory_cap_mb(),
+                    fork=self.settings.fork_workers,
+                    checks={c for _, cs in (self.selected or {}).values() for c in cs}
+                    | set(gate_checks(self.settings)),
                 )
             else:
                 self.runner = InProcessRunner()

@@ -113,6 +113,14 @@ def serve(requests: Iterable[str], out: IO[str]) -> None:
         )
 
 
+def run(requests: Iterable[str], protocol: IO[str], memory_limit_mb: int) -> None:
+    """A worker's life, spawned (:func:`main`) or forked by the zygote (:mod:`.forkserver`):
+    its hard memory limit, batch scheduling, then the requests until stdin closes."""
+    limit_memory(memory_limit_mb, memory_limit_mb)
+    run_as_batch()
+    serve(requests, protocol)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_kerasmodel.gate.worker")
     parser.add_argument("--memory-limit", type=int, default=0, metavar="MB")
@@ -121,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    limit_memory(args.memory_limit, args.memory_limit)
-    run_as_batch()
-    serve(sys.stdin, protocol)
+    run(sys.stdin, protocol, args.memory_limit)
     return 0
 
 

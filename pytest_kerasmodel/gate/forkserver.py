@@ -1,0 +1,440 @@
+"""The checking workers' fork server ("zygote"): workers forked from one warm process.
+
+A worker spawned with ``python -m pytest_kerasmodel.gate.worker`` starts Python, then imports
+numpy, h5py and, at its first load check, Keras and TensorFlow (about 4 s of CPU here). A pool of
+N workers paid that N times, and every restart after a crash, a timeout or a memory kill paid it
+again. The zygote is started once per pool, with the environment a spawned worker gets
+(:func:`~.isolation.worker_env`); it imports h5py, the checks' modules and, when the session
+runs a check that needs Keras, Keras itself (:func:`preload`), then forks one worker per request:
+a worker then costs a fork, not a Python start and an import.
+
+Each forked worker is the same isolated process as a spawned one (:func:`.worker.run`: the same
+protocol on its own pipes, its own stderr file, RLIMIT_DATA set in the child, ``SCHED_BATCH``).
+The pytest process is not its parent, so the zygote reaps its children and reports each one's exit
+status (``-N`` for a signal, as :class:`subprocess.Popen` says it) over the socket the fork
+requests came on; :class:`ForkedWorker` answers ``poll``/``wait``/``kill`` like a ``Popen``.
+
+Not :mod:`multiprocessing`'s forkserver context: its server takes the pytest process's
+environment (no ``PYTHONUNBUFFERED``, no ``TF_CPP_MIN_LOG_LEVEL`` without changing
+``os.environ``), a child's stdio is not its own pipes, and its children run a pickled target
+rather than the worker's protocol.
+
+Forking after ``import keras`` is safe because the zygote never runs a TensorFlow op: importing
+Keras 3 on TensorFlow 2.21 starts no thread (the one extra thread is OpenBLAS's pool, which
+re-creates itself after a fork), and TensorFlow's runtime (thread pools, devices) starts in each
+worker at its first load. Measured here: load, predictions and compile checks in forked workers
+give the spawned workers' verdicts.
+
+Linux only (:func:`available`): macOS forks badly after system frameworks are loaded, and the
+socket's ``SOCK_SEQPACKET`` is Linux's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from typing import IO, Any
+
+#: checks whose first run imports Keras: the zygote imports it first when one is collected
+KERAS_CHECKS = ("load", "compile", "predictions")
+_MESSAGE_BYTES = 4096
+
+
+def available() -> bool:
+    """Whether workers can be forked from a zygote here (Linux, with ``socket.send_fds``)."""
+    return (
+        sys.platform.startswith("linux")
+        and hasattr(os, "fork")
+        and hasattr(socket, "send_fds")
+        and hasattr(socket, "SOCK_SEQPACKET")
+    )
+
+
+class ForkServer:
+    """The pytest side of one zygote: starts it, asks it for workers, learns their exit status.
+
+    Fork requests are not waited for: the pipes are the pytest process's from the start, so a
+    request written to a worker whose zygote is still importing Keras waits in the pipe, and a
+    pool can start its workers without blocking collection.
+    """
+
+    def __init__(self, env: dict[str, str], preload_keras: bool) -> None:
+        self.env = env
+        self.preload_keras = preload_keras
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sock: socket.socket | None = None
+        # the zygote's own library noise (its imports'), kept to explain a start-up failure
+        self.stderr: IO[bytes] | None = None
+        self._requests = 0
+        self._forked: dict[int, tuple[int, int | None]] = {}  # request -> (pid, pidfd)
+        self._failed: set[int] = set()  # requests the zygote could not fork
+        self._exits: dict[int, int] = {}  # pid -> its returncode
+        self.gone = False  # the zygote ended (or never started): fork() says None from now on
+
+    def start(self) -> bool:
+        """Start the zygote; False when it cannot be started (then workers are spawned)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the zygote
+        command = [
+            sys.executable,
+            "-m",
+            "pytest_kerasmodel.gate.forkserver",
+            "--socket",
+            str(theirs.fileno()),
+        ]
+        if self.preload_keras:
+            command.append("--keras")
+        try:
+            self.proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=self.stderr,
+                stderr=self.stderr,
+                env=self.env,
+                pass_fds=(theirs.fileno(),),
+            )
+        except OSError:
+            ours.close()
+            self.gone = True
+            return False
+        finally:
+            theirs.close()
+        self.sock = ours
+        return True
+
+    def fork(self, memory_limit_mb: int, stderr: IO[bytes]) -> ForkedWorker | None:
+        """A worker forked with the hard data-memory limit ``memory_limit_mb`` (0: none), writing
+        its stderr to ``stderr``; None when the zygote is gone (then spawn one)."""
+        if self.gone or self.sock is None:
+            return None
+        self._receive(0.0)  # what the zygote said since: never let its messages pile up
+        if self.gone:
+            return None
+        stdin_r, stdin_w = os.pipe()
+        stdout_r, stdout_w = os.pipe()
+        self._requests += 1
+        message = {"fork": self._requests, "memory_limit_mb": memory_limit_mb}
+        try:
+            socket.send_fds(
+                self.sock, [json.dumps(message).encode()], [stdin_r, stdout_w, stderr.fileno()]
+            )
+        except OSError:
+            for fd in (stdin_r, stdin_w, stdout_r, stdout_w):
+                os.close(fd)
+            self._lost()
+            return None
+        finally:
+            if not self.gone:
+                os.close(stdin_r)  # the child's ends now travel with the message
+                os.close(stdout_w)
+        return ForkedWorker(
+            self, self._requests, os.fdopen(stdin_w, "wb"), os.fdopen(stdout_r, "rb")
+        )
+
+    def _lost(self) -> None:
+        """The zygote is gone: no more forks; its children's statuses are unknowable."""
+        self.gone = True
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def _receive(self, timeout: float) -> None:
+        """Read what the zygote says, waiting up to ``timeout`` seconds for a first message."""
+        waited = False
+        while self.sock is not None:
+            ready, _, _ = select.select([self.sock], [], [], 0.0 if waited else timeout)
+            waited = True
+            if not ready:
+                return
+            try:
+                data, fds, _, _ = socket.recv_fds(self.sock, _MESSAGE_BYTES, 1)
+            except OSError:
+                data, fds = b"", []
+            if not data:
+                for fd in fds:
+                    os.close(fd)
+                self._lost()
+                return
+            message = json.loads(data)
+            if "forked" in message:
+                if message["pid"]:
+                    self._forked[message["forked"]] = (message["pid"], fds[0] if fds else None)
+                else:
+                    self._failed.add(message["forked"])
+            elif "exit" in message:
+                self._exits[message["exit"]] = message["returncode"]
+
+    def pid_of(self, request: int, timeout: float) -> int | None:
+        """The pid of the worker forked for ``request``, waiting up to ``timeout`` seconds for
+        the zygote's reply; None if it was not forked (yet)."""
+        deadline = time.monotonic() + timeout
+        while request not in self._forked and request not in self._failed and not self.gone:
+            left = deadline - time.monotonic()
+            self._receive(max(0.0, left))
+            if left <= 0:
+                break
+        forked = self._forked.get(request)
+        return forked[0] if forked else None
+
+    def returncode_of(self, request: int, timeout: float) -> int | None:
+        """The forked worker's returncode once the zygote has reaped it, waiting up to
+        ``timeout`` seconds; None while it runs (or was not forked)."""
+        deadline = time.monotonic() + timeout
+        pid = self.pid_of(request, timeout)
+        while pid is not None and pid not in self._exits and not self.gone:
+            left = deadline - time.monotonic()
+            self._receive(max(0.0, left))
+            if left <= 0:
+                break
+        if pid is None or pid not in self._exits:
+            return None
+        self._close_pidfd(request)
+        return self._exits[pid]
+
+    def kill(self, request: int) -> None:
+        """SIGKILL the worker of ``request`` (through its pidfd where there is one: a pid the
+        zygote reaped could name another process by then)."""
+        forked = self._forked.get(request)
+        if forked is None:
+            return
+        pid, pidfd = forked
+        with contextlib.suppress(ProcessLookupError):
+            if pidfd is not None and hasattr(signal, "pidfd_send_signal"):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            elif pid not in self._exits:
+                os.kill(pid, signal.SIGKILL)
+
+    def _close_pidfd(self, request: int) -> None:
+        pid, pidfd = self._forked[request]
+        if pidfd is not None:
+            os.close(pidfd)
+            self._forked[request] = (pid, None)
+
+    def close(self) -> None:
+        """End the zygote (its workers are closed first: it kills any left)."""
+        if self.sock is not None:
+            self.sock.close()  # the zygote's end of the socket reads EOF and it exits
+            self.sock = None
+        for request in list(self._forked):
+            self._close_pidfd(request)
+        self.gone = True
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        if self.stderr is not None:
+            self.stderr.close()
+            self.stderr = None
+
+
+class ForkedWorker:
+    """A worker forked by the zygote, answering what :class:`~.isolation.WorkerRunner` asks of
+    a ``subprocess.Popen``: its pipes, ``poll``, ``wait``, ``kill`` and ``returncode``."""
+
+    def __init__(
+        self, server: ForkServer, request: int, stdin: IO[bytes], stdout: IO[bytes]
+    ) -> None:
+        self.server = server
+        self.request = request
+        self.stdin: IO[bytes] | None = stdin
+        self.stdout: IO[bytes] | None = stdout
+        self.returncode: int | None = None
+        self._killed = False
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's pid, None until the zygote has forked it."""
+        return self.server.pid_of(self.request, 0.0)
+
+    def never_forked(self) -> bool:
+        """Whether the zygote ended (or refused) before forking this worker: its request can go
+        to a spawned worker instead."""
+        return self.pid is None and (self.server.gone or self.request in self.server._failed)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self._status(0.0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The worker's returncode; None when it cannot be known (the zygote is gone, or it was
+        never forked). Raises :class:`subprocess.TimeoutExpired` as ``Popen.wait`` does."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            left = 60.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            self.returncode = self._status(left)
+            if self.returncode is not None or self.server.gone or self.never_forked():
+                break
+            if timeout is not None and deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"forked worker {self.pid}", timeout)
+        return self.returncode
+
+    def _status(self, timeout: float) -> int | None:
+        if self.never_forked():
+            return -signal.SIGKILL if self._killed else None
+        return self.server.returncode_of(self.request, timeout)
+
+    def kill(self) -> None:
+        self._killed = True
+        # a worker that may be running has been forked: its pid comes with the fork's reply
+        if self.server.pid_of(self.request, 5.0) is not None:
+            self.server.kill(self.request)
+        else:  # not forked (yet): it would read EOF and end at once
+            self._close_pipes()
+            if self.server.pid_of(self.request, 0.0) is None:
+                self.server._failed.add(self.request)
+
+    def _close_pipes(self) -> None:
+        for pipe in (self.stdin, self.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+
+
+def preload(keras: bool) -> None:
+    """What every worker needs, imported once in the zygote: h5py, the checks and the modules
+    they import at their first run, and Keras (its backend) when ``keras`` is set. A failed
+    Keras import is left to the workers, whose checks report it as they do when spawned."""
+    import h5py  # noqa: F401
+
+    from pytest_kerasmodel import compare, describe, diff, inputs, safety, structure  # noqa: F401
+    from pytest_kerasmodel.gate import checks, goldens  # noqa: F401
+
+    if keras:
+        try:
+            checks.loader().keras()
+            from pytest_kerasmodel import roundtrip  # noqa: F401
+        except Exception:
+            traceback.print_exc()
+
+
+def _fork_worker(message: dict[str, Any], fds: list[int], keep_out: list[int]) -> int:
+    """Fork one worker on the pipes ``fds`` (stdin, stdout, stderr); its pid in the zygote."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:  # the child: never back into the zygote's loop
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for fd in keep_out:
+            os.close(fd)
+        stdin_fd, stdout_fd, stderr_fd = fds
+        os.dup2(stdin_fd, 0)
+        os.dup2(stderr_fd, 1)  # library noise on fd 1 goes to stderr, as in a spawned worker
+        os.dup2(stderr_fd, 2)
+        os.close(stdin_fd)
+        os.close(stderr_fd)
+        from pytest_kerasmodel.gate import worker
+
+        protocol = os.fdopen(stdout_fd, "w", encoding="utf-8")
+        requests = os.fdopen(0, "r", encoding="utf-8", closefd=False)
+        sys.stdin = requests
+        sys.stdout = sys.stderr
+        worker.run(requests, protocol, int(message.get("memory_limit_mb") or 0))
+        code = 0
+    except BaseException:
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def serve(sock: socket.socket) -> None:
+    """Fork a worker for each request on ``sock`` and report each child's exit status, until
+    the pytest process closes its end; then kill the children still running."""
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes select() via wake_w
+    children: set[int] = set()
+
+    def reap() -> None:
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not pid:
+                return
+            children.discard(pid)
+            returncode = os.waitstatus_to_exitcode(status)
+            with contextlib.suppress(OSError):
+                sock.send(json.dumps({"exit": pid, "returncode": returncode}).encode())
+
+    while True:
+        ready, _, _ = select.select([sock.fileno(), wake_r], [], [])
+        if wake_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(wake_r, 512):
+                    pass
+        reap()
+        if sock.fileno() not in ready:
+            continue
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, _MESSAGE_BYTES, 3)
+        except OSError:
+            break
+        if not data:
+            break
+        message = json.loads(data)
+        pid = 0
+        if len(fds) == 3:
+            try:
+                pid = _fork_worker(message, fds, [sock.fileno(), wake_r, wake_w])
+            except OSError:
+                traceback.print_exc()
+        for fd in fds:
+            os.close(fd)
+        pidfds: list[int] = []
+        if pid:
+            children.add(pid)
+            with contextlib.suppress(OSError, AttributeError):
+                pidfds.append(os.pidfd_open(pid))
+        reply = json.dumps({"forked": message["fork"], "pid": pid}).encode()
+        try:
+            socket.send_fds(sock, [reply], pidfds)
+        except OSError:
+            break
+        finally:
+            for fd in pidfds:
+                os.close(fd)
+    for pid in children:  # the pytest process is done or gone: so are its workers
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_kerasmodel.gate.forkserver")
+    parser.add_argument("--socket", type=int, required=True, metavar="FD")
+    parser.add_argument("--keras", action="store_true", help="import Keras before forking")
+    args = parser.parse_args(argv)
+    # Ctrl-C reaches the whole process group: the pytest process ends the zygote itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=args.socket)
+    preload(args.keras)
+    serve(sock)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
