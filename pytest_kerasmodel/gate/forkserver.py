@@ -66,9 +66,13 @@ class ForkServer:
     Fork requests are not waited for: the pipes are the pytest process's from the start, so a
     request written to a worker whose zygote is still importing Keras waits in the pipe, and a
     pool can start its workers without blocking collection.
+
+    ``preload_keras``: whether the zygote imports Keras before it forks; None: not known yet
+    (the gate starts its pool while pytest collects, before ``-k`` has deselected anything),
+    then fork requests wait here until :meth:`decide` says.
     """
 
-    def __init__(self, env: dict[str, str], preload_keras: bool) -> None:
+    def __init__(self, env: dict[str, str], preload_keras: bool | None) -> None:
         self.env = env
         self.preload_keras = preload_keras
         self.proc: subprocess.Popen[bytes] | None = None
@@ -76,6 +80,7 @@ class ForkServer:
         # the zygote's own library noise (its imports'), kept to explain a start-up failure
         self.stderr: IO[bytes] | None = None
         self._requests = 0
+        self._held: list[tuple[bytes, list[int]]] = []  # fork requests waiting for decide()
         self._forked: dict[int, tuple[int, int | None]] = {}  # request -> (pid, pidfd)
         self._failed: set[int] = set()  # requests the zygote could not fork
         self._exits: dict[int, int] = {}  # pid -> its returncode
@@ -92,8 +97,6 @@ class ForkServer:
             "--socket",
             str(theirs.fileno()),
         ]
-        if self.preload_keras:
-            command.append("--keras")
         try:
             self.proc = subprocess.Popen(
                 command,
@@ -110,7 +113,30 @@ class ForkServer:
         finally:
             theirs.close()
         self.sock = ours
+        if self.preload_keras:
+            self._send(json.dumps({"preload": "keras"}).encode(), [])
         return True
+
+    def decide(self, keras: bool) -> None:
+        """Whether the zygote imports Keras, once: the fork requests held till now go after."""
+        if self.preload_keras is not None:
+            return
+        self.preload_keras = keras
+        if keras:
+            self._send(json.dumps({"preload": "keras"}).encode(), [])
+        held, self._held = self._held, []
+        for message, fds in held:
+            self._send(message, fds)
+            for fd in fds:
+                os.close(fd)
+
+    def _send(self, message: bytes, fds: list[int]) -> None:
+        if self.sock is None:
+            return
+        try:
+            socket.send_fds(self.sock, [message], fds)
+        except OSError:
+            self._lost()
 
     def fork(self, memory_limit_mb: int, stderr: IO[bytes]) -> ForkedWorker | None:
         """A worker forked with the hard data-memory limit ``memory_limit_mb`` (0: none), writing
@@ -123,20 +149,19 @@ class ForkServer:
         stdin_r, stdin_w = os.pipe()
         stdout_r, stdout_w = os.pipe()
         self._requests += 1
-        message = {"fork": self._requests, "memory_limit_mb": memory_limit_mb}
-        try:
-            socket.send_fds(
-                self.sock, [json.dumps(message).encode()], [stdin_r, stdout_w, stderr.fileno()]
-            )
-        except OSError:
-            for fd in (stdin_r, stdin_w, stdout_r, stdout_w):
+        message = json.dumps({"fork": self._requests, "memory_limit_mb": memory_limit_mb})
+        # the child's ends travel with the message (held: until it is sent)
+        child_ends = [stdin_r, stdout_w, os.dup(stderr.fileno())]
+        if self.preload_keras is None:
+            self._held.append((message.encode(), child_ends))
+        else:
+            self._send(message.encode(), child_ends)
+            for fd in child_ends:
                 os.close(fd)
-            self._lost()
-            return None
-        finally:
-            if not self.gone:
-                os.close(stdin_r)  # the child's ends now travel with the message
-                os.close(stdout_w)
+            if self.gone:  # the zygote ended: spawn this one
+                os.close(stdin_w)
+                os.close(stdout_r)
+                return None
         return ForkedWorker(
             self, self._requests, os.fdopen(stdin_w, "wb"), os.fdopen(stdout_r, "rb")
         )
@@ -222,6 +247,10 @@ class ForkServer:
 
     def close(self) -> None:
         """End the zygote (its workers are closed first: it kills any left)."""
+        for _, fds in self._held:
+            for fd in fds:
+                os.close(fd)
+        self._held = []
         if self.sock is not None:
             self.sock.close()  # the zygote's end of the socket reads EOF and it exits
             self.sock = None
@@ -337,17 +366,27 @@ def _fork_worker(message: dict[str, Any], fds: list[int], keep_out: list[int]) -
             os.close(fd)
         stdin_fd, stdout_fd, stderr_fd = fds
         os.dup2(stdin_fd, 0)
-        os.dup2(stderr_fd, 1)  # library noise on fd 1 goes to stderr, as in a spawned worker
         os.dup2(stderr_fd, 2)
         os.close(stdin_fd)
         os.close(stderr_fd)
         from pytest_kerasmodel.gate import worker
 
+        limit = int(message.get("memory_limit_mb") or 0)
+        if limit and worker.data_in_use_mb() > limit // 2:
+            # What the zygote imported would hold most of the worker's memory limit (an explicit
+            # small keras_memory_limit): a fresh worker, as spawned, then imports Keras under
+            # the limit and says so when it cannot, instead of failing every allocation.
+            os.dup2(stdout_fd, 1)  # worker.main speaks on fd 1
+            os.close(stdout_fd)
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as subprocess's restore_signals
+            command = ["-m", "pytest_kerasmodel.gate.worker", "--memory-limit", str(limit)]
+            os.execv(sys.executable, [sys.executable, *command])
+        os.dup2(2, 1)  # library noise on fd 1 goes to stderr, as in a spawned worker
         protocol = os.fdopen(stdout_fd, "w", encoding="utf-8")
         requests = os.fdopen(0, "r", encoding="utf-8", closefd=False)
         sys.stdin = requests
         sys.stdout = sys.stderr
-        worker.run(requests, protocol, int(message.get("memory_limit_mb") or 0))
+        worker.run(requests, protocol, limit)
         code = 0
     except BaseException:
         with contextlib.suppress(Exception):
@@ -397,6 +436,9 @@ def serve(sock: socket.socket) -> None:
         if not data:
             break
         message = json.loads(data)
+        if message.get("preload") == "keras":
+            preload(keras=True)
+            continue
         pid = 0
         if len(fds) == 3:
             try:
@@ -426,12 +468,11 @@ def serve(sock: socket.socket) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_kerasmodel.gate.forkserver")
     parser.add_argument("--socket", type=int, required=True, metavar="FD")
-    parser.add_argument("--keras", action="store_true", help="import Keras before forking")
     args = parser.parse_args(argv)
     # Ctrl-C reaches the whole process group: the pytest process ends the zygote itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=args.socket)
-    preload(args.keras)
+    preload(keras=False)  # Keras when the pytest process asks for it (the first message)
     serve(sock)
     return 0
 

@@ -39,6 +39,11 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def needs_keras(checks: Iterable[str]) -> bool:
+    """Whether any of ``checks`` imports Keras (then the zygote imports it before forking)."""
+    return any(check in forkserver.KERAS_CHECKS for check in checks)
+
+
 class WorkerPool:
     def __init__(
         self,
@@ -48,13 +53,14 @@ class WorkerPool:
         memory_budget_mb: int | None,
         *,
         fork: bool = True,
-        checks: Iterable[str] = (),
+        checks: Iterable[str] | None = None,
     ) -> None:
         """``fork``: fork the workers from a zygote where the platform can (else spawn each);
-        ``checks``: the checks the session runs (the zygote imports Keras if one needs it)."""
+        ``checks``: the checks the session runs, when known (the zygote imports Keras if one
+        needs it); None: the first request's checks decide."""
         self.forkserver: forkserver.ForkServer | None = None
         if fork and forkserver.available():
-            keras = any(check in forkserver.KERAS_CHECKS for check in checks)
+            keras = None if checks is None else needs_keras(checks)
             server = forkserver.ForkServer(worker_env(), preload_keras=keras)
             if server.start():
                 self.forkserver = server
@@ -85,6 +91,7 @@ class WorkerPool:
 
     def prefetch(self, request: dict[str, Any]) -> bool:
         """Send ``request`` to an idle worker; False when none is idle (or memory says wait)."""
+        self._decide(request)
         if self.holds_path(request["path"]):
             return True
         idle = [r for r in self.runners if r._inflight is None]
@@ -104,6 +111,7 @@ class WorkerPool:
 
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         """The answer to ``request``: read from the worker it was sent to, or run now."""
+        self._decide(request)
         held = self._holding.pop(request["path"], None)
         if held is not None:
             runner = held[0]
@@ -113,6 +121,12 @@ class WorkerPool:
             # a busy worker drains the answer it holds first: that artifact is held no more
             self._holding = {p: h for p, h in self._holding.items() if h[0] is not runner}
         return runner.run(request)
+
+    def _decide(self, request: dict[str, Any]) -> None:
+        """The first request, when the session's checks were not known at the start (pytest
+        collects, then ``-k`` deselects), says whether the zygote imports Keras."""
+        if self.forkserver is not None and self.forkserver.preload_keras is None:
+            self.forkserver.decide(needs_keras(request["checks"]))
 
     def close(self) -> None:
         self._holding.clear()

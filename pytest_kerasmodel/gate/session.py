@@ -131,8 +131,10 @@ class GateState:
                     self._hard_limit_mb(),
                     memory_cap_mb(),
                     fork=self.settings.fork_workers,
-                    checks={c for _, cs in (self.selected or {}).values() for c in cs}
-                    | set(gate_checks(self.settings)),
+                    # None while collecting: the first request's checks decide (after -k)
+                    checks=None
+                    if self.selected is None
+                    else {c for _, cs in self.selected.values() for c in cs},
                 )
             else:
                 self.runner = InProcessRunner()
