@@ -59,7 +59,10 @@ class WorkerPool:
         ``checks``: the checks the session runs, when known (the zygote imports Keras if one
         needs it); None: the first request's checks decide."""
         self.forkserver: forkserver.ForkServer | None = None
-        if fork and forkserver.available():
+        # under a hard limit that Keras's own import would mostly fill, a forked worker would
+        # exec a fresh one anyway (forkserver._fork_worker): spawn without waiting for a zygote
+        roomy = not memory_limit_mb or memory_limit_mb > 2 * forkserver.KERAS_DATA_MB
+        if fork and roomy and forkserver.available():
             keras = None if checks is None else needs_keras(checks)
             server = forkserver.ForkServer(worker_env(), preload_keras=keras)
             if server.start():
