@@ -15,6 +15,7 @@ def test_loading_pytest_imports_no_heavy_module(pytester: pytest.Pytester) -> No
         f"""
         import sys
         import pytest_kerasmodel._tfkeras, pytest_kerasmodel.frameworks  # import no Keras either
+        import pytest_kerasmodel.gate.forkserver, pytest_kerasmodel.gate.pool  # nor these
         def pytest_sessionfinish(session):
             heavy = sorted(m for m in {HEAVY + EXPORT_RUNTIMES!r} if m in sys.modules)
             print("HEAVY_MODULES=" + ",".join(heavy) + ";")
