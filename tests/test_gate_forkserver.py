@@ -16,6 +16,7 @@ import pytest
 from gate_artifacts import stage
 from test_gate_isolation import _needs_segfault
 
+from pytest_kerasmodel.backends import LOADER_ENV, TF_KERAS
 from pytest_kerasmodel.gate import forkserver
 from pytest_kerasmodel.gate.checks import Request
 from pytest_kerasmodel.gate.pool import WorkerPool
@@ -217,3 +218,25 @@ def test_keras_fork_workers_is_the_ini_key_of_keras_no_fork(pytester: pytest.Pyt
     assert not get_settings(pytester.parseconfig("--keras-no-fork")).fork_workers
     pytester.makeini("[pytest]\nkeras_fork_workers = false\n")
     assert not get_settings(pytester.parseconfig()).fork_workers
+
+
+@pytest.mark.parametrize(
+    ("env", "forked"),
+    [
+        ({"KERAS_BACKEND": "tensorflow"}, True),
+        ({"KERAS_BACKEND": "torch"}, True),
+        ({"KERAS_BACKEND": "jax"}, False),  # a thread of JAX's runs at the fork
+        ({LOADER_ENV: TF_KERAS}, False),
+    ],
+)
+def test_the_pool_forks_only_where_importing_keras_starts_no_thread(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], forked: bool
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    pool = WorkerPool(1, timeout=60, memory_limit_mb=4096, memory_budget_mb=None, checks=[])
+    try:
+        assert (pool.forkserver is not None) is forked
+        assert pool.runners[0].forkserver is pool.forkserver
+    finally:
+        pool.close()

@@ -25,6 +25,7 @@ re-creates itself after a fork), and TensorFlow's runtime (thread pools, devices
 worker at its first load. Measured here: load, predictions and compile checks in forked workers
 give the spawned workers' verdicts.
 
+Not on JAX nor tf-keras (:func:`safe_to_fork`): there the workers are spawned, as before.
 Linux only (:func:`available`): macOS forks badly after system frameworks are loaded, and the
 socket's ``SOCK_SEQPACKET`` is Linux's.
 """
@@ -45,8 +46,16 @@ import time
 import traceback
 from typing import IO, Any
 
+from pytest_kerasmodel.backends import LOADER_ENV, TF_KERAS
+
 #: checks whose first run imports Keras: the zygote imports it first when one is collected
 KERAS_CHECKS = ("load", "compile", "predictions")
+#: the backends whose ``import keras`` starts no thread, so that forking after it is safe. Measured
+#: (threads in /proc/self/task after ``import keras``, OpenBLAS's one pool thread aside): none on
+#: TensorFlow 2.21 and torch 2.13 (load and predict then work in a forked child); one native thread
+#: on JAX 0.10.2 and one after ``import tf_keras``: the default pool spawns its workers there, as
+#: before, since a thread holding a lock at the fork would leave the child waiting on it forever.
+FORK_SAFE_BACKENDS = ("tensorflow", "torch")
 #: the zygote's data memory (RLIMIT_DATA's count) once Keras is imported: 293 MB measured with
 #: Keras 3.15 on TensorFlow 2.21 (95 MB with h5py and the checks alone)
 KERAS_DATA_MB = 300
@@ -61,6 +70,28 @@ def available() -> bool:
         and hasattr(socket, "send_fds")
         and hasattr(socket, "SOCK_SEQPACKET")
     )
+
+
+def keras_backend(env: dict[str, str]) -> str:
+    """The backend Keras picks in a process of environment ``env``, without importing it:
+    ``KERAS_BACKEND``, else ``keras.json``'s under ``KERAS_HOME`` (``~/.keras``), else
+    ``tensorflow``."""
+    if env.get("KERAS_BACKEND"):
+        return env["KERAS_BACKEND"]
+    home = env.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json"), encoding="utf-8") as fh:
+            return str(json.load(fh).get("backend") or "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def safe_to_fork(env: dict[str, str]) -> bool:
+    """Whether workers of environment ``env`` may be forked after Keras is imported: Keras 3 on
+    a backend of :data:`FORK_SAFE_BACKENDS`, not tf-keras."""
+    if env.get(LOADER_ENV) == TF_KERAS:
+        return False
+    return keras_backend(env) in FORK_SAFE_BACKENDS
 
 
 class ForkServer:

@@ -62,9 +62,10 @@ class WorkerPool:
         # under a hard limit that Keras's own import would mostly fill, a forked worker would
         # exec a fresh one anyway (forkserver._fork_worker): spawn without waiting for a zygote
         roomy = not memory_limit_mb or memory_limit_mb > 2 * forkserver.KERAS_DATA_MB
-        if fork and roomy and forkserver.available():
+        env = worker_env()
+        if fork and roomy and forkserver.available() and forkserver.safe_to_fork(env):
             keras = None if checks is None else needs_keras(checks)
-            server = forkserver.ForkServer(worker_env(), preload_keras=keras)
+            server = forkserver.ForkServer(env, preload_keras=keras)
             if server.start():
                 self.forkserver = server
         self.runners = [
