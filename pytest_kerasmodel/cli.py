@@ -138,7 +138,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "--workers",
         type=int,
         metavar="N",
-        help="isolated checking workers at once (default: the usable cores)",
+        help=(
+            "isolated checking workers at once (default: the usable cores, one fewer when no "
+            "check loads with Keras)"
+        ),
     )
     gate.add_argument(
         "--no-cache",

@@ -75,6 +75,9 @@ DEPENDS = {
 WEIGHTS_ONLY_FORMATS = artifacts.WEIGHTS_ONLY_FORMATS
 # the checks that read the file through one shared open (see Subject.opened)
 SHARED_OPEN = ("integrity", "safety")
+#: the checks that import Keras in the worker (each costs tens of milliseconds an artifact; the
+#: others a few)
+KERAS_CHECKS = ("load", "compile", "predictions")
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 NOT_READ_ORBAX = (
@@ -1110,9 +1113,7 @@ def _needed(requested: list[str]) -> list[str]:
 def _needs_settled_crcs(name: str, request: Request) -> bool:
     """Whether ``name`` must wait for the zip CRC verification: it needs Keras (which reads the
     file itself) or writes a golden from what it read."""
-    return name in ("load", "compile", "predictions") or (
-        request.update_golden and name == "structure"
-    )
+    return name in KERAS_CHECKS or (request.update_golden and name == "structure")
 
 
 def iter_checks(
