@@ -138,10 +138,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "--workers",
         type=int,
         metavar="N",
-        help=(
-            "isolated checking workers at once (default: the usable cores, one fewer when no "
-            "check loads with Keras)"
-        ),
+        help="isolated checking workers at once (default: the usable cores)",
     )
     gate.add_argument(
         "--no-cache",

@@ -161,3 +161,24 @@ def test_the_default_pool_leaves_pytest_a_core_for_file_only_checks(
     # one pytest's process keeps busy; a check loading with Keras gets every core
     expected = min(len(names), max(1, usable_cores() - 1 + extra))
     result.stdout.fnmatch_lines([f"POOL_SIZE={expected};*"])
+
+
+def test_kerasmodel_gate_keeps_every_core_for_file_only_checks(
+    tmp_path: Path, gate_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without pytest's reporting (``kerasmodel gate``), no core is left to it."""
+    from pytest_kerasmodel.gate.pool import usable_cores
+    from pytest_kerasmodel.gate.session import GateState
+    from pytest_kerasmodel.options import Settings
+
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    names = ["clf.keras", "clf.h5", "nan.keras", "lambda.keras"]
+    stage(tmp_path / "models", gate_files, names)
+    settings = Settings(checks=("integrity", "safety", "finite", "structure"))
+    state = GateState(settings, root=tmp_path)
+    state.selected = {tmp_path / "models" / n: (tmp_path / "models", []) for n in names}
+    runner = state.get_runner()
+    try:
+        assert len(runner.runners) == min(len(names), usable_cores())  # type: ignore[union-attr]
+    finally:
+        state.close()

@@ -33,18 +33,21 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_size(checks: Iterable[str]) -> int:
-    """The pool's size when ``keras_workers`` is not set: one worker per usable core when a
-    check that loads the model with Keras is collected, else one fewer (at least one).
+def default_size(checks: Iterable[str], *, reporting: bool = True) -> int:
+    """The pool's size when ``keras_workers`` is not set: one worker per usable core, but one
+    fewer in a pytest session (``reporting``) when no check that loads the model with Keras is
+    collected (at least one).
 
     The file-only checks cost a few milliseconds an artifact, about what pytest's own process
     spends reporting the artifact's items; that process then keeps a core busy, and a worker on
     it would only compete with it (measured over 400 small artifacts, file-only, on 2 cores:
     2.6 s with one worker, 3.1 s with two). A load costs tens of milliseconds, and pytest
-    mostly waits for the workers.
+    mostly waits for the workers; ``kerasmodel gate`` reports with a few lines an artifact.
     """
     cores = usable_cores()
-    return cores if set(checks) & set(KERAS_CHECKS) else max(1, cores - 1)
+    if not reporting or set(checks) & set(KERAS_CHECKS):
+        return cores
+    return max(1, cores - 1)
 
 
 #: requests each worker of the pool holds at once (see WorkerRunner): over 400 small artifacts,

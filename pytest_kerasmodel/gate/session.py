@@ -121,7 +121,8 @@ class GateState:
                 # also to a gate run nested in its worker, as pytester's), else one a core
                 # (one fewer for file-only checks: see default_size)
                 nested = self.xdist_worker or bool(os.environ.get("PYTEST_XDIST_WORKER"))
-                default = 1 if nested else default_size(gate_checks(self.settings))
+                checks = gate_checks(self.settings)
+                default = 1 if nested else default_size(checks, reporting=self.config is not None)
                 size = self.settings.workers or default
                 if self.xdist_worker:
                     size = 1  # nothing is sent ahead there: a second worker would idle
