@@ -92,6 +92,12 @@ class CheckResult:
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (``dataclasses.asdict``, whose deep copy only details need)."""
+        if self.details:
+            return asdict(self)
+        return {"status": self.status, "message": self.message, "details": {}}
+
 
 @dataclass
 class Request:
@@ -1259,7 +1265,7 @@ def check_artifact(request: Request | dict[str, Any]) -> dict[str, Any]:
     for name, result, last_info in iter_checks(request):
         info = last_info
         if result is not None:
-            checks[name] = asdict(result)
+            checks[name] = result.as_dict()
     return {
         "path": request.path,
         "info": info,

@@ -19,7 +19,6 @@ import sys
 import time
 import traceback
 from collections.abc import Iterable
-from dataclasses import asdict
 from typing import IO, Any
 
 
@@ -108,7 +107,9 @@ def serve(requests: Iterable[str], out: IO[str]) -> None:
                 if result is None:
                     send({"event": "start", "check": name})
                 else:
-                    send({"event": "result", "check": name, "result": asdict(result), "info": info})
+                    send(
+                        {"event": "result", "check": name, "result": result.as_dict(), "info": info}
+                    )
         except Exception:
             send({"event": "error", "traceback": traceback.format_exc()})
         send(
