@@ -133,6 +133,11 @@ def run(opts: Options) -> Section:
             [python(), *PYTEST_BASE], cwd=suite, env=bench_env()
         ).check("floor"),
         "file-only": lambda: _gate(opts, folder, *FILE_ONLY),
+        # the default leaves pytest's process a core for file-only checks: a worker on every
+        # core, side by side
+        f"file-only, {cores} workers": lambda: _gate(
+            opts, folder, *FILE_ONLY, "--keras-workers", str(cores)
+        ),
         "with load, 1 worker": lambda: _gate(opts, folder, *WITH_LOAD, "--keras-workers", "1"),
         f"with load, pool ({cores} workers)": lambda: _gate(opts, folder, *WITH_LOAD),
     }

@@ -179,8 +179,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     option(
         "--keras-workers",
         "keras_workers",
-        "Isolated checking workers the gate runs at once (default: the usable cores, at most "
-        "one per artifact; one per xdist worker under xdist).",
+        "Isolated checking workers the gate runs at once (default: the usable cores, one fewer "
+        "when no check loads with Keras, at most one per artifact; one per xdist worker).",
         metavar="N",
     )
     # verdict cache

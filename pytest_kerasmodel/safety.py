@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import builtins
 import collections
+import functools
 import io
 import itertools
 import json
@@ -233,7 +234,16 @@ _PY_BUILTINS = frozenset(dir(builtins))
 
 
 def _module_in(module: str, prefixes: Iterable[str]) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in prefixes if p)
+    """Whether ``module`` is one of ``prefixes`` or inside one of them."""
+    exact, dotted = _prefix_sets(tuple(prefixes))
+    return module in exact or module.startswith(dotted)
+
+
+@functools.lru_cache(maxsize=64)
+def _prefix_sets(prefixes: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The names and the ``name.`` prefixes of a module list (asked ~20 times an artifact)."""
+    kept = [p for p in prefixes if p]
+    return frozenset(kept), tuple(p + "." for p in kept)
 
 
 def _is_keras_module(module: str) -> bool:

@@ -126,7 +126,7 @@ def test_a_worker_killed_by_sigkill_is_said_to_be_killed_most_likely_for_memory(
     """The zygote reaps its children: the pytest process still learns the signal."""
     hang = _request(gate_files["hang.h5"], ["integrity"])
     assert pool.prefetch(hang)
-    runner = next(r for r in pool.runners if r._inflight is not None)
+    runner = next(r for r in pool.runners if r.queued)
     assert isinstance(runner.proc, forkserver.ForkedWorker) and pool.forkserver is not None
     pid = pool.forkserver.pid_of(runner.proc.request, 30.0)
     assert pid is not None

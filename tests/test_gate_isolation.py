@@ -105,6 +105,57 @@ def test_a_prefetched_answer_is_read_late_and_an_unasked_one_is_drained(
     assert time.monotonic() - start < 2
 
 
+def test_a_worker_holds_depth_requests_and_keeps_answers_read_out_of_order(
+    gate_files: dict[str, Path],
+) -> None:
+    runner = WorkerRunner(timeout=60, memory_limit_mb=4096, depth=2)
+    files_only = ["integrity", "safety", "finite"]
+    first = _request(gate_files["clf.keras"], files_only)
+    second = _request(gate_files["clf.h5"], files_only)
+    third = _request(gate_files["nan.keras"], files_only)
+    try:
+        assert runner.prefetch(first) and runner.prefetch(second)
+        assert not runner.prefetch(third)  # two in the pipe already
+        assert runner.queued_requests() == [first, second]
+        # the second asked first: the first's answer is read on the way and kept
+        late = runner.run(second)
+        assert late["path"] == second["path"] and runner.holds_path(first["path"])
+        assert runner.prefetch(third)
+        early = runner.run(first)
+        assert early["path"] == first["path"]
+        assert (
+            early["checks"]["finite"]["status"] == late["checks"]["finite"]["status"] == ("passed")
+        )
+        nan = runner.run(third)
+        assert nan["checks"]["finite"]["status"] == "failed"
+        assert {a["worker"]["pid"] for a in (early, late, nan)} == {nan["worker"]["pid"]}
+        assert runner.started == 1 and runner.queued == 0
+    finally:
+        runner.close()
+
+
+def test_a_request_behind_one_that_crashes_its_worker_runs_in_a_fresh_one(
+    gate_files: dict[str, Path],
+) -> None:
+    _needs_segfault(gate_files)
+    runner = WorkerRunner(timeout=60, memory_limit_mb=4096, depth=2)
+    crashing = _request(gate_files["segv.h5"], ["integrity"])
+    behind = _request(gate_files["nan.keras"], ["integrity", "finite"])
+    try:
+        assert runner.prefetch(crashing) and runner.prefetch(behind)
+        crashed = runner.run(crashing)
+        assert "(signal SIGSEGV)" in crashed["checks"]["integrity"]["message"]
+        # no message of an earlier request is quoted as this one's
+        assert "last messages of the worker" not in crashed["checks"]["integrity"]["message"]
+        assert not runner.holds_path(behind["path"])  # lost with the worker
+        after = runner.run(behind)
+        assert after["checks"]["integrity"]["status"] == "passed"
+        assert after["checks"]["finite"]["status"] == "failed"  # its own verdict
+        assert runner.started == 2
+    finally:
+        runner.close()
+
+
 def test_a_worker_error_is_reported_and_leaves_nothing_for_the_next_request(
     gate_files: dict[str, Path],
 ) -> None:

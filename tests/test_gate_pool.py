@@ -124,3 +124,61 @@ def test_keras_workers_must_be_a_positive_number(pytester: pytest.Pytester) -> N
     result = pytester.runpytest("--keras-model-dir", "models", "--keras-workers", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*keras_workers: expected a number of workers >= 1, got '0'*"])
+
+
+POOL_SIZE = """
+from pytest_kerasmodel.gate.session import gate_state
+
+def pytest_collection_finish(session):
+    print(f"POOL_SIZE={len(gate_state(session.config).get_runner().runners)};")
+"""
+
+
+@pytest.mark.parametrize(
+    ("checks", "extra"),
+    [("integrity,safety,finite,structure", 0), ("integrity,safety,load", 1)],
+    ids=["file-only", "with-load"],
+)
+def test_the_default_pool_leaves_pytest_a_core_for_file_only_checks(
+    pytester: pytest.Pytester,
+    gate_files: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    checks: str,
+    extra: int,
+) -> None:
+    from pytest_kerasmodel.gate.pool import usable_cores
+
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # not nested in xdist's worker
+
+    names = ["clf.keras", "clf.h5", "nan.keras", "lambda.keras"]
+    stage(pytester.path / "models", gate_files, names)
+    pytester.makeconftest(POOL_SIZE)
+    result = pytester.runpytest_subprocess(
+        "--keras-model-dir", "models", "--keras-checks", checks, "--collect-only", "-q", "-s"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    # the file-only checks cost what pytest's own reporting costs: one worker a core but the
+    # one pytest's process keeps busy; a check loading with Keras gets every core
+    expected = min(len(names), max(1, usable_cores() - 1 + extra))
+    result.stdout.fnmatch_lines([f"POOL_SIZE={expected};*"])
+
+
+def test_kerasmodel_gate_keeps_every_core_for_file_only_checks(
+    tmp_path: Path, gate_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without pytest's reporting (``kerasmodel gate``), no core is left to it."""
+    from pytest_kerasmodel.gate.pool import usable_cores
+    from pytest_kerasmodel.gate.session import GateState
+    from pytest_kerasmodel.options import Settings
+
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    names = ["clf.keras", "clf.h5", "nan.keras", "lambda.keras"]
+    stage(tmp_path / "models", gate_files, names)
+    settings = Settings(checks=("integrity", "safety", "finite", "structure"))
+    state = GateState(settings, root=tmp_path)
+    state.selected = {tmp_path / "models" / n: (tmp_path / "models", []) for n in names}
+    runner = state.get_runner()
+    try:
+        assert len(runner.runners) == min(len(names), usable_cores())  # type: ignore[union-attr]
+    finally:
+        state.close()

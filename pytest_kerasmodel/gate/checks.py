@@ -75,6 +75,9 @@ DEPENDS = {
 WEIGHTS_ONLY_FORMATS = artifacts.WEIGHTS_ONLY_FORMATS
 # the checks that read the file through one shared open (see Subject.opened)
 SHARED_OPEN = ("integrity", "safety")
+#: the checks that import Keras in the worker (each costs tens of milliseconds an artifact; the
+#: others a few)
+KERAS_CHECKS = ("load", "compile", "predictions")
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 NOT_READ_ORBAX = (
@@ -88,6 +91,12 @@ class CheckResult:
     status: str
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (``dataclasses.asdict``, whose deep copy only details need)."""
+        if self.details:
+            return asdict(self)
+        return {"status": self.status, "message": self.message, "details": {}}
 
 
 @dataclass
@@ -1110,9 +1119,7 @@ def _needed(requested: list[str]) -> list[str]:
 def _needs_settled_crcs(name: str, request: Request) -> bool:
     """Whether ``name`` must wait for the zip CRC verification: it needs Keras (which reads the
     file itself) or writes a golden from what it read."""
-    return name in ("load", "compile", "predictions") or (
-        request.update_golden and name == "structure"
-    )
+    return name in KERAS_CHECKS or (request.update_golden and name == "structure")
 
 
 def iter_checks(
@@ -1258,7 +1265,7 @@ def check_artifact(request: Request | dict[str, Any]) -> dict[str, Any]:
     for name, result, last_info in iter_checks(request):
         info = last_info
         if result is not None:
-            checks[name] = asdict(result)
+            checks[name] = result.as_dict()
     return {
         "path": request.path,
         "info": info,

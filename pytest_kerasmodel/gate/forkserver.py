@@ -48,8 +48,6 @@ from typing import IO, Any
 
 from pytest_kerasmodel.backends import LOADER_ENV, TF_KERAS
 
-#: checks whose first run imports Keras: the zygote imports it first when one is collected
-KERAS_CHECKS = ("load", "compile", "predictions")
 #: the backends whose ``import keras`` starts no thread, so that forking after it is safe. Measured
 #: (threads in /proc/self/task after ``import keras``, OpenBLAS's one pool thread aside): none on
 #: TensorFlow 2.21 and torch 2.13 (load and predict then work in a forked child); one native thread

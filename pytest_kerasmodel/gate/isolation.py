@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
@@ -118,9 +119,12 @@ class WorkerRunner:
     """Checks run in ``python -m pytest_kerasmodel.gate.worker``, with a time and memory limit,
     or in a worker forked by ``forkserver`` (the pool's zygote), the same in every other way.
 
-    :meth:`prefetch` sends the next artifact's request before this artifact's items are reported,
-    so the worker checks one artifact while pytest reports the previous one (on two cores, the
-    two overlap); :meth:`run` then reads the answer already computed.
+    :meth:`prefetch` sends the next artifacts' requests before this artifact's items are
+    reported, so the worker checks while pytest reports (on two cores, the two overlap);
+    :meth:`run` then reads the answer already computed. Up to ``depth`` requests wait in the
+    worker's pipe, answered in the order sent: with two, a worker whose checks take about as
+    long as pytest's reporting of them never waits for pytest to read an answer before it
+    gets its next request.
     """
 
     def __init__(
@@ -128,9 +132,11 @@ class WorkerRunner:
         timeout: float,
         memory_limit_mb: int,
         backend: str | None = None,
+        depth: int = 1,
         forkserver: ForkServer | None = None,
     ) -> None:
         self.timeout = timeout
+        self.depth = max(1, depth)
         # the worker's KERAS_BACKEND (--keras-backends); None: the pytest process's own
         self.backend = backend
         # the worker's hard data-memory limit (0: none); each request may set a lower soft one
@@ -146,7 +152,9 @@ class WorkerRunner:
         self._paused_deadline = 0.0
         self._begun = False
         self._request_id = 0
-        self._inflight: _Sent | None = None
+        self._queue: deque[_Sent] = deque()  # written, answers not read yet: oldest first
+        # path -> (request, answer): answers read before their items asked (out of order)
+        self._done: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def start(self) -> WorkerProcess:
         """The running worker, started if there is none: forked by the zygote when there is
@@ -216,15 +224,31 @@ class WorkerRunner:
             return self.memory_limit_mb
         return asked
 
-    def _prepare(self, request: dict[str, Any]) -> _Sent:
-        """Start the worker if needed and number the request; nothing is written yet.
+    @property
+    def queued(self) -> int:
+        """How many requests were sent whose answers are not read yet."""
+        return len(self._queue)
 
-        A worker holding more than half the request's memory limit (what a large artifact
+    def queued_requests(self) -> list[dict[str, Any]]:
+        """The requests sent whose answers are not read yet, in the order they are answered."""
+        return [sent.request for sent in self._queue]
+
+    def holds_path(self, path: str) -> bool:
+        """Whether an answer for the artifact at ``path`` waits here: in the worker's pipe, or
+        read already (before its items asked for it)."""
+        return path in self._done or any(s.request["path"] == path for s in self._queue)
+
+    def _needs_replacing(self, request: dict[str, Any]) -> bool:
+        """A worker holding more than half the request's memory limit (what a large artifact
         before left allocated) is replaced first, so that leftovers never count against a
-        smaller artifact's limit.
-        """
+        smaller artifact's limit."""
         limit = self._limit_of(request)
-        if self.proc is not None and limit and self.data_mb > limit // 2:
+        return self.proc is not None and bool(limit) and self.data_mb > limit // 2
+
+    def _prepare(self, request: dict[str, Any]) -> _Sent:
+        """Start the worker if needed (replacing it first, see :meth:`_needs_replacing`) and
+        number the request; nothing is written yet."""
+        if self._needs_replacing(request):
             self._kill()
         self.start()
         assert self.stderr is not None
@@ -237,25 +261,45 @@ class WorkerRunner:
         self.proc.stdin.write((json.dumps({**sent.request, "id": sent.request_id}) + "\n").encode())
         self.proc.stdin.flush()
 
-    def prefetch(self, request: dict[str, Any]) -> None:
-        """Send ``request`` now; the next :meth:`run` of the same request reads its answer."""
-        if self._inflight is not None:
-            return
+    def prefetch(self, request: dict[str, Any]) -> bool:
+        """Send ``request`` now, behind those in flight; a later :meth:`run` of the same request
+        reads its answer. False when it was not sent: ``depth`` requests are in flight, or the
+        worker must be replaced first or has died (the requests in flight would be lost), or it
+        cannot be written to."""
+        if self._queue and (
+            len(self._queue) >= self.depth
+            or self._needs_replacing(request)
+            or self.proc is None
+            or self.proc.poll() is not None  # died: a fresh worker would not hold those
+        ):
+            return False
         try:
             sent = self._prepare(request)
             self._write(sent)
         except OSError:  # the worker is gone: run() starts a fresh one and says what happened
-            return
-        self._inflight = sent
+            self._queue.clear()
+            return False
+        self._queue.append(sent)
+        return True
 
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run the request; after a crash, run the checks that did not depend on the crashed one
-        in a fresh worker, within the same time limit."""
-        sent, self._inflight = self._inflight, None
-        if sent is not None and sent.request != request:
-            self._inflight = sent
-            self.run(sent.request)  # an answer no item asked for: read it to keep in step
-            sent = None
+        in a fresh worker, within the same time limit.
+
+        Answers to requests sent before this one that no item asked for yet (items run out of
+        order) are read first and kept for when they are asked. A request in flight behind one
+        whose worker dies is lost with it, and runs in a fresh worker when asked."""
+        done = self._done.pop(request["path"], None)
+        if done is not None and done[0] == request:
+            return done[1]
+        while self._queue and self._queue[0].request != request:  # answered first: kept
+            ahead = self._queue.popleft()
+            self._done[ahead.request["path"]] = (ahead.request, self._answer(ahead.request, ahead))
+        # this request's, or None: not sent here, or lost with a worker that died meanwhile
+        return self._answer(request, self._queue.popleft() if self._queue else None)
+
+    def _answer(self, request: dict[str, Any], sent: _Sent | None) -> dict[str, Any]:
+        """Read the answer of ``sent`` (None: send ``request`` now), rerunning after a crash."""
         start = sent.sent_at if sent is not None else time.monotonic()
         # until the worker says it has begun (a worker of the pool may still be starting), the
         # start-up allowance; from its "begin" event, the artifact's own time limit
@@ -327,6 +371,8 @@ class WorkerRunner:
                     continue
                 kind = event["event"]
                 if kind == "begin":  # the worker has the request: its time limit runs now
+                    if event.get("stderr_at") is not None:  # what it prints from here on
+                        since = int(event["stderr_at"])
                     if not self._begun:  # a rerun after a crash keeps the first one's limit
                         self._begun = True
                         self._deadline = float(event["at"]) + self.timeout
@@ -378,6 +424,7 @@ class WorkerRunner:
             return False
         self.forkserver = None
         self.proc = None
+        self._queue.clear()  # what was written to it is lost with it: run when asked
         self.started -= 1  # it never ran
         return True
 
@@ -391,6 +438,7 @@ class WorkerRunner:
         where = f" in the {running} check" if running else ""
         shown = f"{limit} MB" if limit else "unset"
         self.proc = None
+        self._queue.clear()  # what was written to it is lost with it
         if returncode is None:  # a forked worker whose zygote ended: nobody could reap it
             text = (
                 f"the worker ended while reading this file{where}; its exit status is unknown "
@@ -418,14 +466,15 @@ class WorkerRunner:
         return text + (f"\nlast messages of the worker:\n{tail}" if tail else "")
 
     def _kill(self) -> None:
+        self._queue.clear()  # what was written to it is lost with it
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
 
     def close(self) -> None:
-        if self._inflight is not None:  # an answer nobody will read: do not wait for it
-            self._inflight = None
+        self._done.clear()
+        if self._queue:  # answers nobody will read: do not wait for them
             self._kill()
         if self.proc is not None and self.proc.poll() is None:
             assert self.proc.stdin is not None

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_kerasmodel.gate import forkserver
-from pytest_kerasmodel.gate.checks import size_on_disk
+from pytest_kerasmodel.gate.checks import KERAS_CHECKS, size_on_disk
 from pytest_kerasmodel.gate.isolation import WorkerRunner, worker_env
 from pytest_kerasmodel.options import expected_memory_mb
 
@@ -41,7 +41,29 @@ def usable_cores() -> int:
 
 def needs_keras(checks: Iterable[str]) -> bool:
     """Whether any of ``checks`` imports Keras (then the zygote imports it before forking)."""
-    return any(check in forkserver.KERAS_CHECKS for check in checks)
+    return any(check in KERAS_CHECKS for check in checks)
+
+
+def default_size(checks: Iterable[str], *, reporting: bool = True) -> int:
+    """The pool's size when ``keras_workers`` is not set: one worker per usable core, but one
+    fewer in a pytest session (``reporting``) when no check that loads the model with Keras is
+    collected (at least one).
+
+    The file-only checks cost a few milliseconds an artifact, about what pytest's own process
+    spends reporting the artifact's items; that process then keeps a core busy, and a worker on
+    it would only compete with it (measured over 400 small artifacts, file-only, on 2 cores:
+    2.6 s with one worker, 3.1 s with two). A load costs tens of milliseconds, and pytest
+    mostly waits for the workers; ``kerasmodel gate`` reports with a few lines an artifact.
+    """
+    cores = usable_cores()
+    if not reporting or set(checks) & set(KERAS_CHECKS):
+        return cores
+    return max(1, cores - 1)
+
+
+#: requests each worker of the pool holds at once (see WorkerRunner): over 400 small artifacts,
+#: file-only, one worker, measured in bench_throughput
+DEPTH = 2
 
 
 class WorkerPool:
@@ -69,7 +91,7 @@ class WorkerPool:
             if server.start():
                 self.forkserver = server
         self.runners = [
-            WorkerRunner(timeout, memory_limit_mb, forkserver=self.forkserver)
+            WorkerRunner(timeout, memory_limit_mb, depth=DEPTH, forkserver=self.forkserver)
             for _ in range(max(1, size))
         ]
         self.memory_budget_mb = memory_budget_mb
@@ -77,8 +99,14 @@ class WorkerPool:
         self._holding: dict[str, tuple[WorkerRunner, int]] = {}
 
     def in_flight_mb(self) -> int:
-        """The memory the requests sent ahead are expected to need (MB)."""
-        return sum(mb for _, mb in self._holding.values())
+        """The memory the requests sent ahead are expected to need at once (MB): each worker
+        checks its requests one after the other, so the largest of each worker's."""
+        return sum(self._runner_mb(runner) for runner in self.runners)
+
+    def _runner_mb(self, runner: WorkerRunner) -> int:
+        """The largest expected need of the requests in ``runner``'s pipe (MB)."""
+        queued = {r["path"] for r in runner.queued_requests()}
+        return max([mb for p, (r, mb) in self._holding.items() if p in queued], default=0)
 
     def holds_path(self, path: str) -> bool:
         """Whether the artifact's request was sent ahead and its answer waits to be read."""
@@ -94,21 +122,23 @@ class WorkerPool:
         return min(expected_memory_mb(size), limit) if limit else expected_memory_mb(size)
 
     def prefetch(self, request: dict[str, Any]) -> bool:
-        """Send ``request`` to an idle worker; False when none is idle (or memory says wait)."""
+        """Send ``request`` to the worker holding the fewest (an idle one first); False when
+        every worker holds as many as it may (or memory says wait)."""
         self._decide(request)
         if self.holds_path(request["path"]):
             return True
-        idle = [r for r in self.runners if r._inflight is None]
-        if not idle:
+        room = [r for r in self.runners if r.queued < r.depth]
+        if not room:
             return False
-        runner = idle[0]
+        runner = min(room, key=lambda r: r.queued)
         expected = self._expected_mb(runner, request)
-        in_flight = self.in_flight_mb()
-        busy = len(idle) < len(self.runners)
-        if busy and self.memory_budget_mb and in_flight + expected > self.memory_budget_mb:
+        # what is in flight with this one, at once: the largest of its worker's requests
+        mine = self._runner_mb(runner)
+        in_flight = self.in_flight_mb() - mine + max(mine, expected)
+        busy = any(r.queued for r in self.runners)
+        if busy and self.memory_budget_mb and in_flight > self.memory_budget_mb:
             return False
-        runner.prefetch(request)
-        if runner._inflight is None:  # could not be sent: run() will start a fresh worker
+        if not runner.prefetch(request):  # not sent: run() will run it when asked
             return False
         self._holding[request["path"]] = (runner, expected)
         return True
@@ -117,14 +147,14 @@ class WorkerPool:
         """The answer to ``request``: read from the worker it was sent to, or run now."""
         self._decide(request)
         held = self._holding.pop(request["path"], None)
-        if held is not None:
-            runner = held[0]
-        else:
-            idle = [r for r in self.runners if r._inflight is None]
-            runner = idle[0] if idle else self.runners[0]
-            # a busy worker drains the answer it holds first: that artifact is held no more
-            self._holding = {p: h for p, h in self._holding.items() if h[0] is not runner}
-        return runner.run(request)
+        # not sent ahead: the worker holding the fewest (it answers those first and keeps them)
+        runner = held[0] if held is not None else min(self.runners, key=lambda r: r.queued)
+        answer = runner.run(request)
+        # what that worker lost when it died is held no more
+        self._holding = {
+            p: h for p, h in self._holding.items() if h[0] is not runner or runner.holds_path(p)
+        }
+        return answer
 
     def _decide(self, request: dict[str, Any]) -> None:
         """The first request, when the session's checks were not known at the start (pytest

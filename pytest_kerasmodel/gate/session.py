@@ -114,13 +114,16 @@ class GateState:
         xdist worker, where xdist spreads the artifacts), or the pytest process itself."""
         if self.runner is None:
             from pytest_kerasmodel.gate.isolation import InProcessRunner
-            from pytest_kerasmodel.gate.pool import WorkerPool, usable_cores
+            from pytest_kerasmodel.gate.pool import WorkerPool, default_size
 
             if self.settings.isolate:
                 # default: one worker in a process of xdist's (xdist shares out the cores,
-                # also to a gate run nested in its worker, as pytester's), else every core
+                # also to a gate run nested in its worker, as pytester's), else one a core
+                # (one fewer for file-only checks: see default_size)
                 nested = self.xdist_worker or bool(os.environ.get("PYTEST_XDIST_WORKER"))
-                size = self.settings.workers or (1 if nested else usable_cores())
+                checks = gate_checks(self.settings)
+                default = 1 if nested else default_size(checks, reporting=self.config is not None)
+                size = self.settings.workers or default
                 if self.xdist_worker:
                     size = 1  # nothing is sent ahead there: a second worker would idle
                 if self.selected is not None:  # at most one worker per artifact
@@ -244,11 +247,12 @@ class GateState:
                 verdict, cached = self._cached(request, backend=item.backend)
             if cached is None:
                 runner = self.backend_runner(item.backend)
-                ahead = runner._inflight
-                if ahead is not None and ahead.request != request:  # items run out of order
-                    other = (Path(ahead.request["path"]), item.backend)
+                for ahead in runner.queued_requests():  # answered before this request
+                    if ahead == request:
+                        break
+                    other = (Path(ahead["path"]), item.backend)  # items run out of order
                     self._backend_answer(
-                        other, ahead.request, self.backend_sent.pop(other, (None, None))[1]
+                        other, ahead, self.backend_sent.pop(other, (None, None))[1]
                     )
                 cached = self._backend_answer(key, request, verdict)
             self.backend_results[key] = cached
@@ -277,7 +281,7 @@ class GateState:
         each backend's worker checks while pytest reports (and the pool checks) other items;
         not while what is in flight would leave too little memory for it."""
         runner = self.backend_runner(backend)
-        if runner._inflight is not None:
+        if runner.queued:
             return
         for artifact, model_dir in self.backend_order.get(backend, []):
             key = (artifact, backend)
@@ -292,8 +296,7 @@ class GateState:
             expected = expected_memory_mb(_size(artifact))
             if budget and self._in_flight_mb() + expected > budget:
                 return  # it runs when its item does
-            runner.prefetch(request)
-            if runner._inflight is not None:
+            if runner.prefetch(request):
                 self.backend_sent[key] = (request, verdict)
             return
 

@@ -19,7 +19,6 @@ import sys
 import time
 import traceback
 from collections.abc import Iterable
-from dataclasses import asdict
 from typing import IO, Any
 
 
@@ -71,6 +70,13 @@ def run_as_batch() -> None:
             os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
+def _stderr_size() -> int | None:
+    try:
+        return os.fstat(2).st_size
+    except OSError:
+        return None
+
+
 def serve(requests: Iterable[str], out: IO[str]) -> None:
     """Answer each request line: one event line per check start and end, then ``done``."""
     import h5py  # noqa: F401  (imported before the first request arrives, not during it)
@@ -91,14 +97,19 @@ def serve(requests: Iterable[str], out: IO[str]) -> None:
         request_id = fields.pop("id", None)
         # the artifact's time limit runs from here, not from when the request was written (a
         # worker of the pool may still have been starting): CLOCK_MONOTONIC is system-wide
-        send({"event": "begin", "at": time.monotonic()})
+        # and where its stderr stands: what it prints from here on is this artifact's (quoted
+        # when it crashes), not the earlier requests' that waited in the pipe behind
+        sys.stderr.flush()
+        send({"event": "begin", "at": time.monotonic(), "stderr_at": _stderr_size()})
         try:
             limit_memory(int(fields.get("memory_limit_mb") or 0))
             for name, result, info in iter_checks(Request(**fields), notify=send):
                 if result is None:
                     send({"event": "start", "check": name})
                 else:
-                    send({"event": "result", "check": name, "result": asdict(result), "info": info})
+                    send(
+                        {"event": "result", "check": name, "result": result.as_dict(), "info": info}
+                    )
         except Exception:
             send({"event": "error", "traceback": traceback.format_exc()})
         send(
