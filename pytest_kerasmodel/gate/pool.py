@@ -53,17 +53,17 @@ def default_size(checks: Iterable[str], *, reporting: bool = True) -> int:
     spends reporting the artifact's items; that process then keeps a core busy, and a worker on
     it would only compete with it (over 400 small artifacts, file-only, on 2 cores, side by side
     in bench_throughput: 3.16 s with one worker, 3.36 s with two). A load costs tens of
-    milliseconds, and pytest
-    mostly waits for the workers; ``kerasmodel gate`` reports with a few lines an artifact.
+    milliseconds, and pytest mostly waits for the workers; ``kerasmodel gate`` reports with a
+    few lines an artifact.
     """
     cores = usable_cores()
-    if not reporting or set(checks) & set(KERAS_CHECKS):
+    if not reporting or needs_keras(checks):
         return cores
     return max(1, cores - 1)
 
 
-#: requests each worker of the pool holds at once (see WorkerRunner): over 400 small artifacts,
-#: file-only, one worker, measured in bench_throughput
+#: requests each worker of the pool holds at once (see WorkerRunner): the second waits in its
+#: pipe while the first is checked, so the worker never idles while pytest reads an answer
 DEPTH = 2
 
 
