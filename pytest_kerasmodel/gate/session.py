@@ -246,30 +246,15 @@ class GateState:
             if sent != request:  # not sent ahead: ask the cache now
                 verdict, cached = self._cached(request, backend=item.backend)
             if cached is None:
-                runner = self.backend_runner(item.backend)
-                for ahead in runner.queued_requests():  # answered before this request
-                    if ahead == request:
-                        break
-                    other = (Path(ahead["path"]), item.backend)  # items run out of order
-                    self._backend_answer(
-                        other, ahead, self.backend_sent.pop(other, (None, None))[1]
-                    )
-                cached = self._backend_answer(key, request, verdict)
+                # read from its worker (an answer sent ahead for another artifact, when items
+                # run out of order, is kept there until that artifact's item asks)
+                cached = self.backend_runner(item.backend).run(request)
+                if self.verdicts is not None and verdict is not None:
+                    self.verdicts.put({**request, "backend": item.backend}, verdict, cached)
             self.backend_results[key] = cached
         if self._sends_ahead():
             self._backend_send_ahead(item.backend)  # its worker takes its next artifact
         return cached
-
-    def _backend_answer(
-        self, key: tuple[Path, str], request: dict[str, Any], verdict: str | None
-    ) -> dict[str, Any]:
-        """Run (or read the answer sent ahead of) one artifact's request under a backend, and
-        keep it: in this session's results and, as a verdict, in the cache."""
-        answer = self.backend_runner(key[1]).run(request)
-        self.backend_results[key] = answer
-        if self.verdicts is not None and verdict is not None:
-            self.verdicts.put({**request, "backend": key[1]}, verdict, answer)
-        return answer
 
     def _backend_request(self, artifact: Path, model_dir: Path) -> dict[str, Any]:
         request = as_dict(self.request_for(artifact, model_dir, backend_checks(self.settings)))
