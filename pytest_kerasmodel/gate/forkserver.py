@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from typing import IO, Any
 
 from pytest_kerasmodel.backends import LOADER_ENV, TF_KERAS
@@ -234,25 +235,29 @@ class ForkServer:
     def pid_of(self, request: int, timeout: float) -> int | None:
         """The pid of the worker forked for ``request``, waiting up to ``timeout`` seconds for
         the zygote's reply; None if it was not forked (yet)."""
-        deadline = time.monotonic() + timeout
-        while request not in self._forked and request not in self._failed and not self.gone:
+        self._receive_until(
+            lambda: request in self._forked or request in self._failed,
+            time.monotonic() + timeout,
+        )
+        forked = self._forked.get(request)
+        return forked[0] if forked else None
+
+    def _receive_until(self, answered: Callable[[], bool], deadline: float) -> None:
+        """Read what the zygote says until ``answered()``, the zygote is gone or the
+        ``deadline`` (``time.monotonic()``) has passed."""
+        while not answered() and not self.gone:
             left = deadline - time.monotonic()
             self._receive(max(0.0, left))
             if left <= 0:
                 break
-        forked = self._forked.get(request)
-        return forked[0] if forked else None
 
     def returncode_of(self, request: int, timeout: float) -> int | None:
         """The forked worker's returncode once the zygote has reaped it, waiting up to
         ``timeout`` seconds; None while it runs (or was not forked)."""
         deadline = time.monotonic() + timeout
         pid = self.pid_of(request, timeout)
-        while pid is not None and pid not in self._exits and not self.gone:
-            left = deadline - time.monotonic()
-            self._receive(max(0.0, left))
-            if left <= 0:
-                break
+        if pid is not None:
+            self._receive_until(lambda: pid in self._exits, deadline)
         if pid is None or pid not in self._exits:
             return None
         self._close_pidfd(request)
