@@ -7,6 +7,7 @@ is complete whichever worker checked which artifact.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -23,11 +24,19 @@ REPORT_VERSION = 1
 CELL = {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip"}
 
 
+@functools.lru_cache(maxsize=16)
+def _record_of(value: str) -> dict[str, Any]:
+    """An item's record, parsed once: its call and teardown reports and its verbose status
+    all carry the same text (read-only: the dict is shared)."""
+    data: dict[str, Any] = json.loads(value)
+    return data
+
+
 def record(state: GateState, report: pytest.TestReport) -> None:
     for name, value in report.user_properties:
         if name != REPORT_PROPERTY:
             continue
-        data = json.loads(str(value))
+        data = _record_of(str(value))
         row = state.rows.setdefault(data["artifact"], {"info": {}, "checks": {}})
         if data.get("info"):
             row["info"] = data["info"]
@@ -44,7 +53,7 @@ def teststatus(report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str
     if report.when != "call":
         return None
     for name, value in report.user_properties:
-        if name == REPORT_PROPERTY and json.loads(str(value)).get("cached"):
+        if name == REPORT_PROPERTY and _record_of(str(value)).get("cached"):
             word = report.outcome.upper()
             markup = {"green": report.passed, "red": report.failed, "yellow": report.skipped}
             letter = {"passed": ".", "failed": "F", "skipped": "s"}[report.outcome]

@@ -317,11 +317,13 @@ class GateState:
         cached = self.results.get(artifact)
         if cached is None:
             model_dir, checks = self.selected[artifact]
-            request = as_dict(self.request_for(artifact, model_dir, checks))
             sent, key = self.sent_keys.pop(artifact, (None, None))
-            if sent == request:  # the cache was asked when this request was sent ahead
-                cached = None
+            if sent is not None and sent["checks"] == checks:
+                # sent ahead with the same checks (the rest of a request is the settings'): the
+                # cache was asked then
+                request, cached = sent, None
             else:
+                request = as_dict(self.request_for(artifact, model_dir, checks))
                 key, cached = self._cached(request)
             if cached is None:
                 runner = self.get_runner()
