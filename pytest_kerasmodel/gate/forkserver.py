@@ -511,7 +511,12 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.socket)
     preload(keras=False)  # Keras when the pytest process asks for it (the first message)
     serve(sock)
-    return 0
+    # Nothing is left to write: end without the interpreter's teardown of what was imported
+    # (h5py, Keras and its backend), which the pytest process would wait for at the end of the
+    # session (measured: 64 ms after the file-only checks)
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
