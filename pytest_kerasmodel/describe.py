@@ -170,7 +170,8 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
         root = artifact.weights_root.file if artifact.weights_root is not None else None
         scratch = _scan_buffer(root, weight_paths.values(), datasets)
         for name, h5_path in weight_paths.items():
-            nan, inf = count_nonfinite(_open_dataset(artifact.file_of(h5_path), h5_path), scratch)
+            dataset = _open_dataset(artifact.file_of(h5_path), h5_path)
+            nan, inf = count_nonfinite(dataset, scratch, datasets[h5_path])
             values[name] = {"nan": nan, "inf": inf}
             if nan or inf:
                 notes.append(f"weight {name} holds {nan} NaN and {inf} infinite value(s)")
@@ -426,22 +427,33 @@ def _open_dataset(root: Any, h5_path: str) -> Any:
     return h5py.h5d.open(root.id, h5_path.encode("utf-8"))
 
 
-def count_nonfinite(dataset: Any, scratch: Any = None) -> tuple[int, int]:
+def count_nonfinite(
+    dataset: Any, scratch: Any = None, node: H5Node | None = None
+) -> tuple[int, int]:
     """NaN and infinite values in a dataset, read block by block (bounded memory).
 
     ``dataset``: an ``h5py.Dataset`` or its low-level ``DatasetID``. Each block is read into one
     reused buffer (``scratch``: a byte buffer the caller may pass to share between datasets),
     and checked with one sum: the sum of finite values is finite unless it overflows, so only
-    a block whose sum is NaN or infinite is counted value by value.
+    a block whose sum is NaN or infinite is counted value by value. ``node``: the dataset as the
+    HDF5 walk saw it (its shape and numpy dtype), so that they are not asked of HDF5 again.
     """
     import h5py
     import numpy as np
 
     dataset_id = dataset if isinstance(dataset, h5py.h5d.DatasetID) else dataset.id
-    dtype = dataset_id.dtype
-    if dtype.kind not in "fc" or dataset_id.shape is None:  # not floats, or no dataspace
+    if node is not None and node.numpy_dtype is not None:
+        dtype, walked = node.numpy_dtype, node.shape
+    else:
+        dtype, walked = dataset_id.dtype, None
+    if dtype.kind not in "fc":  # not floats
         return 0, 0
-    shape = tuple(dataset_id.shape)
+    if walked:
+        shape = walked
+    else:  # a scalar, or no dataspace at all (which the walk also shows as shape ())
+        if dataset_id.shape is None:
+            return 0, 0
+        shape = tuple(dataset_id.shape)
     size = math.prod(shape)
     if size == 0:
         return 0, 0
@@ -457,6 +469,13 @@ def count_nonfinite(dataset: Any, scratch: Any = None) -> tuple[int, int]:
         scratch = np.empty(rows * row_bytes, dtype=np.uint8)
     # float16 sums overflow early: accumulate them in float32
     acc = np.float32 if dtype.itemsize < 4 and dtype.kind == "f" else None
+    if rows == shape[0]:  # one block: the whole dataset (most weights)
+        block = np.frombuffer(scratch, dtype=dtype, count=size).reshape(shape)
+        dataset_id.read(h5py.h5s.ALL, h5py.h5s.ALL, block)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if math.isfinite(np.add.reduce(block, axis=None, dtype=acc)):
+                return 0, 0
+        return int(np.count_nonzero(np.isnan(block))), int(np.count_nonzero(np.isinf(block)))
     nan = inf = 0
     file_space = dataset_id.get_space()
     with np.errstate(over="ignore", invalid="ignore"):
@@ -464,11 +483,8 @@ def count_nonfinite(dataset: Any, scratch: Any = None) -> tuple[int, int]:
             stop = min(start + step, shape[0])
             block = np.frombuffer(scratch, dtype=dtype, count=(stop - start) * row)
             block = block.reshape((stop - start, *shape[1:]))
-            if start == 0 and stop == shape[0]:
-                dataset_id.read(h5py.h5s.ALL, h5py.h5s.ALL, block)
-            else:  # rows start:stop of the file into the whole block
-                file_space.select_hyperslab((start,) + (0,) * (len(shape) - 1), block.shape)
-                dataset_id.read(h5py.h5s.create_simple(block.shape), file_space, block)
+            file_space.select_hyperslab((start,) + (0,) * (len(shape) - 1), block.shape)
+            dataset_id.read(h5py.h5s.create_simple(block.shape), file_space, block)
             if np.isfinite(np.add.reduce(block, axis=None, dtype=acc)):
                 continue
             nan += int(np.count_nonzero(np.isnan(block)))
