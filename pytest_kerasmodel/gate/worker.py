@@ -46,16 +46,26 @@ def soft_limit_mb() -> int:
     return 0 if soft == resource.RLIM_INFINITY else soft // 1024**2
 
 
+_status_fd: int | None = None
+_status_pid = 0
+
+
 def data_in_use_mb() -> int:
-    """The worker's data memory now (VmData: what RLIMIT_DATA counts), 0 where unknown."""
+    """The worker's data memory now (VmData: what RLIMIT_DATA counts), 0 where unknown.
+
+    Asked after every artifact: ``/proc/self/status`` is opened once per process and read again
+    from its start (the kernel writes it anew on each read)."""
+    global _status_fd, _status_pid
     try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmData:"):
-                    return int(line.split()[1]) // 1024
+        if _status_fd is None or _status_pid != os.getpid():  # (a forked worker opens its own)
+            _status_fd, _status_pid = os.open("/proc/self/status", os.O_RDONLY), os.getpid()
+        text = os.pread(_status_fd, 1 << 14, 0)
     except OSError:
-        pass
-    return 0
+        return 0
+    at = text.find(b"\nVmData:")
+    if at < 0:
+        return 0
+    return int(text[at + 8 :].split(None, 1)[0]) // 1024
 
 
 def run_as_batch() -> None:
@@ -75,6 +85,12 @@ def _stderr_size() -> int | None:
         return os.fstat(2).st_size
     except OSError:
         return None
+
+
+def done_marker(request_id: int) -> bytes:
+    """How the line that ends the answer to request ``request_id`` begins (what :func:`serve`
+    writes), so that a reader can tell a whole answer is in without parsing it."""
+    return json.dumps({"id": request_id, "event": "done"})[:-1].encode()
 
 
 def serve(requests: Iterable[str], out: IO[str]) -> None:
