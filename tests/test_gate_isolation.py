@@ -134,6 +134,32 @@ def test_a_worker_holds_depth_requests_and_keeps_answers_read_out_of_order(
         runner.close()
 
 
+def test_drain_reads_finished_answers_without_waiting_and_keeps_them(
+    gate_files: dict[str, Path],
+) -> None:
+    runner = WorkerRunner(timeout=60, memory_limit_mb=4096, depth=2)
+    files_only = ["integrity", "safety", "finite"]
+    first = _request(gate_files["clf.keras"], files_only)
+    second = _request(gate_files["nan.keras"], files_only)
+    try:
+        runner.drain()  # no worker yet: nothing to read, nothing started
+        assert runner.started == 0
+        assert runner.prefetch(first) and runner.prefetch(second)
+        deadline = time.monotonic() + 60
+        while runner.queued and time.monotonic() < deadline:
+            runner.drain()  # returns at once whether or not the worker has finished
+            time.sleep(0.02)
+        assert runner.queued == 0  # both answers read: the worker has room for two more
+        assert runner.holds_path(first["path"]) and runner.holds_path(second["path"])
+        assert runner.prefetch(_request(gate_files["clf.h5"], files_only))
+        healthy, nan = runner.run(first), runner.run(second)  # the answers kept
+        assert healthy["checks"]["finite"]["status"] == "passed"
+        assert nan["checks"]["finite"]["status"] == "failed"
+        assert healthy["worker"]["pid"] == nan["worker"]["pid"] and runner.started == 1
+    finally:
+        runner.close()
+
+
 def test_a_request_behind_one_that_crashes_its_worker_runs_in_a_fresh_one(
     gate_files: dict[str, Path],
 ) -> None:

@@ -182,3 +182,85 @@ def test_kerasmodel_gate_keeps_every_core_for_file_only_checks(
         assert len(runner.runners) == min(len(names), usable_cores())  # type: ignore[union-attr]
     finally:
         state.close()
+
+
+SPECULATION = """
+import os
+
+import pytest
+
+from pytest_kerasmodel.gate.session import gate_state
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    # a conftest deselecting items itself, which no command-line option foretells
+    drop = os.environ.get("DROP_ARTIFACT")
+    if drop:
+        kept = [item for item in items if drop not in item.nodeid]
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    state = gate_state(session.config)
+    pool = state.runner
+    held = [p for p in state.sent_keys if pool is not None and pool.holds_path(str(p))]
+    print(f"SENT_WHILE_COLLECTING={len(held)};")
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "sent"),
+    [
+        (("--keras-checks", "integrity,safety,finite"), True),
+        (("--keras-checks", "integrity,safety,finite", "-k", "not h5"), False),
+        (("--keras-checks", "integrity,safety,load"), False),
+    ],
+    ids=["file-only", "with-k", "with-load"],
+)
+def test_workers_check_file_only_artifacts_while_pytest_collects(
+    pytester: pytest.Pytester,
+    gate_files: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+    sent: bool,
+) -> None:
+    """An artifact collected goes to an idle worker at once, unless the run may deselect it
+    (``-k``) or its checks load it with Keras (costly to waste); the verdicts are the same."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    stage(pytester.path / "models", gate_files, ["clf.keras", "clf.h5", "nan.keras"])
+    pytester.makeconftest(SPECULATION)
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_subprocess(
+        "--keras-model-dir", "models", "--keras-report", str(report), "-s", *args
+    )
+    held = int(result.stdout.str().split("SENT_WHILE_COLLECTING=")[1].split(";")[0])
+    assert (held > 0) is sent, result.stdout.str()
+    verdicts = {
+        Path(a["artifact"]).name: {c: v["status"] for c, v in a["checks"].items()}
+        for a in json.loads(report.read_text())["artifacts"]
+    }
+    assert verdicts["clf.keras"]["integrity"] == verdicts["nan.keras"]["integrity"] == "passed"
+    if "load" in args[1]:
+        assert verdicts["clf.keras"]["load"] == "passed"
+    else:
+        assert verdicts["nan.keras"]["finite"] == "failed"
+    assert ("clf.h5" in verdicts) is ("-k" not in args)
+
+
+def test_items_a_conftest_deselects_after_collection_are_neither_reported_nor_awaited(
+    pytester: pytest.Pytester, gate_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.setenv("DROP_ARTIFACT", "nan.keras")
+    stage(pytester.path / "models", gate_files, ["clf.keras", "nan.keras", "clf.h5"])
+    pytester.makeconftest(SPECULATION)
+    result = pytester.runpytest_subprocess(
+        "--keras-model-dir", "models", "--keras-checks", "integrity,finite", "-s", "-v"
+    )
+    # nan.keras was sent while collecting, then deselected: its failing verdict is not reported
+    result.assert_outcomes(passed=4, deselected=2)
+    assert "SENT_WHILE_COLLECTING=" in result.stdout.str()
+    assert "nan.keras::finite" not in result.stdout.str()

@@ -138,9 +138,13 @@ class _ArtifactCollector:
 
     def collect(self) -> Iterator[CheckItem]:
         settings = get_settings(self.config)  # type: ignore[attr-defined]
-        for check in gate_checks(settings):
-            if check == "budgets" and not budgets_apply(settings, self.path):
-                continue  # no budget set for this artifact: nothing to check, no item
+        checks = [
+            check
+            for check in gate_checks(settings)
+            # no budget set for this artifact: nothing to check, no item
+            if check != "budgets" or budgets_apply(settings, self.path)
+        ]
+        for check in checks:
             yield CheckItem.from_parent(
                 self,  # type: ignore[arg-type]
                 name=check,
@@ -148,6 +152,8 @@ class _ArtifactCollector:
                 artifact=self.path,
                 model_dir=self.model_dir,
             )
+        # a worker may check it while pytest collects the others
+        gate_state(self.config).collected(self.path, self.model_dir, checks)  # type: ignore[attr-defined]
         for backend in settings.backends:
             for check in backend_checks(settings):
                 yield CheckItem.from_parent(

@@ -282,6 +282,29 @@ class WorkerRunner:
         self._queue.append(sent)
         return True
 
+    def drain(self) -> None:
+        """Read the answers the worker has finished, without waiting for any, and keep them for
+        when they are asked: the worker then has room for more while the pytest process does
+        something else (collects)."""
+        while self._queue and self._finished(self._queue[0]):
+            ahead = self._queue.popleft()
+            self._done[ahead.request["path"]] = (ahead.request, self._answer(ahead.request, ahead))
+
+    def _finished(self, sent: _Sent) -> bool:
+        """Whether the worker's whole answer to ``sent`` is in (what it wrote is read into the
+        buffer here, without waiting), or the worker ended (then :meth:`_answer` says how)."""
+        from pytest_kerasmodel.gate.worker import done_marker
+
+        if self.proc is None or self.proc.stdout is None:
+            return False
+        fd = self.proc.stdout.fileno()
+        while select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return True
+            self._buffer += chunk
+        return done_marker(sent.request_id) in self._buffer
+
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run the request; after a crash, run the checks that did not depend on the crashed one
         in a fresh worker, within the same time limit.

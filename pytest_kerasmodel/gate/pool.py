@@ -144,6 +144,12 @@ class WorkerPool:
         self._holding[request["path"]] = (runner, expected)
         return True
 
+    def drain(self) -> None:
+        """Read the answers the workers have finished, without waiting (see
+        :meth:`WorkerRunner.drain`)."""
+        for runner in self.runners:
+            runner.drain()
+
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         """The answer to ``request``: read from the worker it was sent to, or run now."""
         self._decide(request)

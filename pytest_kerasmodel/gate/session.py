@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from pytest_kerasmodel.gate.checks import Request, select_checks, size_on_disk
+from pytest_kerasmodel.gate.checks import CHECKS, Request, select_checks, size_on_disk
 from pytest_kerasmodel.gate.discover import Discovery, discover
 from pytest_kerasmodel.gate.goldens import budget_sidecar, golden_paths, inputs_sidecar
 from pytest_kerasmodel.options import (
@@ -87,6 +87,9 @@ class GateState:
     # the requests and verdict keys of the artifacts the cache was asked about ahead, sent to a
     # worker or waiting for one (their files hashed once)
     sent_keys: dict[Path, tuple[dict[str, Any], str | None]] = field(default_factory=dict)
+    # artifacts collected whose requests wait for a worker while pytest collects the others
+    # (see collected()), in collection order
+    collected_ahead: list[Path] = field(default_factory=list)
     # on the controller: artifact id -> {"info": ..., "checks": {check: (status, message)}}
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     # what the model folders hold besides artifacts (see discovery()), computed once
@@ -162,6 +165,40 @@ class GateState:
         if isinstance(runner, WorkerPool):
             runner.runners[0].start()
 
+    def collected(self, artifact: Path, model_dir: Path, checks: list[str]) -> None:
+        """An artifact's items are collected (``checks``): while pytest collects the rest, an
+        idle worker checks it.
+
+        Only the file-only checks, which cost milliseconds: a run whose items are deselected
+        later (not foreseen by the options that select: ``-k``, ``-m``, ``--deselect``, ``--lf``,
+        ``--sw``) checks at most what the workers could check while pytest collected. Not when
+        nothing is sent ahead (xdist, recording goldens), nor when no worker was started for
+        collection (``--collect-only``, the xdist controller, a verdict cache holding
+        verdicts). The answers wait in the pool; the items read them as usual."""
+        from pytest_kerasmodel.gate.pool import WorkerPool, needs_keras
+
+        pool = self.runner
+        if not (
+            self.selected is None
+            and isinstance(pool, WorkerPool)
+            and self.config is not None
+            and not self.settings.update_golden
+            and not self.xdist_worker
+            and not needs_keras(checks)
+            and not _selects(self.config)
+        ):
+            return
+        request = as_dict(self.request_for(artifact, model_dir, checks))
+        key, cached = self._cached(request)
+        if cached is not None:
+            self.results[artifact] = cached
+            return
+        self.sent_keys[artifact] = (request, key)  # the cache is not asked again
+        self.collected_ahead.append(artifact)
+        pool.drain()  # answers finished since the last artifact: their workers take more
+        while self.collected_ahead and pool.prefetch(self.sent_keys[self.collected_ahead[0]][0]):
+            self.collected_ahead.pop(0)
+
     def request_for(self, artifact: Path, model_dir: Path, checks: list[str]) -> Request:
         s = self.settings
         structure, predictions = golden_paths(artifact, model_dir, s.golden_dir)
@@ -171,7 +208,7 @@ class GateState:
             size = 0
         return Request(
             path=str(artifact),
-            checks=list(checks),
+            checks=canonical(checks),
             rtol=s.rtol,
             atol=s.atol,
             allowed_modules=list(s.allowed_modules),
@@ -202,6 +239,7 @@ class GateState:
                     if not order or order[-1][0] != check.artifact:
                         order.append((check.artifact, check.model_dir))
             self.order = list(self.selected)
+            self.collected_ahead.clear()  # from now on sent in item order (_send_ahead)
         return self.selected
 
     def verdict_cache(self) -> VerdictCache | None:
@@ -318,7 +356,7 @@ class GateState:
         if cached is None:
             model_dir, checks = self.selected[artifact]
             sent, key = self.sent_keys.pop(artifact, (None, None))
-            if sent is not None and sent["checks"] == checks:
+            if sent is not None and sent["checks"] == canonical(checks):
                 # sent ahead with the same checks (the rest of a request is the settings'): the
                 # cache was asked then
                 request, cached = sent, None
@@ -384,8 +422,10 @@ class GateState:
             artifact = self.order[self.cursor]
             if artifact not in self.results and not pool.holds_path(str(artifact)):
                 keyed = self.sent_keys.get(artifact)
-                if keyed is None:  # the cache is asked once per artifact, not at every try
-                    model_dir, checks = self.selected[artifact]
+                model_dir, checks = self.selected[artifact]
+                # the cache is asked once per artifact, not at every try (again when some of
+                # its items were deselected after it was collected)
+                if keyed is None or keyed[0]["checks"] != canonical(checks):
                     request = as_dict(self.request_for(artifact, model_dir, checks))
                     key, cached = self._cached(request)
                     if cached is not None:
@@ -411,6 +451,21 @@ def _size(artifact: Path) -> int:
         return size_on_disk(artifact)
     except OSError:
         return 0
+
+
+def canonical(checks: list[str]) -> list[str]:
+    """A request's checks in :data:`~.checks.CHECKS` order, whatever order the items came in
+    (the checks run in that order anyway): requests for the same checks are equal."""
+    return [c for c in CHECKS if c in checks] + [c for c in checks if c not in CHECKS]
+
+
+#: the options by which pytest deselects or skips collected items
+_SELECTING = ("keyword", "markexpr", "deselect", "lf", "stepwise", "stepwise_skip")
+
+
+def _selects(config: pytest.Config) -> bool:
+    """Whether the command line deselects some collected items (``-k``, ``-m``, ...)."""
+    return any(config.getoption(name, None) for name in _SELECTING)
 
 
 def as_dict(request: Request) -> dict[str, Any]:
