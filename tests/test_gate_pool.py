@@ -264,3 +264,39 @@ def test_items_a_conftest_deselects_after_collection_are_neither_reported_nor_aw
     result.assert_outcomes(passed=4, deselected=2)
     assert "SENT_WHILE_COLLECTING=" in result.stdout.str()
     assert "nan.keras::finite" not in result.stdout.str()
+
+
+def test_checking_while_collecting_gives_the_verdicts_ids_and_report_of_a_run_that_does_not(
+    pytester: pytest.Pytester, gate_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash or a hang met while pytest still collects fails only its artifact, as later."""
+    _needs_segfault(gate_files)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    names = ["clf.keras", "segv.h5", "hang.h5", "nan.keras", "clf.h5", "lambda.keras"]
+    stage(pytester.path / "models", gate_files, names)
+    pytester.makeconftest(SPECULATION)
+    runs = {}
+    # "-k" with an expression every item matches: nothing is sent while collecting
+    for name, extra in (("ahead", ()), ("not-ahead", ("-k", "not no_such_item"))):
+        report = pytester.path / f"report-{name}.json"
+        result = pytester.runpytest_subprocess(
+            "--keras-model-dir", "models", "--keras-checks", "integrity,safety,finite",
+            "--keras-timeout", "4", "--keras-report", str(report), "-v", "-s",
+            "-p", "no:cacheprovider", *extra,
+        )  # fmt: skip
+        data = json.loads(report.read_text())
+        for artifact in data["artifacts"]:
+            artifact.pop("seconds", None)  # the only field a run's timing changes
+        held = int(result.stdout.str().split("SENT_WHILE_COLLECTING=")[1].split(";")[0])
+        runs[name] = (result, data, held)
+    (ahead, ahead_report, sent), (plain, plain_report, not_sent) = runs["ahead"], runs["not-ahead"]
+    assert sent > 0 and not_sent == 0
+    assert ahead.parseoutcomes() == plain.parseoutcomes()
+    assert [i for i in _items(ahead) if i.startswith("models/")] == [
+        i for i in _items(plain) if i.startswith("models/")
+    ]
+    assert ahead_report == plain_report
+    verdicts = {a["artifact"]: a for a in ahead_report["artifacts"]}
+    assert "SIGSEGV" in verdicts["models/segv.h5"]["checks"]["integrity"]["message"]
+    assert verdicts["models/hang.h5"]["checks"]["integrity"]["message"].startswith("timed out")
+    assert verdicts["models/clf.keras"]["result"] == "passed"
