@@ -160,6 +160,23 @@ def test_drain_reads_finished_answers_without_waiting_and_keeps_them(
         runner.close()
 
 
+def test_a_request_read_long_after_it_was_sent_gets_the_whole_start_up_allowance(
+    gate_files: dict[str, Path],
+) -> None:
+    """The allowance before the worker begins a request runs from when its answer is read: a
+    request that waited behind others in a worker's pipe does not time out for the time they
+    took."""
+    runner = WorkerRunner(timeout=60, memory_limit_mb=4096, depth=2)
+    request = _request(gate_files["clf.keras"], ["integrity"])
+    try:
+        assert runner.prefetch(request)
+        runner._queue[0].sent_at -= 3600  # as if it had waited an hour behind others
+        answer = runner.run(request)
+        assert answer["checks"]["integrity"]["status"] == "passed", answer
+    finally:
+        runner.close()
+
+
 def test_a_request_behind_one_that_crashes_its_worker_runs_in_a_fresh_one(
     gate_files: dict[str, Path],
 ) -> None:

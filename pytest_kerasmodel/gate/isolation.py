@@ -323,10 +323,13 @@ class WorkerRunner:
 
     def _answer(self, request: dict[str, Any], sent: _Sent | None) -> dict[str, Any]:
         """Read the answer of ``sent`` (None: send ``request`` now), rerunning after a crash."""
-        start = sent.sent_at if sent is not None else time.monotonic()
+        now = time.monotonic()
+        start = sent.sent_at if sent is not None else now
         # until the worker says it has begun (a worker of the pool may still be starting), the
-        # start-up allowance; from its "begin" event, the artifact's own time limit
-        self._deadline = start + max(self.timeout, IMPORT_TIMEOUT)
+        # start-up allowance; from its "begin" event, the artifact's own time limit. Counted from
+        # now, not from when the request was sent: one that waited in the pipe behind others
+        # began no earlier than their answers were read, and they are read by now
+        self._deadline = now + max(self.timeout, IMPORT_TIMEOUT)
         self._begun = False
         response: dict[str, Any] = {"path": request["path"], "info": {}, "checks": {}}
         todo = list(request["checks"])
