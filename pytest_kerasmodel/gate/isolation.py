@@ -287,8 +287,12 @@ class WorkerRunner:
         when they are asked: the worker then has room for more while the pytest process does
         something else (collects)."""
         while self._queue and self._finished(self._queue[0]):
-            ahead = self._queue.popleft()
-            self._done[ahead.request["path"]] = (ahead.request, self._answer(ahead.request, ahead))
+            self._keep_oldest()
+
+    def _keep_oldest(self) -> None:
+        """Read the answer of the oldest request in the pipe and keep it until it is asked."""
+        ahead = self._queue.popleft()
+        self._done[ahead.request["path"]] = (ahead.request, self._answer(ahead.request, ahead))
 
     def _finished(self, sent: _Sent) -> bool:
         """Whether the worker's whole answer to ``sent`` is in (what it wrote is read into the
@@ -316,8 +320,7 @@ class WorkerRunner:
         if done is not None and done[0] == request:
             return done[1]
         while self._queue and self._queue[0].request != request:  # answered first: kept
-            ahead = self._queue.popleft()
-            self._done[ahead.request["path"]] = (ahead.request, self._answer(ahead.request, ahead))
+            self._keep_oldest()
         # this request's, or None: not sent here, or lost with a worker that died meanwhile
         return self._answer(request, self._queue.popleft() if self._queue else None)
 

@@ -188,12 +188,8 @@ class GateState:
             and not _selects(self.config)
         ):
             return
-        request = as_dict(self.request_for(artifact, model_dir, checks))
-        key, cached = self._cached(request)
-        if cached is not None:
-            self.results[artifact] = cached
-            return
-        self.sent_keys[artifact] = (request, key)  # the cache is not asked again
+        if self._keyed(artifact, model_dir, checks) is None:
+            return  # the cache holds its verdicts
         self.collected_ahead.append(artifact)
         pool.drain()  # answers finished since the last artifact: their workers take more
         while self.collected_ahead and pool.prefetch(self.sent_keys[self.collected_ahead[0]][0]):
@@ -355,15 +351,12 @@ class GateState:
         cached = self.results.get(artifact)
         if cached is None:
             model_dir, checks = self.selected[artifact]
-            sent, key = self.sent_keys.pop(artifact, (None, None))
-            if sent is not None and sent["checks"] == canonical(checks):
-                # sent ahead with the same checks (the rest of a request is the settings'): the
-                # cache was asked then
-                request, cached = sent, None
+            keyed = self._keyed(artifact, model_dir, checks)
+            if keyed is None:
+                cached = self.results[artifact]
             else:
-                request = as_dict(self.request_for(artifact, model_dir, checks))
-                key, cached = self._cached(request)
-            if cached is None:
+                request, key = keyed
+                del self.sent_keys[artifact]
                 runner = self.get_runner()
                 if self._sends_ahead():
                     runner.prefetch(request)  # type: ignore[union-attr]
@@ -371,12 +364,30 @@ class GateState:
                 cached = runner.run(request)
                 if self.verdicts is not None and key is not None:
                     self.verdicts.put(request, key, cached)
-            self.results[artifact] = cached
+                self.results[artifact] = cached
         if self._sends_ahead():
             self._send_ahead()  # the worker that answered takes the next one
             for backend in self.backend_order:  # and each backend's worker, its next one
                 self._backend_send_ahead(backend)
         return cached
+
+    def _keyed(
+        self, artifact: Path, model_dir: Path, checks: list[str]
+    ) -> tuple[dict[str, Any], str | None] | None:
+        """The artifact's request and verdict key, kept in ``sent_keys`` so that the cache is
+        asked (and its files hashed) once per artifact, again only for other checks (items
+        deselected after it was collected); None when the cache holds its verdicts (then kept
+        in ``results``). The rest of a request is the settings', the same every time."""
+        keyed = self.sent_keys.get(artifact)
+        if keyed is not None and keyed[0]["checks"] == canonical(checks):
+            return keyed
+        request = as_dict(self.request_for(artifact, model_dir, checks))
+        key, cached = self._cached(request)
+        if cached is not None:
+            self.results[artifact] = cached
+            return None
+        keyed = self.sent_keys[artifact] = (request, key)
+        return keyed
 
     def _cached(
         self, request: dict[str, Any], backend: str | None = None
@@ -421,18 +432,11 @@ class GateState:
         while self.cursor < len(self.order):
             artifact = self.order[self.cursor]
             if artifact not in self.results and not pool.holds_path(str(artifact)):
-                keyed = self.sent_keys.get(artifact)
                 model_dir, checks = self.selected[artifact]
-                # the cache is asked once per artifact, not at every try (again when some of
-                # its items were deselected after it was collected)
-                if keyed is None or keyed[0]["checks"] != canonical(checks):
-                    request = as_dict(self.request_for(artifact, model_dir, checks))
-                    key, cached = self._cached(request)
-                    if cached is not None:
-                        self.results[artifact] = cached  # nothing for a worker to do
-                        self.cursor += 1
-                        continue
-                    keyed = self.sent_keys[artifact] = (request, key)
+                keyed = self._keyed(artifact, model_dir, checks)
+                if keyed is None:  # the cache holds its verdicts: nothing for a worker to do
+                    self.cursor += 1
+                    continue
                 if not pool.prefetch(keyed[0]):
                     return  # every worker is busy (or memory says wait): later
             self.cursor += 1
