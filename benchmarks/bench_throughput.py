@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -109,6 +110,28 @@ def _peer_venv(opts: Options, name: str, requirements: list[str]) -> tuple[Path 
     )
 
 
+# one CPU-bound Python process's work: a loop of fixed length (about 0.3 s on the 2-core VM)
+_SPIN = "x = 0\nfor i in range(6_000_000):\n    x += i\n"
+
+
+def parallel_speed(cores: int, repeats: int) -> tuple[float, float]:
+    """How fast this machine runs ``cores`` CPU-bound processes at once, against one alone:
+    (seconds alone, seconds of the slowest of ``cores`` started together), medians of
+    ``repeats`` alternating runs. On a VM whose cores share physical ones, or whose host is
+    busy, each of them runs slower than alone, and a pool of workers scales by less than
+    ``cores``."""
+    alone: list[float] = []
+    together: list[float] = []
+    for _ in range(repeats):
+        alone.append(run_process([python(), "-c", _SPIN]).check("spin").seconds)
+        start = time.perf_counter()
+        procs = [subprocess.Popen([python(), "-c", _SPIN]) for _ in range(cores)]
+        for proc in procs:
+            proc.wait()
+        together.append(time.perf_counter() - start)
+    return median(alone), median(together)
+
+
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.3f}" if b else "-"
 
@@ -168,11 +191,21 @@ def run(opts: Options) -> Section:
     said = samples["naive script"][-1].stdout.split("import ")[-1]
     imported, loads = (float(w) for w in re.findall(r"([0-9.]+) s", said)[:2])
     bound = imported + loads / cores
+    alone, together = parallel_speed(cores, repeats)
+    speed = cores * alone / together  # how many cores' work the machine does at once
+    machine_bound = imported + loads / max(1.0, speed)
     section.notes.append(
         f"A pool of {cores} workers forked from one process that imported Keras needs at least "
         f"{imported:.2f} s importing Keras + {loads:.2f} s of loads / {cores} cores = "
         f"{bound:.2f} s: {bound / t['naive script'][0]:.2f} of the naive script, before any "
         "pytest work (the naive script's import and load times, from this run)."
+    )
+    section.notes.append(
+        f"This machine runs {cores} CPU-bound processes at once in {fmt_s(together)}, one alone "
+        f"in {fmt_s(alone)} (medians of {repeats}): it does the work of {speed:.2f} cores, not "
+        f"{cores}. With that, the pool needs at least {imported:.2f} s + {loads:.2f} s / "
+        f"{speed:.2f} = {machine_bound:.2f} s: {machine_bound / t['naive script'][0]:.2f} of "
+        "the naive script."
     )
     section.targets.append(
         Target(
