@@ -233,7 +233,18 @@ def _git_commit() -> str:
             check=True,
         )
         dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            # the results file is this run's own output, not a change to what is measured
+            [
+                "git",
+                "-C",
+                str(REPO),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":!benchmarks/RESULTS.md",
+            ],
             capture_output=True,
             text=True,
             check=True,
