@@ -126,9 +126,10 @@ def parallel_speed(cores: int, repeats: int) -> tuple[float, float]:
         alone.append(run_process([python(), "-c", _SPIN]).check("spin").seconds)
         start = time.perf_counter()
         procs = [subprocess.Popen([python(), "-c", _SPIN]) for _ in range(cores)]
-        for proc in procs:
-            proc.wait()
+        codes = [proc.wait() for proc in procs]
         together.append(time.perf_counter() - start)
+        if any(codes):
+            raise RuntimeError("a spin process failed: the machine's parallel speed is unknown")
     return median(alone), median(together)
 
 
@@ -193,7 +194,7 @@ def run(opts: Options) -> Section:
     bound = imported + loads / cores
     alone, together = parallel_speed(cores, repeats)
     speed = cores * alone / together  # how many cores' work the machine does at once
-    machine_bound = imported + loads / max(1.0, speed)
+    machine_bound = imported + loads / speed
     section.notes.append(
         f"A pool of {cores} workers forked from one process that imported Keras needs at least "
         f"{imported:.2f} s importing Keras + {loads:.2f} s of loads / {cores} cores = "
