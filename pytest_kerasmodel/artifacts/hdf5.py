@@ -36,7 +36,16 @@ if TYPE_CHECKING:  # pragma: no cover
     import h5py
 
 
+# the names of plain numeric dtypes (no h5py metadata), computed once each
+_NUMERIC_NAMES: dict[Any, str] = {}
+
+
 def _dtype_name(dtype: Any) -> str:
+    if dtype.metadata is None and dtype.kind in "biufc":
+        name = _NUMERIC_NAMES.get(dtype)
+        if name is None:
+            name = _NUMERIC_NAMES[dtype] = str(dtype)
+        return name
     import h5py
 
     if h5py.check_string_dtype(dtype) is not None:
