@@ -156,3 +156,38 @@ def test_an_unknown_check_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--keras-model-dir", "models", "--keras-checks", "integrity,lod")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*keras_checks: unknown check(s) [[]'lod']; known: integrity*"])
+
+
+def test_what_collection_made_is_frozen_while_the_gate_runs_and_thawed_after(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    """The cyclic collector skips the collection tree while gate items run (gc.freeze), the
+    process is as it was once the session ends, and a session without gate items freezes
+    nothing."""
+    import gc
+
+    stage(pytester.path / "models", gate_files, ["clf.keras"])
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_unit.py").write_text("def test_unit():\n    pass\n")
+    pytester.makeconftest(
+        """
+        import gc
+
+        def pytest_runtest_call(item):
+            with open("frozen.txt", "a") as f:
+                f.write(f"{item.name} {gc.get_freeze_count()}\\n")
+        """
+    )
+    assert gc.get_freeze_count() == 0
+    result = pytester.runpytest(
+        "tests", "--keras-model-dir", "models", "--keras-checks", "integrity", "-p", "no:xdist"
+    )
+    result.assert_outcomes(passed=2)
+    counts = dict(line.split() for line in (pytester.path / "frozen.txt").read_text().splitlines())
+    assert counts.keys() == {"test_unit", "integrity"}
+    assert all(int(n) > 0 for n in counts.values()), counts
+    assert gc.get_freeze_count() == 0
+
+    (pytester.path / "frozen.txt").unlink()
+    pytester.runpytest("tests", "-p", "no:xdist").assert_outcomes(passed=1)
+    assert (pytester.path / "frozen.txt").read_text() == "test_unit 0\n"

@@ -8,6 +8,7 @@ import pytest
 
 from pytest_kerasmodel.gate import collect
 from pytest_kerasmodel.gate import report as gate_report
+from pytest_kerasmodel.gate.gcfreeze import FrozenCollection
 from pytest_kerasmodel.gate.session import gate_checks, gate_state
 
 
@@ -17,6 +18,7 @@ class GatePlugin:
         self.state = gate_state(config)
         gate_checks(self.state.settings)  # an unknown --keras-checks name stops the run here
         collect.adjust_args(config)
+        self.frozen = FrozenCollection()
 
     @pytest.hookimpl(tryfirst=True, optionalhook=True)
     def pytest_collect_directory(
@@ -31,6 +33,12 @@ class GatePlugin:
         if not (self.config.option.collectonly or self.config.pluginmanager.hasplugin("dsession")):
             self.state.start_worker()
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # what collection made lives until the session ends: the cyclic collector skips it
+        if any(isinstance(item, collect.CheckItem) for item in session.items):
+            self.frozen.freeze()
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         gate_report.record(self.state, report)
 
@@ -44,6 +52,7 @@ class GatePlugin:
         gate_report.terminal_summary(self.state, terminalreporter)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.frozen.unfreeze()
         self.state.close()
         path = self.state.settings.report
         if path is not None and not hasattr(self.config, "workerinput"):
