@@ -20,7 +20,7 @@ from pathlib import Path
 
 import generate
 from bench_gate import _naive, make_item_floor
-from gate_runs import scratch_root
+from gate_runs import record_goldens, scratch_root
 from harness import (
     PYTEST_BASE,
     Options,
@@ -72,6 +72,30 @@ def _gate(opts: Options, folder: Path, *extra: str, cache_dir: Path | None = Non
     env = bench_env(KERAS_GATE_CACHE_KEY=CACHE_KEY)
     argv = _gate_argv(folder, *extra, cache_dir=cache_dir)
     return run_process(argv, cwd=scratch_root(opts.workdir), env=env).check(f"gate over {folder}")
+
+
+def _prepare(opts: Options, size: int) -> tuple[Path, Path]:
+    """The folder of ``size`` artifacts and its structure goldens, in a folder of their own.
+
+    Every folder holds the first ``size`` files of one pool under the same names, so goldens
+    recorded once for the largest folder serve the smaller ones too. Only the structure check
+    records (no Keras load).
+    """
+    folder = generate.many_artifacts(opts.workdir, size)
+    goldens = opts.workdir / "structure-goldens"
+    marker = goldens / ".recorded-for"
+    if not marker.exists() or int(marker.read_text()) < size:
+        opts.log(f"throughput: recording structure goldens for {size} artifacts")
+        run = record_goldens(opts.workdir, folder, goldens, "--keras-checks", "structure")
+        opts.log(f"throughput: recorded in {run.seconds:.1f} s")
+        marker.write_text(str(size))
+    return folder, goldens
+
+
+def _file_only(opts: Options, folder: Path, goldens: Path, *extra: str) -> Run:
+    """The file-only gate over ``folder``, its structure goldens recorded in ``goldens``: the
+    structure check compares (it would skip without them) and every item passes."""
+    return _gate(opts, folder, *FILE_ONLY, "--keras-golden-dir", str(goldens), *extra)
 
 
 def _kerasmodel_gate() -> list[str] | None:
@@ -148,7 +172,7 @@ def run(opts: Options) -> Section:
 
     # --- pytest's floor and the pool against the naive script (400 artifacts) -----------------
     size = 100 if opts.quick else 400
-    folder = generate.many_artifacts(opts.workdir, size)
+    folder, goldens = _prepare(opts, size)
     suite = make_item_floor(opts.workdir, size)
     cores = len(os.sched_getaffinity(0))
     variants: dict[str, Callable[[], Run]] = {
@@ -156,11 +180,11 @@ def run(opts: Options) -> Section:
         "pytest floor": lambda: run_process(
             [python(), *PYTEST_BASE], cwd=suite, env=bench_env()
         ).check("floor"),
-        "file-only": lambda: _gate(opts, folder, *FILE_ONLY),
+        "file-only": lambda: _file_only(opts, folder, goldens),
         # the default leaves pytest's process a core for file-only checks: a worker on every
         # core, side by side
-        f"file-only, {cores} workers": lambda: _gate(
-            opts, folder, *FILE_ONLY, "--keras-workers", str(cores)
+        f"file-only, {cores} workers": lambda: _file_only(
+            opts, folder, goldens, "--keras-workers", str(cores)
         ),
         "with load, 1 worker": lambda: _gate(opts, folder, *WITH_LOAD, "--keras-workers", "1"),
         f"with load, pool ({cores} workers)": lambda: _gate(opts, folder, *WITH_LOAD),
@@ -342,14 +366,29 @@ def run(opts: Options) -> Section:
     peer_rows: list[list[str]] = []
     env = bench_env(PROMPTFOO_DISABLE_TELEMETRY="1", KERAS_GATE_CACHE_KEY=CACHE_KEY)
     for count in [200] if opts.quick else [200, 2000]:
-        many = generate.many_artifacts(opts.workdir, count)
+        many, goldens = _prepare(opts, count)
+        floor_suite = make_item_floor(opts.workdir, count)
         cmds: dict[str, Callable[[], Run]] = {
-            "pytest --keras-model-dir (file-only)": lambda many=many: _gate(opts, many, *FILE_ONLY),
+            "pytest --keras-model-dir (file-only)": lambda many=many, goldens=goldens: _file_only(
+                opts, many, goldens
+            ),
+            # pytest's own cost for the same items, doing nothing: what no gate run can go below
+            "pytest floor (the same items, empty)": lambda suite=floor_suite: run_process(
+                [python(), *PYTEST_BASE], cwd=suite, env=bench_env()
+            ).check("floor"),
         }
         if kerasmodel is not None:
-            cmds["kerasmodel gate (file-only)"] = lambda many=many: run_process(
+            cmds["kerasmodel gate (file-only)"] = lambda many=many, goldens=goldens: run_process(
                 # the verdict cache off: every run reads every file, as the peers do
-                [*kerasmodel, "--checks", ",".join(FILE_ONLY_CHECKS), "--no-cache", str(many)],
+                [
+                    *kerasmodel,
+                    "--checks",
+                    ",".join(FILE_ONLY_CHECKS),
+                    "--golden-dir",
+                    str(goldens),
+                    "--no-cache",
+                    str(many),
+                ],
                 env=env,
             )
         for name, (venv, _) in peers.items():
@@ -369,6 +408,18 @@ def run(opts: Options) -> Section:
                     f"{name} exited {codes} over {count} healthy artifacts: " + " / ".join(said)
                 )
             peer_rows.append([str(count), name, fmt_s(s), f"{rss:.0f}", ",".join(map(str, codes))])
+        floor_s = cells["pytest floor (the same items, empty)"][0]
+        ours_s = cells["pytest --keras-model-dir (file-only)"][0]
+        if "modelscan" in cells:
+            limit = 0.35 if count <= 200 else 1.0
+            allowed = limit * cells["modelscan"][0]
+            section.notes.append(
+                f"{count} artifacts: pytest's floor for the same {len(FILE_ONLY_CHECKS) * count} "
+                f"items, empty, takes {fmt_s(floor_s)}, {floor_s / cells['modelscan'][0]:.3f} of "
+                f"modelscan's time; `pytest --keras-model-dir` at <= {limit}x modelscan "
+                f"({fmt_s(allowed)}) may cost at most {allowed / floor_s:.2f}x its floor, and "
+                f"costs {ours_s / floor_s:.2f}x."
+            )
         for ours in [n for n in cells if "gate" in n or "keras-model-dir" in n]:
             for peer in peers:
                 ratio = cells[ours][0] / cells[peer][0]
@@ -391,7 +442,8 @@ def run(opts: Options) -> Section:
     section.tables.append(
         Table(
             f"Peers side by side, median of {repeats} alternating runs (the gate checks integrity, "
-            "safety, finite and structure; the peers check safety alone)",
+            "safety, finite and structure, against structure goldens recorded beforehand in a "
+            "folder of their own; the peers check safety alone)",
             ["artifacts", "command", "wall, median", "peak RSS (MiB)", "exit codes"],
             peer_rows,
         )
@@ -402,7 +454,7 @@ def run(opts: Options) -> Section:
     # --- 10,000 artifacts, file-only ---------------------------------------------------------
     big = 1000 if opts.quick else 10000
     opts.log(f"throughput: {big} artifacts, file-only")
-    scale = _gate(opts, generate.many_artifacts(opts.workdir, big), *FILE_ONLY)
+    scale = _file_only(opts, *_prepare(opts, big))
     per = scale.seconds / big
     section.targets.append(
         Target(
@@ -414,6 +466,11 @@ def run(opts: Options) -> Section:
         )
     )
     rows.append([str(big), "file-only", fmt_s(scale.seconds), f"{scale.maxrss_mib:.0f}"])
+    section.notes.append(
+        "The file-only runs (and `kerasmodel gate`) compare each artifact's structure with a "
+        "golden recorded beforehand, outside the artifacts' folder (the peers see the same "
+        "folder); the with-load runs record none, so their structure items skip."
+    )
     section.tables.insert(
         0,
         Table(
