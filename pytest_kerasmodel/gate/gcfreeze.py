@@ -2,8 +2,8 @@
 
 The collection tree, the items and the gate's state live for the whole session, and every full
 pass of CPython's cyclic collector walks them all again: over thousands of artifacts that cost
-grows faster than the folder (2,000 artifacts, 8,000 items: 1.1-1.2 s of collector time in the
-pytest process, 0.76-0.84 s with this). Once collection is done they are moved to the permanent
+grows faster than the folder (2,000 artifacts, 8,000 items: 1.12-1.20 s of collector time in the
+pytest process, 0.68-0.83 s with this). Once collection is done they are moved to the permanent
 generation (:func:`gc.freeze`), so later passes walk only what the run creates, and they are
 moved back when the session ends (:func:`gc.unfreeze`). Reference counting frees objects as
 ever; only cycles made before the freeze wait for the session's end to be collected. A process
