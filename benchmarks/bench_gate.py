@@ -154,19 +154,23 @@ def _fit(sizes: list[int], times: list[float]) -> tuple[float, float, float]:
     return a, b, (1 - ss_res / ss_tot) if ss_tot else 1.0
 
 
-def _prepare(opts: Options, size: int) -> tuple[Path, Path]:
+def _prepare(
+    opts: Options, size: int, *extra: str, golden_folder: str = "goldens"
+) -> tuple[Path, Path]:
     """The folder of `size` artifacts and the golden folder shared by every size.
 
     Every folder holds the first `size` files of one pool under the same names, so goldens
-    recorded once for the largest folder serve the smaller ones too.
+    recorded once for the largest folder serve the smaller ones too. `extra`: options of the
+    recording run (`--keras-checks structure` records structure goldens alone, without a load),
+    kept in a `golden_folder` of their own.
     """
     folder = generate.many_artifacts(opts.workdir, size)
-    goldens = opts.workdir / "goldens"
+    goldens = opts.workdir / golden_folder
     marker = goldens / ".recorded-for"
     if not marker.exists() or int(marker.read_text()) < size:
-        opts.log(f"gate: recording goldens for {size} artifacts")
-        run = record_goldens(opts.workdir, folder, goldens)
-        opts.log(f"gate: recorded in {run.seconds:.1f} s")
+        opts.log(f"recording goldens in {golden_folder}/ for {size} artifacts")
+        run = record_goldens(opts.workdir, folder, goldens, *extra)
+        opts.log(f"recorded in {run.seconds:.1f} s")
         marker.write_text(str(size))
     return folder, goldens
 

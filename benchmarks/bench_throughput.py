@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import generate
 from bench_gate import _naive, make_item_floor
-from gate_runs import record_goldens, scratch_root
+from bench_gate import _prepare as prepare_goldens
+from gate_runs import scratch_root
 from harness import (
     PYTEST_BASE,
     Options,
@@ -43,6 +43,13 @@ FILE_ONLY_CHECKS = ("integrity", "safety", "finite", "structure")
 WITH_LOAD_CHECKS = ("integrity", "safety", "load", "finite", "structure")
 FILE_ONLY = ("--keras-checks", ",".join(FILE_ONLY_CHECKS))
 WITH_LOAD = ("--keras-checks", ",".join(WITH_LOAD_CHECKS))
+# the issue's targets against modelscan: (our command's first word, peer, artifacts) -> limit;
+# against ModelAudit, 0.05 everywhere
+PEER_LIMITS = {
+    ("pytest", "modelscan", 200): 0.35,
+    ("pytest", "modelscan", 2000): 1.0,
+    ("kerasmodel", "modelscan", 2000): 0.5,
+}
 PEERS = {
     # name: (pip requirements, the first one the peer, command over a folder). With the extras
     # each needs to read Keras files at all: without them modelscan skips every .keras file
@@ -75,21 +82,16 @@ def _gate(opts: Options, folder: Path, *extra: str, cache_dir: Path | None = Non
 
 
 def _prepare(opts: Options, size: int) -> tuple[Path, Path]:
-    """The folder of ``size`` artifacts and its structure goldens, in a folder of their own.
+    """The folder of ``size`` artifacts and its structure goldens (recorded without a load), in
+    a folder of their own."""
+    return prepare_goldens(
+        opts, size, "--keras-checks", "structure", golden_folder="structure-goldens"
+    )
 
-    Every folder holds the first ``size`` files of one pool under the same names, so goldens
-    recorded once for the largest folder serve the smaller ones too. Only the structure check
-    records (no Keras load).
-    """
-    folder = generate.many_artifacts(opts.workdir, size)
-    goldens = opts.workdir / "structure-goldens"
-    marker = goldens / ".recorded-for"
-    if not marker.exists() or int(marker.read_text()) < size:
-        opts.log(f"throughput: recording structure goldens for {size} artifacts")
-        run = record_goldens(opts.workdir, folder, goldens, "--keras-checks", "structure")
-        opts.log(f"throughput: recorded in {run.seconds:.1f} s")
-        marker.write_text(str(size))
-    return folder, goldens
+
+def _floor(suite: Path) -> Run:
+    """pytest's floor: the same items as a gate run, each doing nothing."""
+    return run_process([python(), *PYTEST_BASE], cwd=suite, env=bench_env()).check("floor")
 
 
 def _file_only(opts: Options, folder: Path, goldens: Path, *extra: str) -> Run:
@@ -177,9 +179,7 @@ def run(opts: Options) -> Section:
     cores = len(os.sched_getaffinity(0))
     variants: dict[str, Callable[[], Run]] = {
         "naive script": lambda: _naive(folder),
-        "pytest floor": lambda: run_process(
-            [python(), *PYTEST_BASE], cwd=suite, env=bench_env()
-        ).check("floor"),
+        "pytest floor": lambda: _floor(suite),
         "file-only": lambda: _file_only(opts, folder, goldens),
         # the default leaves pytest's process a core for file-only checks: a worker on every
         # core, side by side
@@ -373,9 +373,7 @@ def run(opts: Options) -> Section:
                 opts, many, goldens
             ),
             # pytest's own cost for the same items, doing nothing: what no gate run can go below
-            "pytest floor (the same items, empty)": lambda suite=floor_suite: run_process(
-                [python(), *PYTEST_BASE], cwd=suite, env=bench_env()
-            ).check("floor"),
+            "pytest floor (the same items, empty)": lambda suite=floor_suite: _floor(suite),
         }
         if kerasmodel is not None:
             cmds["kerasmodel gate (file-only)"] = lambda many=many, goldens=goldens: run_process(
@@ -408,10 +406,10 @@ def run(opts: Options) -> Section:
                     f"{name} exited {codes} over {count} healthy artifacts: " + " / ".join(said)
                 )
             peer_rows.append([str(count), name, fmt_s(s), f"{rss:.0f}", ",".join(map(str, codes))])
-        floor_s = cells["pytest floor (the same items, empty)"][0]
-        ours_s = cells["pytest --keras-model-dir (file-only)"][0]
-        if "modelscan" in cells:
-            limit = 0.35 if count <= 200 else 1.0
+        limit = PEER_LIMITS.get(("pytest", "modelscan", count))
+        if "modelscan" in cells and limit is not None:
+            floor_s = cells["pytest floor (the same items, empty)"][0]
+            ours_s = cells["pytest --keras-model-dir (file-only)"][0]
             allowed = limit * cells["modelscan"][0]
             section.notes.append(
                 f"{count} artifacts: pytest's floor for the same {len(FILE_ONLY_CHECKS) * count} "
@@ -423,11 +421,9 @@ def run(opts: Options) -> Section:
         for ours in [n for n in cells if "gate" in n or "keras-model-dir" in n]:
             for peer in peers:
                 ratio = cells[ours][0] / cells[peer][0]
-                limit = {
-                    ("pytest", "modelscan", 200): 0.35,
-                    ("pytest", "modelscan", 2000): 1.0,
-                    ("kerasmodel", "modelscan", 2000): 0.5,
-                }.get((ours.split()[0], peer, count), 0.05 if peer == "ModelAudit" else None)
+                limit = PEER_LIMITS.get(
+                    (ours.split()[0], peer, count), 0.05 if peer == "ModelAudit" else None
+                )
                 if limit is None:
                     continue
                 section.targets.append(
