@@ -240,3 +240,102 @@ def test_the_pool_forks_only_where_importing_keras_starts_no_thread(
         assert pool.runners[0].forkserver is pool.forkserver
     finally:
         pool.close()
+
+
+def _pool(checks: list[str] | None) -> WorkerPool:
+    return WorkerPool(1, timeout=60, memory_limit_mb=4096, memory_budget_mb=None, checks=checks)
+
+
+def _zygote(pool: WorkerPool) -> int:
+    assert pool.forkserver is not None and pool.forkserver.proc is not None
+    return pool.forkserver.proc.pid
+
+
+def _checked(pool: WorkerPool, path: Path, checks: list[str]) -> dict[str, Any]:
+    answer = pool.run(_request(path, checks))
+    statuses = {c: r["status"] for c, r in answer["checks"].items()}
+    assert set(checks) <= set(statuses) and set(statuses.values()) == {"passed"}, statuses
+    return dict(answer["worker"])
+
+
+def test_a_closed_pools_zygote_forks_the_next_pool_of_the_process_that_needs_the_same(
+    gate_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept for the next pool whose workers would be the same (pytest's per-test variables
+    aside): a load check's pool, also one that decides only at its first request; never a
+    file-only pool, whose workers must not hold Keras."""
+    clf = gate_files["clf.keras"]
+    first = _pool(["integrity", "load"])
+    zygote = _zygote(first)
+    _checked(first, clf, ["integrity", "load"])
+    first.close()
+    assert zygote in [k.proc.pid for k in forkserver._KEPT if k.proc is not None]
+    monkeypatch.setenv("PYTEST_CURRENT_TEST", "another test (call)")
+    second = _pool(["integrity", "load"])
+    try:
+        assert _zygote(second) == zygote
+        worker = _checked(second, clf, ["integrity", "load"])
+        assert _parent_of(worker["pid"]) == zygote and worker["keras"] is True
+    finally:
+        second.close()
+    files = _pool(None)  # collecting: the checks are not known yet
+    try:
+        assert _zygote(files) != zygote  # a zygote that never imported Keras
+        worker = _checked(files, clf, FILES_ONLY)
+        assert worker["keras"] is False and _parent_of(worker["pid"]) == _zygote(files)
+    finally:
+        files.close()
+    undecided = _pool(None)
+    try:
+        worker = _checked(undecided, clf, ["integrity", "load"])  # its first request decides
+        assert _zygote(undecided) == zygote and _parent_of(worker["pid"]) == zygote
+    finally:
+        undecided.close()
+
+
+def test_a_kept_zygote_that_ended_or_forks_other_workers_is_not_used(
+    gate_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clf = gate_files["clf.h5"]
+    first = _pool(FILES_ONLY)
+    ended = _zygote(first)
+    first.close()
+    (kept,) = [k for k in forkserver._KEPT if k.proc is not None and k.proc.pid == ended]
+    assert kept.proc is not None
+    kept.proc.kill()  # it ends while kept
+    kept.proc.wait()
+    second = _pool(FILES_ONLY)
+    try:
+        alive = _zygote(second)
+        assert alive != ended
+        _checked(second, clf, FILES_ONLY)
+    finally:
+        second.close()
+    monkeypatch.setenv("KERAS_GATE_TEST_OTHER", "1")  # another environment: its own zygote
+    other = _pool(FILES_ONLY)
+    try:
+        assert _zygote(other) != alive
+        _checked(other, clf, FILES_ONLY)
+    finally:
+        other.close()
+    forkserver.close_kept()  # what a process's exit does
+    assert forkserver._KEPT == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(alive, 0)
+
+
+def test_a_pool_closed_before_its_first_request_waits_for_no_fork_and_keeps_its_zygote() -> None:
+    """A session that ran no check (an empty folder, everything deselected): the fork request
+    held until the first request decides is never sent, so closing waits for no reply (it waited
+    5 s for the fork and 5 s more to kill it) and the zygote, which forked nothing, is kept."""
+    pool = _pool(None)  # collecting: the checks are not known yet
+    zygote = _zygote(pool)
+    runner = pool.runners[0]
+    runner.start()  # its fork request is held
+    proc = runner.proc
+    assert isinstance(proc, forkserver.ForkedWorker) and proc.pid is None
+    start = time.monotonic()
+    pool.close()
+    assert time.monotonic() - start < 4  # a hang guard: closing takes milliseconds
+    assert proc.never_forked()
+    assert zygote in [k.proc.pid for k in forkserver._KEPT if k.proc is not None]

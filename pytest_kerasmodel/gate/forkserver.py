@@ -25,6 +25,13 @@ re-creates itself after a fork), and TensorFlow's runtime (thread pools, devices
 worker at its first load. Measured here: load, predictions and compile checks in forked workers
 give the spawned workers' verdicts.
 
+A process that runs one gate session after another (pytester's in-process runs, repeated
+``pytest.main`` calls) keeps its pool's zygote when the pool closes (:meth:`ForkServer.release`):
+the next pool whose workers get the same environment (pytest's per-test variables aside) forks
+from it instead of starting Python and importing Keras again, and the process ends the zygotes
+it kept when it exits (:func:`close_kept`). A zygote is kept only once every worker it forked
+has been reaped, and one that imported Keras serves only a pool that needs Keras.
+
 Not on JAX nor tf-keras (:func:`safe_to_fork`): there the workers are spawned, as before.
 Linux only (:func:`available`): macOS forks badly after system frameworks are loaded, and the
 socket's ``SOCK_SEQPACKET`` is Linux's.
@@ -33,6 +40,7 @@ socket's ``SOCK_SEQPACKET`` is Linux's.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import os
@@ -59,6 +67,13 @@ FORK_SAFE_BACKENDS = ("tensorflow", "torch")
 #: Keras 3.15 on TensorFlow 2.21 (95 MB with h5py and the checks alone)
 KERAS_DATA_MB = 300
 _MESSAGE_BYTES = 4096
+#: pytest's own variables, which differ from one test (and inner session) to the next and which
+#: no check reads: two environments differing only in these fork the same workers
+PER_TEST_ENV = ("PYTEST_CURRENT_TEST", "PYTEST_DEBUG_TEMPROOT")
+#: how many idle zygotes a process keeps for its next pools (the oldest is ended first)
+KEEP_AT_MOST = 4
+#: the idle zygotes this process kept, oldest first
+_KEPT: list[ForkServer] = []
 
 
 def available() -> bool:
@@ -83,6 +98,42 @@ def keras_backend(env: dict[str, str]) -> str:
             return str(json.load(fh).get("backend") or "tensorflow")
     except (OSError, ValueError, AttributeError):
         return "tensorflow"
+
+
+def same_workers(env: dict[str, str], other: dict[str, str]) -> bool:
+    """Whether zygotes of environments ``env`` and ``other`` fork the same workers: equal but
+    for :data:`PER_TEST_ENV`."""
+    return {k: v for k, v in env.items() if k not in PER_TEST_ENV} == {
+        k: v for k, v in other.items() if k not in PER_TEST_ENV
+    }
+
+
+def _take_kept(env: dict[str, str], keras: bool) -> ForkServer | None:
+    """A kept zygote, alive, for workers of ``env``, that imported Keras (``keras``) or not;
+    removed from those kept. Dead ones are dropped on the way."""
+    for server in list(_KEPT):
+        if server.proc is None or server.proc.poll() is not None:
+            _KEPT.remove(server)
+            server.close()
+        elif bool(server.preload_keras) == keras and same_workers(server.env, env):
+            _KEPT.remove(server)
+            return server
+    return None
+
+
+def _keep(server: ForkServer) -> None:
+    if not _KEPT:
+        atexit.unregister(close_kept)  # once, however many times the list empties
+        atexit.register(close_kept)
+    _KEPT.append(server)
+    while len(_KEPT) > KEEP_AT_MOST:
+        _KEPT.pop(0).close()
+
+
+def close_kept() -> None:
+    """End every zygote this process kept (at its exit: ``atexit``)."""
+    while _KEPT:
+        _KEPT.pop().close()
 
 
 def safe_to_fork(env: dict[str, str]) -> bool:
@@ -113,14 +164,25 @@ class ForkServer:
         # the zygote's own library noise (its imports'), kept to explain a start-up failure
         self.stderr: IO[bytes] | None = None
         self._requests = 0
-        self._held: list[tuple[bytes, list[int]]] = []  # fork requests waiting for decide()
+        self._unanswered = 0  # fork requests sent to the zygote that it has not answered yet
+        # fork requests waiting for decide(): (request, message, the child's ends)
+        self._held: list[tuple[int, bytes, list[int]]] = []
         self._forked: dict[int, tuple[int, int | None]] = {}  # request -> (pid, pidfd)
         self._failed: set[int] = set()  # requests the zygote could not fork
         self._exits: dict[int, int] = {}  # pid -> its returncode
         self.gone = False  # the zygote ended (or never started): fork() says None from now on
 
     def start(self) -> bool:
-        """Start the zygote; False when it cannot be started (then workers are spawned)."""
+        """Start the zygote, or take one this process kept whose workers would be the same
+        (:meth:`release`); False when none can be started (then workers are spawned)."""
+        kept = (self.preload_keras and _take_kept(self.env, keras=True)) or _take_kept(
+            self.env, keras=False
+        )
+        if kept is not None:
+            self._adopt(kept)
+            if self.preload_keras and not kept.preload_keras:
+                self._send(json.dumps({"preload": "keras"}).encode(), [])
+            return True
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the zygote
         command = [
@@ -155,10 +217,16 @@ class ForkServer:
         if self.preload_keras is not None:
             return
         self.preload_keras = keras
-        if keras:
+        kept = _take_kept(self.env, keras=True) if keras else None
+        if kept is not None:  # one that imported Keras already: this one, unused, is kept instead
+            mine = ForkServer(self.env, preload_keras=False)
+            mine._adopt(self)
+            _keep(mine)
+            self._adopt(kept)
+        elif keras:
             self._send(json.dumps({"preload": "keras"}).encode(), [])
         held, self._held = self._held, []
-        for message, fds in held:
+        for _, message, fds in held:
             self._send(message, fds)
             for fd in fds:
                 os.close(fd)
@@ -170,6 +238,9 @@ class ForkServer:
             socket.send_fds(self.sock, [message], fds)
         except OSError:
             self._lost()
+            return
+        if fds:  # a fork request: the zygote answers each
+            self._unanswered += 1
 
     def fork(self, memory_limit_mb: int, stderr: IO[bytes]) -> ForkedWorker | None:
         """A worker forked with the hard data-memory limit ``memory_limit_mb`` (0: none), writing
@@ -186,7 +257,7 @@ class ForkServer:
         # the child's ends travel with the message (held: until it is sent)
         child_ends = [stdin_r, stdout_w, os.dup(stderr.fileno())]
         if self.preload_keras is None:
-            self._held.append((message.encode(), child_ends))
+            self._held.append((self._requests, message.encode(), child_ends))
         else:
             self._send(message.encode(), child_ends)
             for fd in child_ends:
@@ -225,6 +296,7 @@ class ForkServer:
                 return
             message = json.loads(data)
             if "forked" in message:
+                self._unanswered -= 1
                 if message["pid"]:
                     self._forked[message["forked"]] = (message["pid"], fds[0] if fds else None)
                 else:
@@ -282,12 +354,48 @@ class ForkServer:
             os.close(pidfd)
             self._forked[request] = (pid, None)
 
-    def close(self) -> None:
-        """End the zygote (its workers are closed first: it kills any left)."""
-        for _, fds in self._held:
+    def cancel_held(self) -> None:
+        """The fork requests still held for :meth:`decide` are never sent: their workers are
+        never forked (and so are not waited for)."""
+        for request, _, fds in self._held:
             for fd in fds:
                 os.close(fd)
+            self._failed.add(request)
         self._held = []
+
+    def _adopt(self, other: ForkServer) -> None:
+        """Take ``other``'s zygote (process, socket, stderr file), which has no worker running."""
+        self.proc, self.sock, self.stderr = other.proc, other.sock, other.stderr
+        self.gone = False
+        other.proc = other.sock = other.stderr = None
+        other.gone = True
+
+    def release(self) -> None:
+        """The pool is done with the zygote (its workers are closed first): kept for this
+        process's next pool when it is alive and has reaped every worker it forked (so that no
+        report of theirs is left to arrive), else ended."""
+        if self._held or self.gone or self.proc is None or self.proc.poll() is not None:
+            self.close()
+            return
+
+        def settled() -> bool:  # every request answered, every worker forked reaped
+            return not self._unanswered and all(
+                pid in self._exits for pid, _ in self._forked.values()
+            )
+
+        self._receive_until(settled, time.monotonic() + 2.0)
+        if self.gone or not settled():
+            self.close()
+            return
+        for request in list(self._forked):
+            self._close_pidfd(request)
+        kept = ForkServer(self.env, preload_keras=bool(self.preload_keras))
+        kept._adopt(self)
+        _keep(kept)
+
+    def close(self) -> None:
+        """End the zygote (its workers are closed first: it kills any left)."""
+        self.cancel_held()
         if self.sock is not None:
             self.sock.close()  # the zygote's end of the socket reads EOF and it exits
             self.sock = None

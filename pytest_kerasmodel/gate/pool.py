@@ -171,10 +171,12 @@ class WorkerPool:
 
     def close(self) -> None:
         self._holding.clear()
+        if self.forkserver is not None:  # a session that ran no check: none was sent to a zygote
+            self.forkserver.cancel_held()
         for runner in self.runners:
             runner.close()
         if self.forkserver is not None:
-            self.forkserver.close()
+            self.forkserver.release()
             self.forkserver = None
 
     @property
