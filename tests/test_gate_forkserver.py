@@ -36,6 +36,10 @@ def _request(path: Path, checks: list[str], **fields: Any) -> dict[str, Any]:
     return asdict(Request(path=str(path), checks=checks, memory_limit_mb=3000, **fields))
 
 
+def _pool(checks: list[str] | None) -> WorkerPool:
+    return WorkerPool(1, timeout=60, memory_limit_mb=4096, memory_budget_mb=None, checks=checks)
+
+
 @pytest.fixture(scope="module")
 def pool() -> Iterator[WorkerPool]:
     """Two forked workers, the zygote importing Keras (a load check is among the checks)."""
@@ -165,7 +169,7 @@ def test_a_hang_times_out_and_the_next_artifact_is_checked(
 def test_a_zygote_that_ends_before_forking_leaves_the_request_to_a_spawned_worker(
     gate_files: dict[str, Path],
 ) -> None:
-    pool = WorkerPool(1, timeout=60, memory_limit_mb=4096, memory_budget_mb=None, checks=["load"])
+    pool = _pool(["load"])
     try:
         assert pool.forkserver is not None and pool.forkserver.proc is not None
         pool.runners[0].start()  # the fork request waits while the zygote imports Keras
@@ -234,16 +238,12 @@ def test_the_pool_forks_only_where_importing_keras_starts_no_thread(
 ) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    pool = WorkerPool(1, timeout=60, memory_limit_mb=4096, memory_budget_mb=None, checks=[])
+    pool = _pool([])
     try:
         assert (pool.forkserver is not None) is forked
         assert pool.runners[0].forkserver is pool.forkserver
     finally:
         pool.close()
-
-
-def _pool(checks: list[str] | None) -> WorkerPool:
-    return WorkerPool(1, timeout=60, memory_limit_mb=4096, memory_budget_mb=None, checks=checks)
 
 
 def _zygote(pool: WorkerPool) -> int:

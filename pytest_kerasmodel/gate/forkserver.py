@@ -112,7 +112,7 @@ def _take_kept(env: dict[str, str], keras: bool) -> ForkServer | None:
     """A kept zygote, alive, for workers of ``env``, that imported Keras (``keras``) or not;
     removed from those kept. Dead ones are dropped on the way."""
     for server in list(_KEPT):
-        if server.proc is None or server.proc.poll() is not None:
+        if not server.alive():
             _KEPT.remove(server)
             server.close()
         elif bool(server.preload_keras) == keras and same_workers(server.env, env):
@@ -219,9 +219,7 @@ class ForkServer:
         self.preload_keras = keras
         kept = _take_kept(self.env, keras=True) if keras else None
         if kept is not None:  # one that imported Keras already: this one, unused, is kept instead
-            mine = ForkServer(self.env, preload_keras=False)
-            mine._adopt(self)
-            _keep(mine)
+            self._hand_to_kept(keras=False)
             self._adopt(kept)
         elif keras:
             self._send(json.dumps({"preload": "keras"}).encode(), [])
@@ -363,6 +361,17 @@ class ForkServer:
             self._failed.add(request)
         self._held = []
 
+    def alive(self) -> bool:
+        """Whether this object has a zygote and it runs."""
+        return not self.gone and self.proc is not None and self.proc.poll() is None
+
+    def _hand_to_kept(self, keras: bool) -> None:
+        """Keep this zygote, which has no worker running and imported Keras (``keras``) or not,
+        for a later pool of the process; this object has none from now on."""
+        kept = ForkServer(self.env, preload_keras=keras)
+        kept._adopt(self)
+        _keep(kept)
+
     def _adopt(self, other: ForkServer) -> None:
         """Take ``other``'s zygote (process, socket, stderr file), which has no worker running."""
         self.proc, self.sock, self.stderr = other.proc, other.sock, other.stderr
@@ -374,7 +383,8 @@ class ForkServer:
         """The pool is done with the zygote (its workers are closed first): kept for this
         process's next pool when it is alive and has reaped every worker it forked (so that no
         report of theirs is left to arrive), else ended."""
-        if self._held or self.gone or self.proc is None or self.proc.poll() is not None:
+        self.cancel_held()  # never sent: nothing of theirs is left to arrive
+        if not self.alive():
             self.close()
             return
 
@@ -389,9 +399,7 @@ class ForkServer:
             return
         for request in list(self._forked):
             self._close_pidfd(request)
-        kept = ForkServer(self.env, preload_keras=bool(self.preload_keras))
-        kept._adopt(self)
-        _keep(kept)
+        self._hand_to_kept(keras=bool(self.preload_keras))
 
     def close(self) -> None:
         """End the zygote (its workers are closed first: it kills any left)."""
