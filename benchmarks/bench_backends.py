@@ -85,7 +85,7 @@ def ours(model: Any, x: Any, backend: str) -> float:
 
 
 def run(repeats: int = 5, backends: tuple[str, ...] = ("jax", "torch")) -> list[dict[str, Any]]:
-    from pytest_kerasmodel import backends as pool
+    from pytest_kerasmodel.roundtrip import backends as pool
 
     model, x = _model()
     rows = []

@@ -69,7 +69,8 @@ BREAKDOWN_SCRIPT = textwrap.dedent(
     from dataclasses import asdict
     from pathlib import Path
     import h5py, numpy
-    from pytest_kerasmodel.gate.checks import Request, check_artifact
+    from pytest_kerasmodel.gate.protocol import Request
+    from pytest_kerasmodel.gate.runner import check_artifact
     from pytest_kerasmodel.gate.goldens import golden_paths
 
     folder, goldens = Path(sys.argv[1]), Path(sys.argv[2])

@@ -146,7 +146,7 @@ def run(opts: Options) -> Section:
     sizes = opts.large_sizes_mib[:1] if opts.quick else opts.large_sizes_mib
     repeats = 2 if opts.quick else max(2, min(opts.repeats, 3))
     has_gate = gate_available()
-    has_describe = available("pytest_kerasmodel.describe")
+    has_describe = available("pytest_kerasmodel.structure.describe")
     describe_size = min(sizes, key=lambda s: abs(s - 1024))
     env = bench_env()
     rows: list[list[str]] = []

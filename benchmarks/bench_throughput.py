@@ -211,8 +211,8 @@ def run(opts: Options) -> Section:
     pool = t[f"with load, pool ({cores} workers)"][0]
     pool_ratio = pool / t["naive script"][0]
     # What the pool needs at least: its zygote imports Keras once (the workers are forked from
-    # it, see gate/forkserver.py), then the loads (the naive script's own, which the load check
-    # matches) share the cores.
+    # it, see gate/workers/forkserver.py), then the loads (the naive script's own, which the
+    # load check matches) share the cores.
     said = samples["naive script"][-1].stdout.split("import ")[-1]
     imported, loads = (float(w) for w in re.findall(r"([0-9.]+) s", said)[:2])
     bound = imported + loads / cores

@@ -32,8 +32,8 @@ STEPS = (
 
 
 def _request(path: Path, folder: Path, goldens: Path, checks: list[str], **kw: object) -> dict:
-    from pytest_kerasmodel.gate.checks import Request
     from pytest_kerasmodel.gate.goldens import golden_paths
+    from pytest_kerasmodel.gate.protocol import Request
 
     structure, predictions = golden_paths(path, folder, goldens)
     return asdict(
@@ -49,7 +49,7 @@ def _request(path: Path, folder: Path, goldens: Path, checks: list[str], **kw: o
 
 
 def small(count: int) -> None:
-    from pytest_kerasmodel.gate.checks import check_artifact
+    from pytest_kerasmodel.gate.runner import check_artifact
 
     with tempfile.TemporaryDirectory(prefix="profile-gate-") as tmp:
         work = Path(tmp)
@@ -85,7 +85,7 @@ def _floor(path: Path) -> None:
 
 
 def large(size_mib: int, fmt: str) -> None:
-    from pytest_kerasmodel.gate.checks import check_artifact
+    from pytest_kerasmodel.gate.runner import check_artifact
 
     with tempfile.TemporaryDirectory(prefix="profile-gate-") as tmp:
         work = Path(tmp)

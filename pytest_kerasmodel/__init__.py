@@ -14,13 +14,13 @@ __version__ = "0.1.0.dev0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "assert_roundtrip": "pytest_kerasmodel.roundtrip",
-    "RoundtripResult": "pytest_kerasmodel.roundtrip",
-    "RoundtripDiff": "pytest_kerasmodel.roundtrip",
+    "assert_roundtrip": "pytest_kerasmodel.roundtrip.run",
+    "RoundtripResult": "pytest_kerasmodel.roundtrip.run",
+    "RoundtripDiff": "pytest_kerasmodel.roundtrip.run",
     "Roundtrip": "pytest_kerasmodel.fixtures",
-    "make_inputs": "pytest_kerasmodel.inputs",
-    "describe_artifact": "pytest_kerasmodel.describe",
-    "assert_h5_structure": "pytest_kerasmodel.structure",
+    "make_inputs": "pytest_kerasmodel.frameworks.inputs",
+    "describe_artifact": "pytest_kerasmodel.structure.describe",
+    "assert_h5_structure": "pytest_kerasmodel.structure.expected",
     "KerasModelError": "pytest_kerasmodel.errors",
     "RoundtripError": "pytest_kerasmodel.errors",
     "StructureError": "pytest_kerasmodel.errors",
@@ -30,12 +30,12 @@ _EXPORTS: dict[str, str] = {
     "Finding": "pytest_kerasmodel.safety",
     "scan_artifact": "pytest_kerasmodel.safety",
     "scan_config": "pytest_kerasmodel.safety",
-    "read_weights": "pytest_kerasmodel.readweights",
-    "read_optimizer_weights": "pytest_kerasmodel.readweights",
-    "ArtifactWeights": "pytest_kerasmodel.readweights",
-    "assert_artifacts_match": "pytest_kerasmodel.artifactdiff",
-    "artifacts_diff": "pytest_kerasmodel.artifactdiff",
-    "ArtifactDiff": "pytest_kerasmodel.artifactdiff",
+    "read_weights": "pytest_kerasmodel.structure.weights",
+    "read_optimizer_weights": "pytest_kerasmodel.structure.weights",
+    "ArtifactWeights": "pytest_kerasmodel.structure.weights",
+    "assert_artifacts_match": "pytest_kerasmodel.structure.match",
+    "artifacts_diff": "pytest_kerasmodel.structure.match",
+    "ArtifactDiff": "pytest_kerasmodel.structure.match",
     "ArtifactsDiffer": "pytest_kerasmodel.errors",
     "assert_export": "pytest_kerasmodel.export",
     "ExportResult": "pytest_kerasmodel.export",
@@ -79,8 +79,6 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     # issue 13: reading and diffing model files
-    from pytest_kerasmodel.artifactdiff import ArtifactDiff, artifacts_diff, assert_artifacts_match
-    from pytest_kerasmodel.describe import describe_artifact
     from pytest_kerasmodel.errors import (
         ArtifactError,
         ArtifactsDiffer,
@@ -93,15 +91,21 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from pytest_kerasmodel.export import ExportDiff, ExportResult, assert_export
     from pytest_kerasmodel.fixtures import Export, Roundtrip
-    from pytest_kerasmodel.inputs import make_inputs
-    from pytest_kerasmodel.readweights import (
+    from pytest_kerasmodel.frameworks.inputs import make_inputs
+    from pytest_kerasmodel.roundtrip.run import RoundtripDiff, RoundtripResult, assert_roundtrip
+    from pytest_kerasmodel.safety import Finding, scan_artifact, scan_config
+    from pytest_kerasmodel.structure.describe import describe_artifact
+    from pytest_kerasmodel.structure.expected import assert_h5_structure
+    from pytest_kerasmodel.structure.match import (
+        ArtifactDiff,
+        artifacts_diff,
+        assert_artifacts_match,
+    )
+    from pytest_kerasmodel.structure.weights import (
         ArtifactWeights,
         read_optimizer_weights,
         read_weights,
     )
-    from pytest_kerasmodel.roundtrip import RoundtripDiff, RoundtripResult, assert_roundtrip
-    from pytest_kerasmodel.safety import Finding, scan_artifact, scan_config
-    from pytest_kerasmodel.structure import assert_h5_structure
 
 
 def __getattr__(name: str) -> Any:

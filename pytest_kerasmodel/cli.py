@@ -96,7 +96,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "(folders are walked like a model folder). Exit status 0 all passed, 1 a check failed, "
         "2 usage or internal error.",
     )
-    from pytest_kerasmodel.gate.checks import CHECKS
+    from pytest_kerasmodel.gate.protocol import CHECKS
     from pytest_kerasmodel.options import DEFAULT_ATOL, DEFAULT_RTOL
     from pytest_kerasmodel.options import DEFAULT_TIMEOUT as GATE_T
 
@@ -220,8 +220,8 @@ def _run_isolated(
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from pytest_kerasmodel.describe import describe_artifact, render_description
     from pytest_kerasmodel.errors import ArtifactError
+    from pytest_kerasmodel.structure.describe import describe_artifact, render_description
 
     if args.no_isolation:
         try:
@@ -249,7 +249,7 @@ def _diff(args: argparse.Namespace) -> int:
     from pytest_kerasmodel.errors import ArtifactError
 
     if args.no_isolation:
-        from pytest_kerasmodel.artifactdiff import artifacts_diff
+        from pytest_kerasmodel.structure.match import artifacts_diff
 
         try:
             diff = artifacts_diff(
@@ -281,7 +281,7 @@ def _diff(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         data, text = result, ""
         if not args.json:
-            from pytest_kerasmodel.artifactdiff import ArtifactDiff
+            from pytest_kerasmodel.structure.match import ArtifactDiff
 
             text = ArtifactDiff.from_dict(data).render()
     print(json.dumps(data, indent=2) if args.json else text)

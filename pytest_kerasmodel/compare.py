@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_kerasmodel.diff import Diff
+from pytest_kerasmodel.diff import Diff, short
 
 #: how many of the worst mismatching positions an :class:`ArrayDiff` keeps
 WORST_POSITIONS = 5
@@ -119,7 +119,7 @@ class ConfigChange(Diff):
         return False
 
     def render(self) -> str:
-        return f"{self.path or '<root>'}: {_short(self.old)} -> {_short(self.new)}"
+        return f"{self.path or '<root>'}: {_shown(self.old)} -> {_shown(self.new)}"
 
 
 def _shape(shape: Sequence[int] | None) -> str:
@@ -136,9 +136,8 @@ def _num(value: Any) -> str:
     return str(value)
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = value if value == _MISSING else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _shown(value: Any) -> str:
+    return value if value == _MISSING else short(value, 80)
 
 
 def _is_numeric(dtype: np.dtype) -> bool:

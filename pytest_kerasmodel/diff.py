@@ -2,7 +2,8 @@
 
 Comparisons build these objects and never print; renderers read them and never compute.
 The same object feeds an assertion message, the terminal summary and the JSON report.
-Each feature module defines its own diff dataclasses on top of :class:`Diff`.
+Each feature module defines its own diff dataclasses on top of :class:`Diff`; the text helpers
+below (:func:`indent`, :func:`short`, :func:`capped`) are the one set every renderer uses.
 """
 
 from __future__ import annotations
@@ -61,3 +62,38 @@ class Diff:
 
     def render(self) -> str:
         raise NotImplementedError
+
+
+#: how many items of one check a report lists before "... N more"
+MAX_LISTED = 10
+
+
+def capped(items: list[str], prefix: str = "    ") -> list[str]:
+    """The first :data:`MAX_LISTED` items, indented, and how many more there are."""
+    lines = [indent(item, prefix) for item in items[:MAX_LISTED]]
+    if len(items) > MAX_LISTED:
+        lines.append(f"{prefix}... {len(items) - MAX_LISTED} more (see the error's .diff)")
+    return lines
+
+
+def indent(text: str, prefix: str) -> str:
+    """Every line of ``text`` behind ``prefix``."""
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
+def indent_rest(text: str, prefix: str) -> str:
+    """Every line but the first behind ``prefix`` (the first follows a label)."""
+    first, *rest = text.splitlines() or [""]
+    return "\n".join([first, *(prefix + line for line in rest)])
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def short_text(text: str, limit: int = 300) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -59,7 +59,7 @@ class GoldenError(_DiffAssertionError):
 
 class ArtifactsDiffer(_DiffAssertionError):
     """Two artifacts of one structure hold different values (see ``.diff``, an
-    :class:`~pytest_kerasmodel.artifactdiff.ArtifactDiff`)."""
+    :class:`~pytest_kerasmodel.structure.match.ArtifactDiff`)."""
 
 
 class ExportError(_DiffAssertionError):

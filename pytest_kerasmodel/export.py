@@ -10,7 +10,7 @@ output with ``model(inputs, training=False)``:
 - for inputs with a ``None`` axis besides the batch (a time or length axis), at a second length
   too, so a length baked in at export fails.
 
-The data flows one way: model -> runtime outputs (:mod:`pytest_kerasmodel._exporters`) ->
+The data flows one way: model -> runtime outputs (:mod:`pytest_kerasmodel.frameworks.exporters`) ->
 comparisons (:mod:`pytest_kerasmodel.compare`) -> :class:`ExportDiff` -> text.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from pytest_kerasmodel.compare import ArrayDiff, compare_arrays
-from pytest_kerasmodel.diff import Diff
+from pytest_kerasmodel.diff import MAX_LISTED, Diff, indent, short_text
 from pytest_kerasmodel.errors import ExportError
 from pytest_kerasmodel.options import (
     DEFAULT_ATOL,
@@ -62,9 +62,9 @@ class ExportFailure:
     case: str | None = None  # the inputs being run when the call failed
 
     def render(self) -> str:
-        lines = [_short(line, 400) for line in self.message.strip().splitlines() if line.strip()][
-            :12
-        ]
+        lines = [
+            short_text(line, 400) for line in self.message.strip().splitlines() if line.strip()
+        ][:12]
         where = f" ({self.case})" if self.case else ""
         text = f"{_STAGE_FAILED.get(self.stage, self.stage)} failed{where}: {self.error_type}"
         out = [f"{text}: {lines[0] if lines else ''}"]
@@ -138,7 +138,7 @@ class FormatExportDiff(Diff):
                 f"{len({o.case for o in self.outputs})} of {len(self.cases)} run(s); "
                 f"{self.figures()}"
             ]
-            lines += [_indent(o.render(), "  ") for o in self.outputs[:MAX_LISTED]]
+            lines += [indent(o.render(), "  ") for o in self.outputs[:MAX_LISTED]]
             if len(self.outputs) > MAX_LISTED:
                 lines.append(f"  ... {len(self.outputs) - MAX_LISTED} more (see the error's .diff)")
         else:
@@ -187,18 +187,6 @@ class ExportResult:
     @property
     def formats(self) -> tuple[str, ...]:
         return tuple(self.outputs)
-
-
-MAX_LISTED = 10
-
-
-def _indent(text: str, prefix: str) -> str:
-    return "\n".join(prefix + line for line in text.splitlines())
-
-
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _num(value: float) -> str:
@@ -283,10 +271,10 @@ def _cases(model: Any, inputs: Any, batch_sizes: Sequence[int]) -> list[_Case]:
     """
     import dataclasses
 
-    from pytest_kerasmodel import _keras
-    from pytest_kerasmodel.inputs import InputSignature, inputs_for_signature
+    from pytest_kerasmodel.frameworks import keras3
+    from pytest_kerasmodel.frameworks.inputs import InputSignature, inputs_for_signature
 
-    signature = _keras.input_signature(model)
+    signature = keras3.input_signature(model)
     none_axes = _none_axes(signature)
     second = InputSignature(
         tuple(
@@ -327,7 +315,7 @@ def _cases(model: Any, inputs: Any, batch_sizes: Sequence[int]) -> list[_Case]:
         runs.append((f"batch {batch}, length {length}", shorter))
     cases = []
     for label, case_inputs in runs:
-        expected = _flat_outputs(model, _keras.call_model(model, case_inputs))
+        expected = _flat_outputs(model, keras3.call_model(model, case_inputs))
         cases.append(_Case(label, case_inputs, expected))
     return cases
 
@@ -349,11 +337,11 @@ def _flat_outputs(model: Any, outputs: Any) -> list[Any]:
 
 
 def _output_names(model: Any, outputs: Any) -> list[str]:
-    from pytest_kerasmodel import _keras
+    from pytest_kerasmodel.frameworks import keras3
 
     if isinstance(outputs, Mapping):
         return [str(k) for k in sorted(outputs)]
-    names = _keras.output_names(model) or []
+    names = keras3.output_names(model) or []
     count = len(outputs) if isinstance(outputs, (list, tuple)) else 1
     if len(names) == count:
         return names
@@ -361,9 +349,9 @@ def _output_names(model: Any, outputs: Any) -> list[str]:
 
 
 def _input_names(model: Any) -> list[str]:
-    from pytest_kerasmodel import _keras
+    from pytest_kerasmodel.frameworks import keras3
 
-    return [s.name for s in _keras.input_signature(model).specs]
+    return [s.name for s in keras3.input_signature(model).specs]
 
 
 # -- comparing ---------------------------------------------------------------------------------
@@ -408,7 +396,7 @@ def _compare(
 
 
 def _missing_module(exc: BaseException) -> str | None:
-    from pytest_kerasmodel._exporters import PIP_PACKAGES
+    from pytest_kerasmodel.frameworks.exporters import PIP_PACKAGES
 
     name = getattr(exc, "name", None)
     if isinstance(exc, ImportError) and name:
@@ -421,8 +409,8 @@ def _missing_module(exc: BaseException) -> str | None:
 
 
 def _failure(stage: str, exc: BaseException, model: Any, fmt: str) -> ExportFailure:
-    from pytest_kerasmodel import _keras
-    from pytest_kerasmodel._exporters import PIP_PACKAGES
+    from pytest_kerasmodel.frameworks import keras3
+    from pytest_kerasmodel.frameworks.exporters import PIP_PACKAGES
 
     message = str(exc).strip() or type(exc).__name__
     failure = ExportFailure(stage, type(exc).__name__, message)
@@ -435,11 +423,11 @@ def _failure(stage: str, exc: BaseException, model: Any, fmt: str) -> ExportFail
             "(or pip install 'pytest-kerasmodel[export]' for every export runtime)"
         )
         return failure
-    backend = _keras.keras().backend.backend()
+    backend = keras3.keras().backend.backend()
     dtype_hint = _dtype_hint(model)
     if dtype_hint:
         failure.hint = dtype_hint
-    elif backend == "torch" and _keras.has_rnn(model):
+    elif backend == "torch" and keras3.has_rnn(model):
         failure.hint = (
             "with the torch backend, an RNN is exported with a static time axis: pass "
             "input_signature= with a fixed length (keras.InputSpec(shape=(None, LENGTH, ...)))"
@@ -460,9 +448,9 @@ def _failure(stage: str, exc: BaseException, model: Any, fmt: str) -> ExportFail
 
 def _dtype_hint(model: Any) -> str | None:
     """A hint when layers compute in another dtype than float32 (Keras's exporters expect it)."""
-    from pytest_kerasmodel import _keras
+    from pytest_kerasmodel.frameworks import keras3
 
-    layers = _keras.non_float32_layers(model)
+    layers = keras3.non_float32_layers(model)
     if not layers:
         return None
     shown = ", ".join(f"{name} ({policy})" for name, policy in layers[:5])
@@ -489,21 +477,21 @@ def _check_format(
     atol: float,
     export_kwargs: dict[str, Any],
 ) -> tuple[FormatExportDiff, list[Any] | None]:
-    from pytest_kerasmodel import _exporters
+    from pytest_kerasmodel.frameworks import exporters
 
-    result = FormatExportDiff(fmt, _exporters.EXPORT_FILES[fmt], rtol, atol)
+    result = FormatExportDiff(fmt, exporters.EXPORT_FILES[fmt], rtol, atol)
     try:
-        _exporters.import_runtime(fmt)
+        exporters.import_runtime(fmt)
     except ImportError as exc:
         result.failure = _failure("load", exc, model, fmt)
         return result, None
     try:
-        path = _exporters.export_model(model, fmt, str(folder), **export_kwargs)
+        path = exporters.export_model(model, fmt, str(folder), **export_kwargs)
     except Exception as exc:
         result.failure = _failure("export", exc, model, fmt)
         return result, None
     try:
-        runtime = _exporters.load_runtime(fmt, path)
+        runtime = exporters.load_runtime(fmt, path)
     except Exception as exc:
         result.failure = _failure("load", exc, model, fmt)
         return result, None
@@ -511,7 +499,7 @@ def _check_format(
     first: list[Any] | None = None
     for case in cases:
         try:
-            actual = runtime.run(_exporters.flatten_inputs(case.inputs, runtime, keras_inputs))
+            actual = runtime.run(exporters.flatten_inputs(case.inputs, runtime, keras_inputs))
         except Exception as exc:
             result.failure = _failure("call", exc, model, fmt)
             result.failure.case = case.label
@@ -573,7 +561,7 @@ def assert_export(
             ``.diff`` is an :class:`ExportDiff`.
     """
     __tracebackhide__ = True
-    from pytest_kerasmodel import _keras
+    from pytest_kerasmodel.frameworks import keras3
 
     chosen = _formats(formats)
     if not getattr(model, "built", False):
@@ -587,9 +575,9 @@ def assert_export(
     }
     workdir = Path(tempfile.mkdtemp(prefix="kerasmodel-export-"))
     try:
-        with _keras.preserved_global_state():
+        with keras3.preserved_global_state():
             cases = _cases(model, inputs, sizes)
-            raw = _keras.call_model(model, cases[0].inputs)
+            raw = keras3.call_model(model, cases[0].inputs)
             names = _output_names(model, raw)
             keras_inputs = _input_names(model)
             diffs: list[FormatExportDiff] = []

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Mapping
 
     from pytest_kerasmodel.export import ExportResult
-    from pytest_kerasmodel.roundtrip import RoundtripResult
+    from pytest_kerasmodel.roundtrip.run import RoundtripResult
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Roundtrip:
         backends: str | Sequence[str] | None = None,
     ) -> RoundtripResult:
         __tracebackhide__ = True
-        from pytest_kerasmodel.roundtrip import assert_roundtrip
+        from pytest_kerasmodel.roundtrip.run import assert_roundtrip
 
         return assert_roundtrip(
             model,

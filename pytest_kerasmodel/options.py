@@ -1,7 +1,9 @@
-"""Resolve the plugin's settings from command-line flags and ini keys.
+"""Every ``--keras-*`` flag and ``keras_*`` ini key, declared and resolved in one place.
 
-Every setting has a flag ``--keras-*`` and an ini key ``keras_*`` that mean the same thing;
-the flag wins when both are given. The resolved :class:`Settings` lives in ``config.stash``.
+:func:`add_options` declares them (``plugin.pytest_addoption`` calls it); :func:`get_settings`
+resolves them. Every setting has a flag ``--keras-*`` and an ini key ``keras_*`` that mean the
+same thing; the flag wins when both are given. The resolved :class:`Settings` lives in
+``config.stash``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,215 @@ DEFAULT_MEMORY_LIMIT_MB = MEMORY_FLOOR_MB = 4096
 MEMORY_BASE_MB = 1536
 MEMORY_PER_BYTE = 7
 MEMORY_CAP_FRACTION = 0.8
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Declare every ``--keras-*`` flag and its ``keras_*`` ini key (the same ``dest``), in the
+    ``kerasmodel`` group; :func:`get_settings` resolves them."""
+    group = parser.getgroup("kerasmodel", "Keras model artifacts (pytest-kerasmodel)")
+
+    def option(
+        flag: str,
+        dest: str,
+        help: str,
+        ini_type: str | None = "string",
+        ini_default: object = None,
+        **kwargs: object,
+    ) -> None:
+        group.addoption(flag, dest=dest, help=help, **kwargs)
+        if ini_type is not None:
+            parser.addini(dest, help=help, type=ini_type, default=ini_default)  # type: ignore[arg-type]
+
+    # roundtrip and prediction comparison
+    option(
+        "--keras-rtol",
+        "keras_rtol",
+        "Relative tolerance for prediction and weight comparisons (default 1e-5).",
+        metavar="RTOL",
+    )
+    option(
+        "--keras-atol",
+        "keras_atol",
+        "Absolute tolerance for prediction and weight comparisons (default 1e-6).",
+        metavar="ATOL",
+    )
+    option(
+        "--keras-roundtrip-formats",
+        "keras_roundtrip_formats",
+        "Formats keras_roundtrip saves and reloads: any of keras, h5, weights (default: keras).",
+        metavar="FORMATS",
+    )
+    option(
+        "--keras-backends",
+        "keras_backends",
+        "Keras backends keras_roundtrip also reloads each saved file under, each in a child "
+        "process kept for the session, and the gate runs load and predictions under, each in "
+        "an isolated worker: any of tensorflow, jax, torch, or all (default: none).",
+        metavar="BACKENDS",
+    )
+    # goldens
+    option(
+        "--keras-update-golden",
+        "keras_update_golden",
+        "Record missing goldens and overwrite changed ones instead of failing.",
+        ini_type=None,
+        action="store_true",
+        default=False,
+    )
+    option(
+        "--keras-golden-dir",
+        "keras_golden_dir",
+        "Folder for the gate's goldens (default: beside each artifact).",
+        metavar="DIR",
+    )
+    # the artifact gate
+    option(
+        "--keras-model-dir",
+        "keras_model_dir",
+        "Collect every Keras artifact under DIR as test items (repeatable).",
+        ini_type="paths",
+        ini_default=[],
+        action="append",
+        default=[],
+        metavar="DIR",
+    )
+    option(
+        "--keras-strict",
+        "keras_strict",
+        "Fail every file under a model folder that no Keras artifact holds (default: list "
+        "them as not checked under the summary).",
+        ini_type="bool",
+        ini_default=False,
+        action="store_true",
+        default=None,
+    )
+    option(
+        "--keras-checks",
+        "keras_checks",
+        "Gate: the checks to collect, comma-separated (default every check but compile: "
+        "integrity, safety, load, finite, structure, predictions, budgets). The checks a "
+        "selected one needs still run (the safety scan always precedes a load) but get no item.",
+        metavar="CHECKS",
+    )
+    option(
+        "--keras-load-compile",
+        "keras_load_compile",
+        "Gate: also reload each artifact compiled (it can resume training), under each backend "
+        "of --keras-backends too (a compile check per artifact).",
+        ini_type="bool",
+        ini_default=False,
+        action="store_true",
+        default=None,
+    )
+    option(
+        "--keras-report",
+        "keras_report",
+        "Write the gate's results as JSON to PATH.",
+        metavar="PATH",
+    )
+    option(
+        "--keras-timeout",
+        "keras_timeout",
+        "Seconds one artifact's checks may take in the isolated worker (default 120).",
+        metavar="SECONDS",
+    )
+    option(
+        "--keras-memory-limit",
+        "keras_memory_limit",
+        "Data-memory limit (RLIMIT_DATA) in MB of the isolated worker, for every artifact "
+        "(default: per artifact, max(4096, 1536 + 7 x its size in MiB), at most 80 percent of "
+        "physical memory).",
+        metavar="MB",
+    )
+    group.addoption(
+        "--keras-no-isolation",
+        dest="keras_no_isolation",
+        action="store_true",
+        default=False,
+        help="Check artifacts in the pytest process itself (trusted "
+        "artifacts only: a crash in the HDF5 library then ends the session).",
+    )
+    parser.addini(
+        "keras_isolate",
+        type="bool",
+        default=True,
+        help="Check artifacts in an isolated worker process (default true).",
+    )
+    option(
+        "--keras-allowed-modules",
+        "keras_allowed_modules",
+        "Module prefixes, besides Keras's own, that artifact configs may reference.",
+        metavar="MODULES",
+    )
+    option(
+        "--keras-max-file-size",
+        "keras_max_file_size",
+        "Budget: largest artifact size, e.g. 500MB.",
+        metavar="SIZE",
+    )
+    option(
+        "--keras-max-params", "keras_max_params", "Budget: most parameters per model.", metavar="N"
+    )
+    option(
+        "--keras-allowed-versions",
+        "keras_allowed_versions",
+        "Budget: Keras versions (fnmatch patterns, e.g. '3.*') allowed to have written an "
+        "artifact.",
+        metavar="PATTERNS",
+    )
+    option(
+        "--keras-sarif",
+        "keras_sarif",
+        "Write the gate's failing checks as SARIF 2.1.0 to PATH (for GitHub code scanning).",
+        metavar="PATH",
+    )
+    option(
+        "--keras-workers",
+        "keras_workers",
+        "Isolated checking workers the gate runs at once (default: the usable cores, one fewer "
+        "when no check loads with Keras, at most one per artifact; one per xdist worker).",
+        metavar="N",
+    )
+    # verdict cache
+    option(
+        "--keras-no-cache",
+        "keras_no_cache",
+        "Check every artifact again: do not serve verdicts from the gate's authenticated "
+        "verdict cache (ini: keras_cache = false).",
+        ini_type=None,
+        action="store_true",
+        default=None,
+    )
+    parser.addini(
+        "keras_cache",
+        help="Serve unchanged artifacts' verdicts from the gate's verdict cache (default true).",
+        type="bool",
+        default=True,
+    )
+    option(
+        "--keras-no-fork",
+        "keras_no_fork",
+        "Spawn each checking worker as a fresh Python process instead of forking it from the "
+        "gate's fork server, which imports Keras once (ini: keras_fork_workers = false).",
+        ini_type=None,
+        action="store_true",
+        default=None,
+    )
+    parser.addini(
+        "keras_fork_workers",
+        help="Fork the gate's checking workers from one process that imported Keras once "
+        "(default true; Linux only, elsewhere they are spawned).",
+        type="bool",
+        default=True,
+    )
+    # export parity
+    option(
+        "--keras-export-formats",
+        "keras_export_formats",
+        "Formats keras_export exports and runs: any of tf_saved_model, onnx, litert, openvino "
+        "(default: tf_saved_model).",
+        metavar="FORMATS",
+    )
 
 
 def _value(config: pytest.Config, dest: str) -> Any:
@@ -90,8 +301,8 @@ def parse_backends(value: Any) -> tuple[str, ...]:
     words = _words(value)
     if not words:
         return ()
-    from pytest_kerasmodel.backends import BackendError
-    from pytest_kerasmodel.backends import parse_backends as parse
+    from pytest_kerasmodel.frameworks import BackendError
+    from pytest_kerasmodel.frameworks import parse_backends as parse
 
     try:
         return tuple(parse(words, source="keras_backends"))

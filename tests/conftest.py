@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from describe_artifacts import build_keras3, build_tf_keras
+from builders.describe_artifacts import build_keras3, build_tf_keras
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +44,7 @@ def healthy_model(request: pytest.FixtureRequest) -> Any:
     """Each healthy model of the issue's list: Dense, Conv2D+BatchNormalization+Dropout,
     Embedding+LSTM on integer inputs, GRU, nested, dict multi-input multi-output,
     Normalization after adapt, a registered subclassed model."""
-    import roundtrip_models
+    from builders import roundtrip_models
 
     return roundtrip_models.HEALTHY[request.param]()
 
@@ -52,7 +52,7 @@ def healthy_model(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture(scope="session")
 def trained_dense() -> Any:
     """A small MLP after one Adam step: its optimizer has momentum and velocity slots."""
-    import roundtrip_models
+    from builders import roundtrip_models
 
     return roundtrip_models.trained_dense()
 
@@ -60,7 +60,7 @@ def trained_dense() -> Any:
 @pytest.fixture(scope="session")
 def compiled_untrained() -> Any:
     """A compiled model whose optimizer was never built."""
-    import roundtrip_models
+    from builders import roundtrip_models
 
     model = roundtrip_models.conv()
     # the full name: legacy .h5 renames the alias "mae" (test_legacy_h5_renames_an_aliased_metric)
@@ -71,7 +71,7 @@ def compiled_untrained() -> Any:
 @pytest.fixture(scope="session")
 def gate_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Healthy, broken, unsafe and hostile artifacts for the gate tests (built once)."""
-    from gate_artifacts import build_gate_files
+    from builders.gate_artifacts import build_gate_files
 
     return build_gate_files(tmp_path_factory.mktemp("gate"))
 
@@ -110,7 +110,7 @@ def pytester(
 @pytest.fixture(scope="session")
 def layout_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny MLP as .keras, unzipped folder and sharded weights, and their hostile twins."""
-    from layouts import build_layout_files
+    from builders.layouts import build_layout_files
 
     return build_layout_files(tmp_path_factory.mktemp("layouts"))
 
@@ -119,7 +119,7 @@ def layout_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def preset_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """KerasHub presets of one tiny BERT (task, backbone, sharded, foreign), built once."""
     pytest.importorskip("keras_hub")
-    from layouts import build_preset_files
+    from builders.layouts import build_preset_files
 
     return build_preset_files(tmp_path_factory.mktemp("presets"))
 
@@ -129,6 +129,6 @@ def exported_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One softmax MLP as clf.keras and exported in every format, and hostile exports."""
     for module in ("tf2onnx", "onnx", "onnxruntime", "ai_edge_litert", "openvino"):
         pytest.importorskip(module, reason="the [export] extra is not installed")
-    from exported_artifacts import build_exported
+    from builders.exported_artifacts import build_exported
 
     return build_exported(tmp_path_factory.mktemp("exported"))

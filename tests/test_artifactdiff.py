@@ -190,7 +190,7 @@ def test_the_console_script_diffs_in_an_isolated_child(
     assert differ.returncode == 1, differ.stderr
     assert "weights: 4 of 4 compared differ" in differ.stdout
     assert "hidden/kernel: shape (4, 3) float32: " in differ.stdout
-    from attacks import hdf5_hang_h5
+    from builders.attacks import hdf5_hang_h5
 
     hang = hdf5_hang_h5(tmp_path)
     hung = subprocess.run(
@@ -209,8 +209,8 @@ def test_blocks_give_the_report_of_one_whole_comparison(
     # a weight read in many blocks of rows is reported as one comparison of the whole arrays
     import h5py
 
-    from pytest_kerasmodel import artifactdiff
     from pytest_kerasmodel.compare import compare_arrays
+    from pytest_kerasmodel.structure import match as artifactdiff
 
     monkeypatch.setattr(artifactdiff, "BLOCK_BYTES", 12)  # one row of the (4, 3) kernel
     with h5py.File(models["base.h5"]) as old, h5py.File(models["retrained.h5"]) as new:

@@ -9,11 +9,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from describe_artifacts import RICH_WEIGHTS, TINY_WEIGHTS
+from builders.describe_artifacts import RICH_WEIGHTS, TINY_WEIGHTS
 
 from pytest_kerasmodel.artifacts import Limits, detect_format, open_artifact
+from pytest_kerasmodel.artifacts.names import iter_optimizer_weights, iter_weights
 from pytest_kerasmodel.errors import ArtifactError
-from pytest_kerasmodel.weightnames import iter_optimizer_weights, iter_weights
 
 
 def _weights(path: Path) -> dict[str, list[int]]:
@@ -35,7 +35,7 @@ def test_inner_weights_read_in_memory_or_in_place_alike(
 ) -> None:
     """A small model.weights.h5 is opened from memory, a large one in place in the archive."""
     from pytest_kerasmodel.artifacts import kerasfile
-    from pytest_kerasmodel.describe import describe_artifact
+    from pytest_kerasmodel.structure.describe import describe_artifact
 
     in_memory = describe_artifact(keras3_files["keras"], scan_values=True)
     monkeypatch.setattr(kerasfile, "IN_MEMORY_WEIGHTS_BYTES", 0)

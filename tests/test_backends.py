@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import roundtrip_models as rm
+from builders import roundtrip_models as rm
 
 from pytest_kerasmodel import RoundtripError, assert_roundtrip
-from pytest_kerasmodel.backends import BackendError, child, installed, parse_backends
+from pytest_kerasmodel.frameworks import BackendError, installed, parse_backends
+from pytest_kerasmodel.roundtrip.backends import child
 
 TESTS = Path(__file__).parent
 OTHERS = ["jax", "torch"]  # this test process runs TensorFlow
@@ -107,7 +108,7 @@ def test_a_backend_not_installed_names_the_package() -> None:
         """
         import sys
         sys.modules["torch"] = None
-        from pytest_kerasmodel.backends import BackendError, parse_backends
+        from pytest_kerasmodel.frameworks import BackendError, parse_backends
         try:
             parse_backends(["torch"], source="assert_roundtrip: backends")
         except BackendError as exc:
@@ -128,8 +129,8 @@ def torch_written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = _run(
         "torch",
         f"""
-        import cross_backend
-        import roundtrip_models as rm
+        from scripts import cross_backend
+        from builders import roundtrip_models as rm
         rm.trained_dense().save({str(saved)!r})
         cross_backend.main(["trained_dense"], ["keras", "weights"], True)
         """,
@@ -162,13 +163,13 @@ def test_torch_written_compiled_keras_does_not_load_without_torch(
         import json, sys
         sys.modules["torch"] = None
         from dataclasses import asdict
-        from pytest_kerasmodel import _keras
-        from pytest_kerasmodel.roundtrip import failure_of
+        from pytest_kerasmodel.frameworks import keras3
+        from pytest_kerasmodel.roundtrip.hints import failure_of
         try:
-            _keras.load("keras", {str(saved)!r})
+            keras3.load("keras", {str(saved)!r})
         except Exception as exc:
             print(json.dumps(asdict(failure_of("load", exc))))
-        _keras.load("keras", {str(saved)!r}, compile=False)
+        keras3.load("keras", {str(saved)!r}, compile=False)
         """,
     )
     failure = json.loads(out)
@@ -240,7 +241,7 @@ def test_children_start_when_a_collected_test_uses_the_fixture(pytester: pytest.
     # looks at the pool before any roundtrip: started at collection, importing meanwhile.
     pytester.makepyfile(
         test_uses="""
-        from pytest_kerasmodel import backends
+        from pytest_kerasmodel.roundtrip import backends
 
         def test_started(keras_roundtrip):
             assert backends.child("jax").proc is not None
@@ -251,7 +252,7 @@ def test_children_start_when_a_collected_test_uses_the_fixture(pytester: pytest.
     result.assert_outcomes(passed=1)
     pytester.makepyfile(
         test_uses="""
-        from pytest_kerasmodel import backends
+        from pytest_kerasmodel.roundtrip import backends
 
         def test_not_started():
             assert backends.child("jax").proc is None  # no test uses keras_roundtrip

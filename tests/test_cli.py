@@ -92,7 +92,7 @@ def test_inspect_unreadable_file_exits_2(
 
 
 def test_inspect_survives_an_hdf5_hang(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from attacks import hdf5_hang_h5
+    from builders.attacks import hdf5_hang_h5
 
     path = hdf5_hang_h5(tmp_path)
     assert main(["inspect", str(path), "--timeout", "3"]) == 2

@@ -148,7 +148,7 @@ def test_diffs_are_strict_json() -> None:
 
 def test_compare_imports_no_keras() -> None:
     code = (
-        "import sys, pytest_kerasmodel.compare, pytest_kerasmodel.inputs;"
+        "import sys, pytest_kerasmodel.compare, pytest_kerasmodel.frameworks.inputs;"
         "print(sorted(m for m in ('keras', 'tensorflow', 'h5py') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -12,10 +12,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from describe_artifacts import TINY_WEIGHTS
+from builders.describe_artifacts import TINY_WEIGHTS
 
 from pytest_kerasmodel import describe_artifact
-from pytest_kerasmodel.describe import render_description, summarise
+from pytest_kerasmodel.structure.describe import render_description, summarise
 
 TINY_LAYERS = [
     ("x", "InputLayer", 0),
@@ -169,7 +169,7 @@ def test_describing_imports_neither_keras_nor_tensorflow(keras3_files: dict[str,
     code = (
         "import sys, json\n"
         "from pytest_kerasmodel import describe_artifact, assert_h5_structure\n"
-        "from pytest_kerasmodel.describe import render_description\n"
+        "from pytest_kerasmodel.structure.describe import render_description\n"
         "for p in sys.argv[1:]:\n"
         "    d = describe_artifact(p, scan_values=True)\n"
         "    render_description(d)\n"
@@ -194,7 +194,7 @@ def test_count_nonfinite_across_blocks(
     """Blocks read into one shared buffer: NaN and Inf counted exactly in whichever block holds
     them, huge finite values (whose sum overflows) not counted, and tiny / scalar / empty
     datasets handled."""
-    from pytest_kerasmodel import describe
+    from pytest_kerasmodel.structure import describe
 
     monkeypatch.setattr(describe, "_SCAN_BLOCK_BYTES", 4 * 5 * 16)  # a few rows per block
     big = np.finfo(np.dtype(dtype).type(0).real.dtype).max

@@ -20,9 +20,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import export_models
 import numpy as np
 import pytest
+from builders import export_models
 
 from pytest_kerasmodel import ExportError, assert_export
 from pytest_kerasmodel.export import ExportDiff, FormatExportDiff
@@ -213,7 +213,7 @@ def test_a_missing_runtime_is_named(tmp_path: Path) -> None:
         f"""
         import sys
         sys.path[:0] = [{str(site)!r}, {str(project)!r}, {str(project / "tests")!r}]
-        import export_models
+        from builders import export_models
         from pytest_kerasmodel import ExportError, assert_export
         try:
             assert_export(export_models.dense(), formats="onnx")

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from gate_artifacts import message, run_gate, status
+from builders.gate_artifacts import message, run_gate, status
 
-from pytest_kerasmodel.backends import installed
+from pytest_kerasmodel.frameworks import installed
 
 TESTS = Path(__file__).parent
 
@@ -28,11 +28,11 @@ def backend_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``gru.keras`` (TensorFlow, trained) and ``torch_clf.keras`` (written under torch,
     compiled with Adam and trained), in one folder."""
     folder = tmp_path_factory.mktemp("backend_models")
-    import roundtrip_models as rm
+    from builders import roundtrip_models as rm
 
     rm.train_one_step(rm.gru()).save(folder / "gru.keras")
     code = (
-        "import sys, roundtrip_models as rm; "
+        "import sys; from builders import roundtrip_models as rm; "
         f"rm.trained_dense().save({str(folder / 'torch_clf.keras')!r})"
     )
     env = dict(os.environ, KERAS_BACKEND="torch", TF_CPP_MIN_LOG_LEVEL="3")

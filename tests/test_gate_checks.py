@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gate_artifacts import MARKER_NAME, message, run_gate, stage, status
+from builders.gate_artifacts import MARKER_NAME, message, run_gate, stage, status
 
 from pytest_kerasmodel.gate.report import FULL_TABLE_ROWS
 
@@ -198,7 +198,7 @@ def test_load_failure_names_the_layer_keras_cannot_rebuild(
 
 
 def test_crc32_combine_matches_zlib_over_any_split() -> None:
-    from pytest_kerasmodel.gate.checks import crc32_combine
+    from pytest_kerasmodel.gate.zipcrc import crc32_combine
 
     data = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
     for cut in (0, 1, 7, 2500, 4096, 4999, 5000):
@@ -210,14 +210,14 @@ def test_crc32_combine_matches_zlib_over_any_split() -> None:
 def crc_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Whether the zip CRCs are checked inline or by the background job, in units small enough
     that even a tiny archive's members are split into many units (combined in order)."""
-    from pytest_kerasmodel.gate import checks
+    from pytest_kerasmodel.gate import zipcrc
 
     if request.param == "background":
-        monkeypatch.setattr(checks, "CRC_IN_BACKGROUND_BYTES", 0)
-        monkeypatch.setattr(checks, "CRC_UNIT_BYTES", 1000)
-        monkeypatch.setattr(checks, "CRC_READ_BYTES", 300)
+        monkeypatch.setattr(zipcrc, "CRC_IN_BACKGROUND_BYTES", 0)
+        monkeypatch.setattr(zipcrc, "CRC_UNIT_BYTES", 1000)
+        monkeypatch.setattr(zipcrc, "CRC_READ_BYTES", 300)
     else:
-        monkeypatch.setattr(checks, "CRC_IN_BACKGROUND_BYTES", 2**62)
+        monkeypatch.setattr(zipcrc, "CRC_IN_BACKGROUND_BYTES", 2**62)
     return str(request.param)
 
 
@@ -246,7 +246,8 @@ def test_a_large_run_lists_only_the_failing_artifacts_unless_verbose(
 
 def _events(path: Path, checks_: list[str], **request: Any) -> list[tuple[str, str]]:
     """(check, "start" or the result's status + message) in the order iter_checks yields them."""
-    from pytest_kerasmodel.gate.checks import Request, iter_checks
+    from pytest_kerasmodel.gate.protocol import Request
+    from pytest_kerasmodel.gate.runner import iter_checks
 
     return [
         (name, "start" if result is None else f"{result.status}: {result.message}")
@@ -263,7 +264,7 @@ def test_crc_damage_fails_integrity_and_its_dependents_whether_checked_in_backgr
     """While a large archive's CRCs are checked in the background, the file-only checks run;
     a damaged member then fails integrity with the same message, and the checks that needed
     integrity "cannot be verified", their speculative results discarded."""
-    from pytest_kerasmodel.gate.checks import check_artifact
+    from pytest_kerasmodel.gate.runner import check_artifact
 
     golden = tmp_path / "structure.json"
     base = {"path": str(gate_files["crc.keras"]), "checks": FILE_ONLY}
@@ -296,7 +297,7 @@ def test_crc_damage_fails_integrity_and_its_dependents_whether_checked_in_backgr
 def test_a_healthy_archive_passes_whether_its_crcs_are_checked_in_background_or_not(
     crc_mode: str, gate_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    from pytest_kerasmodel.gate.checks import check_artifact
+    from pytest_kerasmodel.gate.runner import check_artifact
 
     golden = tmp_path / "structure.json"
     base = {"path": str(gate_files["clf.keras"]), "golden_structure": str(golden)}
@@ -315,11 +316,12 @@ def test_a_crc_damaged_archive_is_never_loaded(
 ) -> None:
     """The CRC pass ends before anything needs Keras: load never runs on a damaged file."""
     from pytest_kerasmodel.gate import checks
+    from pytest_kerasmodel.gate.subject import Subject
 
     loaded: list[Path] = []
     real_load = checks.load
 
-    def spy(subject: checks.Subject) -> Any:
+    def spy(subject: Subject) -> Any:
         loaded.append(subject.path)
         return real_load(subject)
 
@@ -435,7 +437,7 @@ def test_the_summary_names_each_root_cause_once(
 def test_an_archive_failing_integrity_still_shows_its_format(
     pytester: pytest.Pytester, gate_files: dict[str, Path]
 ) -> None:
-    from pytest_kerasmodel.gate.checks import guess_format
+    from pytest_kerasmodel.gate.subject import guess_format
 
     expected = {
         "truncated.keras": "keras",  # no central directory: read from the first local headers

@@ -1,6 +1,7 @@
 """``kerasmodel gate``, ``--keras-sarif`` and ``--tx``: one folder, every way of gating it.
 
-One folder of healthy, broken and hostile artifacts (tests/gate_artifacts.py, tests/attacks.py)
+One folder of healthy, broken and hostile artifacts (tests/builders/gate_artifacts.py,
+tests/builders/attacks.py)
 is gated by ``pytest --keras-model-dir``, by ``kerasmodel gate`` (no pytest), and by pytest over
 two execnet gateways (``--tx 2*popen --dist loadfile``, the path ``--tx ssh=...`` takes). Their
 verdicts, JSON reports, SARIF logs, JUnit outcomes and summary tables must agree. Each run is a
@@ -71,7 +72,7 @@ def _pytest(folder: Path, name: str, *extra: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def runs(gate_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from attacks import pickle_opaque_h5, zip_traversal_keras
+    from builders.attacks import pickle_opaque_h5, zip_traversal_keras
 
     folder = tmp_path_factory.mktemp("gate_cli")
     (folder / "pytest.ini").write_text("[pytest]\n")  # the rootdir: ids are models/<file>

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gate_artifacts import stage
+from builders.gate_artifacts import stage
 
 CHECKS = ["integrity", "safety", "load", "finite", "structure", "predictions"]  # no budget set
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from exported_artifacts import openvino_with_extension, stage_exported, truncate
-from gate_artifacts import message, run_gate, status
+from builders.exported_artifacts import openvino_with_extension, stage_exported, truncate
+from builders.gate_artifacts import message, run_gate, status
 
 # OpenVINO's CPU plugin computes in bfloat16 by default where the CPU has it (see test_export):
 # these tolerances hold it, and the default ones catch it

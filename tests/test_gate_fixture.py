@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from gate_artifacts import MARKER_NAME, run_gate, stage
+from builders.gate_artifacts import MARKER_NAME, run_gate, stage
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "models"
 

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gate_artifacts import stage
+from builders.gate_artifacts import stage
 from test_gate_isolation import _needs_segfault
 
-from pytest_kerasmodel.backends import LOADER_ENV, TF_KERAS
-from pytest_kerasmodel.gate import forkserver
-from pytest_kerasmodel.gate.checks import Request
-from pytest_kerasmodel.gate.pool import WorkerPool
+from pytest_kerasmodel.frameworks import LOADER_ENV, TF_KERAS
+from pytest_kerasmodel.gate.protocol import Request
+from pytest_kerasmodel.gate.workers import forkserver
+from pytest_kerasmodel.gate.workers.pool import WorkerPool
 from pytest_kerasmodel.options import get_settings
 
 pytestmark = pytest.mark.skipif(not forkserver.available(), reason="no fork server here")
@@ -86,7 +86,7 @@ def test_forked_workers_load_compile_and_predict_under_the_default_backend(
 ) -> None:
     """Forking after ``import keras`` (TensorFlow): the worker's first TensorFlow ops, training
     step included, run in the child."""
-    import roundtrip_models as rm
+    from builders import roundtrip_models as rm
 
     trained = tmp_path / "trained.keras"
     rm.trained_dense().save(trained)  # compiled with Adam and trained: compile has work to do

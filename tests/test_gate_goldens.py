@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gate_artifacts import message, run_gate, stage, status
+from builders.gate_artifacts import message, run_gate, stage, status
 
 
 def _digests(folder: Path) -> dict[str, str]:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gate_artifacts import message, run_gate, stage, status
+from builders.gate_artifacts import message, run_gate, stage, status
 
-from pytest_kerasmodel.gate.checks import CHECKS, Request
-from pytest_kerasmodel.gate.isolation import WorkerRunner
+from pytest_kerasmodel.gate.protocol import CHECKS, Request
+from pytest_kerasmodel.gate.workers.isolation import WorkerRunner
 
 
 @functools.cache

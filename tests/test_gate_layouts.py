@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from gate_artifacts import message, run_gate, status
-from layouts import FOREIGN_MARKER, FOREIGN_MODULE, MARKER_NAME, copy_artifact, gate_report
+from builders.gate_artifacts import message, run_gate, status
+from builders.layouts import FOREIGN_MARKER, FOREIGN_MODULE, MARKER_NAME, copy_artifact, gate_report
 
 ALL_OK = {"integrity": "passed", "safety": "passed", "load": "passed", "finite": "passed"}
 NO_GOLDEN = {"structure": "skipped", "predictions": "skipped"}
@@ -105,7 +105,7 @@ def test_hostile_folder_and_manifest_fail_and_nothing_runs(
 def test_a_preset_naming_a_foreign_module_fails_safety_and_is_never_imported(
     pytester: pytest.Pytester, preset_files: dict[str, Path]
 ) -> None:
-    from layouts import write_foreign_module
+    from builders.layouts import write_foreign_module
 
     marker = write_foreign_module(pytester.path)
     pytester.syspathinsert()  # the module would import, if anything imported it
@@ -221,7 +221,7 @@ def test_a_folder_without_artifacts_says_so(pytester: pytest.Pytester) -> None:
 def test_weights_stored_as_npz_are_not_vouched_for(pytester: pytest.Pytester) -> None:
     """Keras's own npz weights format pickles each layer's variables: they are not read, so the
     finite check says so instead of passing over zero variables."""
-    import attacks
+    from builders import attacks
 
     models = pytester.path / "models"
     models.mkdir()

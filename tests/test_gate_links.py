@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gate_artifacts import message, run_gate, status
-from layouts import MARKER_NAME, copy_artifact, gate_report, hf_cache, link_tree
+from builders.gate_artifacts import message, run_gate, status
+from builders.layouts import MARKER_NAME, copy_artifact, gate_report, hf_cache, link_tree
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "models"
 #: where isolation is not the point, checks run in the test process (Keras already imported)

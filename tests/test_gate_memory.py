@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gate_artifacts import message, run_gate, stage
+from builders.gate_artifacts import message, run_gate, stage
 
-from pytest_kerasmodel.gate.checks import Request
-from pytest_kerasmodel.gate.isolation import WorkerRunner
+from pytest_kerasmodel.gate.protocol import Request
+from pytest_kerasmodel.gate.workers.isolation import WorkerRunner
 from pytest_kerasmodel.options import memory_limit_for
 
 MiB = 1024**2

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gate_artifacts import stage
+from builders.gate_artifacts import stage
 from test_gate_isolation import _needs_segfault
 
-from pytest_kerasmodel.gate.checks import Request
-from pytest_kerasmodel.gate.pool import WorkerPool
+from pytest_kerasmodel.gate.protocol import Request
+from pytest_kerasmodel.gate.workers.pool import WorkerPool
 
 WORKERS_SEEN = """
 from pytest_kerasmodel.gate.session import gate_state
@@ -146,7 +146,7 @@ def test_the_default_pool_leaves_pytest_a_core_for_file_only_checks(
     checks: str,
     extra: int,
 ) -> None:
-    from pytest_kerasmodel.gate.pool import usable_cores
+    from pytest_kerasmodel.gate.workers.pool import usable_cores
 
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # not nested in xdist's worker
 
@@ -167,8 +167,8 @@ def test_kerasmodel_gate_keeps_every_core_for_file_only_checks(
     tmp_path: Path, gate_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without pytest's reporting (``kerasmodel gate``), no core is left to it."""
-    from pytest_kerasmodel.gate.pool import usable_cores
     from pytest_kerasmodel.gate.session import GateState
+    from pytest_kerasmodel.gate.workers.pool import usable_cores
     from pytest_kerasmodel.options import Settings
 
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)

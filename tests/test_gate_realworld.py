@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from gate_artifacts import message, run_gate, status
+from builders.gate_artifacts import message, run_gate, status
 
 REALWORLD = Path(__file__).resolve().parents[2] / "shared" / "realworld"
 

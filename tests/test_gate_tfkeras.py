@@ -12,24 +12,25 @@ import sys
 from pathlib import Path
 
 import pytest
-from gate_artifacts import message, run_gate, status
+from builders.gate_artifacts import message, run_gate, status
 
-from pytest_kerasmodel.backends import installed
+from pytest_kerasmodel.frameworks import installed
 
 TESTS = Path(__file__).parent
 
 pytestmark = pytest.mark.skipif(not installed("tf_keras"), reason="tf-keras is not installed")
 
 _WRITE = """
-import sys, keras, tfkeras_models as tm
+import sys, keras
+from builders import tfkeras_models as tm
 from pathlib import Path
-from pytest_kerasmodel import _tfkeras
+from pytest_kerasmodel.frameworks import tfkeras
 from pytest_kerasmodel.gate import goldens
-from pytest_kerasmodel.inputs import make_inputs
+from pytest_kerasmodel.frameworks.inputs import make_inputs
 folder = sys.argv[1]
 trained = tm.train_one_step(tm.sequential())
 inputs = make_inputs(trained)
-outputs = goldens.named_outputs(trained, _tfkeras.call_model(trained, inputs))
+outputs = goldens.named_outputs(trained, tfkeras.call_model(trained, inputs))
 for name, options in [
     ("tfk_clf.h5", {}), ("tfk_clf.keras", {}), ("tfk_clf_savedmodel", {"save_format": "tf"})
 ]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gate_artifacts import stage
+from builders.gate_artifacts import stage
 
 from pytest_kerasmodel.gate import verdicts
 

@@ -8,10 +8,10 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-import roundtrip_models as rm
+from builders import roundtrip_models as rm
 
 from pytest_kerasmodel import make_inputs
-from pytest_kerasmodel.inputs import (
+from pytest_kerasmodel.frameworks.inputs import (
     NONE_DIM,
     InputsError,
     InputSignature,

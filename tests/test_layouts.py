@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from layouts import FOREIGN_MODULE, _mlp, hf_cache
+from builders.layouts import FOREIGN_MODULE, _mlp, hf_cache
 
 from pytest_kerasmodel import describe_artifact
 from pytest_kerasmodel.artifacts import open_artifact
+from pytest_kerasmodel.artifacts.names import iter_weights
 from pytest_kerasmodel.errors import ArtifactError
 from pytest_kerasmodel.safety import scan_artifact
-from pytest_kerasmodel.weightnames import iter_weights
 
 MLP_WEIGHTS = {
     "hidden/kernel": [3, 3],

@@ -14,13 +14,13 @@ import pickletools
 import zipfile
 from pathlib import Path
 
-import attacks
 import numpy as np
 import pytest
+from builders import attacks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_kerasmodel.pickles import (
+from pytest_kerasmodel.safety.pickles import (
     DATA_GLOBALS,
     PickleReport,
     analyse_pickle,

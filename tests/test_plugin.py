@@ -14,8 +14,11 @@ def test_loading_pytest_imports_no_heavy_module(pytester: pytest.Pytester) -> No
     pytester.makeconftest(
         f"""
         import sys
-        import pytest_kerasmodel._tfkeras, pytest_kerasmodel.frameworks  # import no Keras either
-        import pytest_kerasmodel.gate.forkserver, pytest_kerasmodel.gate.pool  # nor these
+        import pytest_kerasmodel.frameworks, pytest_kerasmodel.frameworks.base  # import no Keras,
+        import pytest_kerasmodel.frameworks.tfkeras  # nor does the tf-keras adapter,
+        import pytest_kerasmodel.gate.workers.forkserver  # these
+        import pytest_kerasmodel.gate.workers.pool
+        import pytest_kerasmodel.gate.protocol, pytest_kerasmodel.safety.rules  # or these
         def pytest_sessionfinish(session):
             heavy = sorted(m for m in {HEAVY + EXPORT_RUNTIMES!r} if m in sys.modules)
             print("HEAVY_MODULES=" + ",".join(heavy) + ";")
@@ -72,7 +75,7 @@ def test_unknown_roundtrip_format_is_a_usage_error(pytester: pytest.Pytester) ->
 
 def test_asking_for_backends_imports_none_of_them(pytester: pytest.Pytester) -> None:
     # --keras-backends is checked with importlib.util.find_spec: nothing is imported until a
-    # roundtrip runs (pytest_kerasmodel.backends imports none of them itself).
+    # roundtrip runs (pytest_kerasmodel.frameworks imports none of them itself).
     pytest.importorskip("jax")
     pytester.makeconftest(
         """

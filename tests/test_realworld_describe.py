@@ -10,7 +10,7 @@ import csv
 import json
 
 import pytest
-from describe_artifacts import REALWORLD
+from builders.describe_artifacts import REALWORLD
 
 from pytest_kerasmodel import assert_h5_structure, describe_artifact
 

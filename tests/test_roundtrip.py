@@ -11,10 +11,10 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-import roundtrip_models as rm
+from builders import roundtrip_models as rm
 
 from pytest_kerasmodel import RoundtripError, assert_roundtrip
-from pytest_kerasmodel.roundtrip import FormatDiff, RoundtripDiff
+from pytest_kerasmodel.roundtrip.run import FormatDiff, RoundtripDiff
 
 ALL_FORMATS = ("keras", "h5", "weights")
 
@@ -317,7 +317,7 @@ def test_unbuilt_model_and_unknown_format_are_usage_errors() -> None:
 
 
 def test_losses_and_metrics_compare_by_what_they_compute() -> None:
-    from pytest_kerasmodel._keras import canonical_compile_entry as canonical
+    from pytest_kerasmodel.frameworks.keras3 import canonical_compile_entry as canonical
 
     def ser(obj: Any) -> Any:
         return json.loads(json.dumps(keras.saving.serialize_keras_object(obj)))

@@ -24,7 +24,7 @@ def _run_under(backend: str) -> dict[str, Any]:
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, str(TESTS / "same_backend.py"), backend],
+        [sys.executable, str(TESTS / "scripts" / "same_backend.py"), backend],
         capture_output=True,
         text=True,
         env=env,
@@ -37,7 +37,7 @@ def _run_under(backend: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_healthy_models_pass_under_the_backend(backend: str) -> None:
-    import roundtrip_models as rm
+    from builders import roundtrip_models as rm
 
     results = _run_under(backend)
     assert results.pop("_backend") == {"name": backend}

@@ -1,7 +1,7 @@
 """The keras_roundtrip fixture as a user meets it: pytester runs of real test files.
 
 Custom layers in generated files are registered under a package unique to each file, so
-that in-process runs never clash with each other or with tests/roundtrip_models.py.
+that in-process runs never clash with each other or with tests/builders/roundtrip_models.py.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from pytest_kerasmodel import RoundtripError, assert_roundtrip
-from pytest_kerasmodel.backends import BackendError, installed
+from pytest_kerasmodel.frameworks import BackendError, installed
 
 tf_keras = pytest.importorskip("tf_keras")
-import tfkeras_models as tm  # noqa: E402  (imports tf_keras)
+from builders import tfkeras_models as tm  # noqa: E402  (imports tf_keras)
 
 ALL = ("keras", "h5", "weights", "savedmodel")
 #: the formats each healthy model is checked in: a subclassed model cannot be saved as legacy
@@ -46,7 +46,7 @@ def test_healthy_tf_keras_models_pass_each_format(healthy: tuple[str, Any]) -> N
     result = assert_roundtrip(model, formats=HEALTHY_FORMATS[name])
     assert result.formats == HEALTHY_FORMATS[name]
     for reloaded in result.models.values():
-        assert type(reloaded).__module__.split(".")[0] in ("tf_keras", "tfkeras_models")
+        assert type(reloaded).__module__.split(".")[0] in ("tf_keras", "builders")
     assert result.diff.backend == "tf_keras"
 
 
@@ -183,7 +183,7 @@ def test_backends_reload_a_tf_keras_models_files_in_keras_3() -> None:
 
 
 def test_backends_and_formats_that_do_not_apply_are_usage_errors() -> None:
-    import roundtrip_models as rm
+    from builders import roundtrip_models as rm
 
     with pytest.raises(BackendError, match=r"'tf_keras' is the gate's Keras 2 loader"):
         assert_roundtrip(rm.dense(), backends=["tf_keras"])

@@ -15,8 +15,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import attacks
 import pytest
+from builders import attacks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -15,11 +15,11 @@ import shutil
 import warnings
 from pathlib import Path
 
-import attacks
 import pytest
+from builders import attacks
 
-from pytest_kerasmodel.gate.checks import CHECKS as ALL_CHECKS
-from pytest_kerasmodel.gate.checks import OPTIONAL_CHECKS
+from pytest_kerasmodel.gate.protocol import CHECKS as ALL_CHECKS
+from pytest_kerasmodel.gate.protocol import OPTIONAL_CHECKS
 
 # no budget is set; compile is collected only with --keras-load-compile
 CHECKS = [c for c in ALL_CHECKS if c != "budgets" and c not in OPTIONAL_CHECKS]

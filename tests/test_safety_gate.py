@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import attacks
 import pytest
+from builders import attacks
 
 
 @pytest.fixture(scope="module")

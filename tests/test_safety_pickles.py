@@ -15,10 +15,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import attacks
-import gate_artifacts
 import numpy as np
 import pytest
+from builders import attacks, gate_artifacts
 
 from pytest_kerasmodel.safety import scan_artifact, scan_config
 

@@ -12,7 +12,7 @@ import pytest
 
 from pytest_kerasmodel import StructureError, assert_h5_structure, describe_artifact
 from pytest_kerasmodel.golden import golden_document, write_json_atomic
-from pytest_kerasmodel.structure import StructureDiff, structure_view
+from pytest_kerasmodel.structure.expected import StructureDiff, structure_view
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_kerasmodel.structure import StructureDiff, compare_descriptions, compare_paths
+from pytest_kerasmodel.structure.expected import StructureDiff, compare_descriptions, compare_paths
 
 NAMES = st.text(alphabet="abz01_.[*", min_size=1, max_size=4).filter(lambda s: s not in ".")
 SHAPES = st.lists(st.integers(min_value=0, max_value=5), max_size=3)

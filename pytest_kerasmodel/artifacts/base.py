@@ -2,7 +2,7 @@
 limits that keep reading an untrusted file cheap, and the format names.
 
 No reader is imported here, so every module of the package (and
-:mod:`pytest_kerasmodel.weightnames`) can depend on this one without a circle.
+:mod:`pytest_kerasmodel.artifacts.names`) can depend on this one without a circle.
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 HDF5_SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 
 KERAS_ZIP_WEIGHTS = "model.weights.h5"
+#: names of pickled data (pickle, joblib, torch.save), which a Keras artifact never holds
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth")
 
 # What h5py raises on a damaged file (besides crashing or hanging, which only a separate process
 # can contain): these become an ArtifactError naming the file.

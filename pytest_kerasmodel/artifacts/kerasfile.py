@@ -26,6 +26,7 @@ from pytest_kerasmodel.artifacts.base import (
     KERAS_ZIP_METADATA,
     KERAS_ZIP_WEIGHTS,
     KERAS_ZIP_WEIGHTS_NPZ,
+    PICKLE_SUFFIXES,
     Artifact,
     HygieneError,
     Limits,
@@ -37,6 +38,7 @@ from pytest_kerasmodel.artifacts.base import (
     text,
 )
 from pytest_kerasmodel.artifacts.hdf5 import IN_MEMORY_WEIGHTS_BYTES, open_image, use_weights_file
+from pytest_kerasmodel.artifacts.ziplocal import read_local_header
 from pytest_kerasmodel.errors import ArtifactError
 
 NAME = "keras-zip"
@@ -57,7 +59,9 @@ def claims(path: Path) -> bool:
 
 
 _METHODS = {0: "stored", 8: "deflated", 12: "bzip2", 14: "lzma"}
-_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".npy")
+#: a member named like pickled data, or a NumPy array file (which may hold an object array, a
+#: pickle): a Keras archive holds neither
+_REFUSED_SUFFIXES = (*PICKLE_SUFFIXES, ".npy")
 
 
 def check_zip(zf: zipfile.ZipFile, path: Path, limits: Limits = DEFAULT_LIMITS) -> list[ZipMember]:
@@ -94,7 +98,7 @@ def check_zip(zf: zipfile.ZipFile, path: Path, limits: Limits = DEFAULT_LIMITS) 
                 f"member {name!r} declares {info.file_size} bytes from {info.compress_size} "
                 "compressed bytes: a zip bomb",
             )
-        if name.lower().endswith(_PICKLE_SUFFIXES):
+        if name.lower().endswith(_REFUSED_SUFFIXES):
             raise HygieneError(
                 path, "zip", f"member {name!r} is pickled data, which a Keras archive never holds"
             )
@@ -167,13 +171,10 @@ class _Window(io.RawIOBase):
 
 
 def stored_member_window(fh: Any, info: zipfile.ZipInfo, path: Path) -> _Window:
-    fh.seek(info.header_offset)
-    header = fh.read(30)
-    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+    header = read_local_header(fh, info.header_offset)
+    if header is None:
         raise HygieneError(path, "zip", f"member {info.filename!r} has no valid local header")
-    name_len, extra_len = struct.unpack("<HH", header[26:30])
-    start = info.header_offset + 30 + name_len + extra_len
-    return _Window(fh, start, info.file_size)
+    return _Window(fh, header.data_start, info.file_size)
 
 
 def _json_member(zf: zipfile.ZipFile, name: str, path: Path, limits: Limits) -> Any:

@@ -22,8 +22,8 @@ import pytest
 from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.errors import ArtifactError, UnsafeArtifactError
 from pytest_kerasmodel.gate import discover
-from pytest_kerasmodel.gate.checks import FAILED, SKIPPED
 from pytest_kerasmodel.gate.goldens import budget_sidecar
+from pytest_kerasmodel.gate.protocol import FAILED, SKIPPED
 from pytest_kerasmodel.gate.session import REPORT_PROPERTY, backend_checks, gate_checks, gate_state
 from pytest_kerasmodel.options import Settings, get_settings
 

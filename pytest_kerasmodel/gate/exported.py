@@ -8,27 +8,18 @@ graph predicts what the approved model predicts. Without a sidecar the golden is
 own outputs: later runs prove the artifact did not change.
 
 Inputs come from ``<artifact>.inputs.npz`` when given, else from the source model's input specs
-(:func:`~pytest_kerasmodel.inputs.make_inputs`), else from the graph's serving signature.
-The check runs only after the safety scan found nothing (see ``checks._precluded``).
+(:func:`~pytest_kerasmodel.frameworks.inputs.make_inputs`), else from the graph's serving signature.
+The check runs only after the safety scan found nothing (see ``runner._precluded``). It raises
+the gate's own :class:`~pytest_kerasmodel.gate.protocol.CheckFailure`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pytest_kerasmodel import artifacts
-
-
-class Request(Protocol):
-    """What this module reads of a gate request (:class:`~.checks.Request`, which calls it)."""
-
-    allowed_modules: list[str]
-    update_golden: bool
-    inputs_file: str
-    rtol: float
-    atol: float
-
+from pytest_kerasmodel.gate.protocol import CheckFailure, Request
 
 SOURCE_SUFFIX = ".source"
 #: the runtime (assert_export's format name) of each exported artifact format
@@ -42,14 +33,6 @@ RUNTIME_OF = {
 BATCH = 4
 
 
-class CheckFailure(Exception):
-    """The artifact fails the predictions check, for the reason given (``details``: data)."""
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.details = details
-
-
 def source_sidecar(artifact: Path) -> Path:
     """``<artifact>.source``: names the Keras artifact this one was exported from."""
     return artifact.with_name(artifact.name + SOURCE_SUFFIX)
@@ -60,7 +43,7 @@ def _source_model(path: Path, request: Request) -> tuple[Any, Path] | None:
     sidecar = source_sidecar(path)
     if not sidecar.is_file():
         return None
-    from pytest_kerasmodel import _keras
+    from pytest_kerasmodel.frameworks import keras3
     from pytest_kerasmodel.safety import scan_artifact
 
     name = sidecar.read_text(encoding="utf-8").strip()
@@ -74,7 +57,7 @@ def _source_model(path: Path, request: Request) -> tuple[Any, Path] | None:
             f"the source {name} named by {sidecar.name} is refused by the safety scan:\n{lines}"
         )
     try:
-        model = _keras.load_model(source, safe_mode=True, compile=False)
+        model = keras3.load_model(source, safe_mode=True, compile=False)
     except Exception as exc:
         raise CheckFailure(
             f"the source {name} cannot be loaded: {type(exc).__name__}: {exc}"
@@ -84,7 +67,7 @@ def _source_model(path: Path, request: Request) -> tuple[Any, Path] | None:
 
 def _signature_inputs(runtime: Any) -> dict[str, Any]:
     """Inputs from the graph's serving signature: open dimensions of 8, an open batch of 4."""
-    from pytest_kerasmodel.inputs import InputSignature, InputSpec, inputs_for_signature
+    from pytest_kerasmodel.frameworks.inputs import InputSignature, InputSpec, inputs_for_signature
 
     inputs: dict[str, Any] = {}
     for name, shape, dtype in zip(
@@ -98,24 +81,24 @@ def _signature_inputs(runtime: Any) -> dict[str, Any]:
 
 
 def _run(runtime: Any, inputs: dict[str, Any]) -> dict[str, Any]:
-    from pytest_kerasmodel import _exporters
+    from pytest_kerasmodel.frameworks import exporters
 
-    flat = _exporters.flatten_inputs(inputs, runtime, list(inputs))
+    flat = exporters.flatten_inputs(inputs, runtime, list(inputs))
     return dict(zip(runtime.output_names, runtime.run(flat), strict=True))
 
 
 def check_predictions(path: Path, fmt_name: str, request: Request, golden_path: Path) -> str:
     """Run the exported artifact at ``path`` and compare with its golden; the passing message.
     Raises :class:`CheckFailure` saying why it fails."""
-    from pytest_kerasmodel import _exporters
     from pytest_kerasmodel.compare import compare_named_arrays
+    from pytest_kerasmodel.frameworks import exporters
     from pytest_kerasmodel.gate import goldens
 
     fmt = RUNTIME_OF[fmt_name]
     try:
-        runtime = _exporters.load_runtime(fmt, str(path))
+        runtime = exporters.load_runtime(fmt, str(path))
     except ImportError as exc:
-        package = _exporters.PIP_PACKAGES.get(str(exc.name or "").split(".")[0], exc.name)
+        package = exporters.PIP_PACKAGES.get(str(exc.name or "").split(".")[0], exc.name)
         raise CheckFailure(
             f"cannot run it: {exc} (pip install {package}, or pytest-kerasmodel[export])"
         ) from None
@@ -131,13 +114,13 @@ def check_predictions(path: Path, fmt_name: str, request: Request, golden_path: 
             raw: Any = goldens.sidecar_inputs(sidecar)
             origin = f"from {sidecar.name}"
         elif source is not None:
-            from pytest_kerasmodel.inputs import make_inputs
+            from pytest_kerasmodel.frameworks.inputs import make_inputs
 
             raw, origin = make_inputs(source[0]), "generated from the source model"
         else:
             raw, origin = _signature_inputs(runtime), "generated from the signature"
         names = list(raw) if isinstance(raw, dict) else _keras_input_names(source, runtime)
-        flat = _exporters.flatten_inputs(raw, runtime, names)
+        flat = exporters.flatten_inputs(raw, runtime, names)
         inputs = dict(zip(runtime.input_names, flat, strict=True))
         if source is not None:
             expected = _source_outputs(source[0], raw, runtime)
@@ -169,17 +152,17 @@ def check_predictions(path: Path, fmt_name: str, request: Request, golden_path: 
 def _keras_input_names(source: tuple[Any, Path] | None, runtime: Any) -> list[str]:
     if source is None:
         return list(runtime.input_names)
-    from pytest_kerasmodel import _keras
+    from pytest_kerasmodel.frameworks import keras3
 
-    return [s.name for s in _keras.input_signature(source[0]).specs]
+    return [s.name for s in keras3.input_signature(source[0]).specs]
 
 
 def _source_outputs(model: Any, inputs: Any, runtime: Any) -> dict[str, Any]:
     """The source model's outputs, in the runtime's output order (a dict's keys sorted)."""
-    from pytest_kerasmodel import _keras
     from pytest_kerasmodel.export import _flat_outputs
+    from pytest_kerasmodel.frameworks import keras3
 
-    flat = _flat_outputs(model, _keras.call_model(model, inputs))
+    flat = _flat_outputs(model, keras3.call_model(model, inputs))
     if len(flat) != len(runtime.output_names):
         raise CheckFailure(
             f"the source model gives {len(flat)} output(s), the exported graph "

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from pytest_kerasmodel.errors import ArtifactError, UnsafeArtifactError
-from pytest_kerasmodel.gate.checks import FAILED, WEIGHTS_ONLY_FORMATS
 from pytest_kerasmodel.gate.discover import find_artifacts, model_dir_of
+from pytest_kerasmodel.gate.protocol import FAILED, WEIGHTS_ONLY_FORMATS
 from pytest_kerasmodel.gate.session import gate_state
 from pytest_kerasmodel.options import get_settings
 
@@ -80,11 +80,12 @@ class KerasArtifact:
 
     @property
     def description(self) -> dict[str, Any]:
-        """:func:`~pytest_kerasmodel.describe.describe_artifact` of the artifact (no Keras), read
+        """:func:`~pytest_kerasmodel.structure.describe.describe_artifact` of the artifact (no
+        Keras), read
         here once the isolated worker read the file without trouble."""
         __tracebackhide__ = True
         if self._description is None:
-            from pytest_kerasmodel.describe import describe_artifact
+            from pytest_kerasmodel.structure.describe import describe_artifact
 
             self._require("integrity")
             self._description = describe_artifact(self.path)
@@ -109,9 +110,9 @@ class KerasArtifact:
                     hint="skip weights-only artifacts with: if keras_artifact.format in "
                     "('h5-weights', 'weights.h5'): pytest.skip(...)",
                 )
-            from pytest_kerasmodel import _keras
+            from pytest_kerasmodel.frameworks import keras3
 
-            self._model = _keras.load_model(self.path, safe_mode=True, compile=False)
+            self._model = keras3.load_model(self.path, safe_mode=True, compile=False)
         return self._model
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_kerasmodel.gate.checks import CHECKS, FAILED, PASSED, SKIPPED
+from pytest_kerasmodel.gate.protocol import CHECKS, FAILED, PASSED, SKIPPED
 from pytest_kerasmodel.gate.session import REPORT_PROPERTY, GateState
 from pytest_kerasmodel.golden import write_json_atomic
 
@@ -256,7 +256,7 @@ def report_data(state: GateState, config: pytest.Config | None = None) -> dict[s
 
 def rows_report(rows: dict[str, dict[str, Any]], unchecked: list[str]) -> dict[str, Any]:
     """The JSON report of the gate's rows (``--keras-report``, ``kerasmodel gate --json``)."""
-    from pytest_kerasmodel import _keras
+    from pytest_kerasmodel.frameworks import keras3
 
     artifacts = []
     for artifact in sorted(rows):
@@ -276,7 +276,7 @@ def rows_report(rows: dict[str, dict[str, Any]], unchecked: list[str]) -> dict[s
         )
     return {
         "kerasmodel_report": REPORT_VERSION,
-        "keras_version": _keras.keras_version(),
+        "keras_version": keras3.keras_version(),
         "artifacts": artifacts,
         "failed": sum(a["result"] == FAILED for a in artifacts),
         "not_checked": unchecked,

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pytest_kerasmodel.gate.checks import CHECKS, FAILED
+from pytest_kerasmodel.gate.protocol import CHECKS, FAILED
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from pytest_kerasmodel.gate.checks import CHECKS, Request, select_checks, size_on_disk
 from pytest_kerasmodel.gate.discover import Discovery, discover
 from pytest_kerasmodel.gate.goldens import budget_sidecar, golden_paths, inputs_sidecar
+from pytest_kerasmodel.gate.protocol import CHECKS, Request, select_checks, size_on_disk
 from pytest_kerasmodel.options import (
     Settings,
     expected_memory_mb,
@@ -28,9 +28,9 @@ from pytest_kerasmodel.options import (
 )
 
 if TYPE_CHECKING:
-    from pytest_kerasmodel.gate.isolation import InProcessRunner, WorkerRunner
-    from pytest_kerasmodel.gate.pool import WorkerPool
     from pytest_kerasmodel.gate.verdicts import VerdictCache
+    from pytest_kerasmodel.gate.workers.isolation import InProcessRunner, WorkerRunner
+    from pytest_kerasmodel.gate.workers.pool import WorkerPool
 
 
 class CheckItem(Protocol):
@@ -116,8 +116,8 @@ class GateState:
         """The checks' runner: a pool of isolated workers (``keras_workers`` of them; one on an
         xdist worker, where xdist spreads the artifacts), or the pytest process itself."""
         if self.runner is None:
-            from pytest_kerasmodel.gate.isolation import InProcessRunner
-            from pytest_kerasmodel.gate.pool import WorkerPool, default_size
+            from pytest_kerasmodel.gate.workers.isolation import InProcessRunner
+            from pytest_kerasmodel.gate.workers.pool import WorkerPool, default_size
 
             if self.settings.isolate:
                 # default: one worker in a process of xdist's (xdist shares out the cores,
@@ -156,7 +156,7 @@ class GateState:
 
         Not when the verdict cache holds verdicts: an unchanged folder needs no worker at all,
         and one starts with the first artifact that must be checked."""
-        from pytest_kerasmodel.gate.pool import WorkerPool
+        from pytest_kerasmodel.gate.workers.pool import WorkerPool
 
         verdicts = self.verdict_cache()
         if verdicts is not None and not verdicts.empty():
@@ -175,7 +175,7 @@ class GateState:
         nothing is sent ahead (xdist, recording goldens), nor when no worker was started for
         collection (``--collect-only``, the xdist controller, a verdict cache holding
         verdicts). The answers wait in the pool; the items read them as usual."""
-        from pytest_kerasmodel.gate.pool import WorkerPool, needs_keras
+        from pytest_kerasmodel.gate.workers.pool import WorkerPool, needs_keras
 
         pool = self.runner
         if not (
@@ -256,7 +256,7 @@ class GateState:
     def backend_runner(self, backend: str) -> WorkerRunner:
         """The isolated worker of ``backend`` (always isolated: Keras's backend is fixed when it
         is imported, so another backend cannot run in this process)."""
-        from pytest_kerasmodel.gate.isolation import WorkerRunner
+        from pytest_kerasmodel.gate.workers.isolation import WorkerRunner
 
         runner = self.backend_runners.get(backend)
         if runner is None:
@@ -321,7 +321,7 @@ class GateState:
 
     def _in_flight_mb(self) -> int:
         """The memory the requests sent ahead are expected to need (MB), every worker's."""
-        from pytest_kerasmodel.gate.pool import WorkerPool
+        from pytest_kerasmodel.gate.workers.pool import WorkerPool
 
         held = self.runner.in_flight_mb() if isinstance(self.runner, WorkerPool) else 0
         return held + sum(
@@ -413,7 +413,7 @@ class GateState:
         Not under xdist (a worker runs the items it is sent, not the next ones in its list) and
         not when recording goldens (nothing is written for an artifact before its items run).
         """
-        from pytest_kerasmodel.gate.pool import WorkerPool
+        from pytest_kerasmodel.gate.workers.pool import WorkerPool
 
         return (
             self.selected is not None
@@ -425,7 +425,7 @@ class GateState:
     def _send_ahead(self) -> None:
         """Send the next artifacts, in plan order, to the idle workers; artifacts whose verdicts
         the cache holds are answered here and never sent."""
-        from pytest_kerasmodel.gate.pool import WorkerPool
+        from pytest_kerasmodel.gate.workers.pool import WorkerPool
 
         pool = self.runner
         assert self.selected is not None and isinstance(pool, WorkerPool)

@@ -25,8 +25,8 @@ from typing import IO, Any
 
 from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.gate import discover
-from pytest_kerasmodel.gate.checks import CHECKS, FAILED, PASSED, SKIPPED, select_checks
 from pytest_kerasmodel.gate.goldens import budget_sidecar
+from pytest_kerasmodel.gate.protocol import CHECKS, FAILED, PASSED, SKIPPED, select_checks
 from pytest_kerasmodel.options import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
