@@ -157,7 +157,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     gate.add_argument("--max-params", type=int, metavar="N", help="budget: most parameters")
     gate.add_argument("--allowed-versions", metavar="PATTERNS", help="budget: Keras versions")
     gate.add_argument(
-        "--strict", action="store_true", help="fail on files that no Keras artifact holds"
+        "--strict",
+        action="store_true",
+        help="fail on files that no Keras artifact holds, and on artifacts holding HDF5 "
+        "datasets or attributes that no reader interpreted",
     )
     gate.add_argument("-v", "--verbose", action="store_true", help="print every check's result")
     return parser

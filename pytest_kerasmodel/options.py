@@ -107,7 +107,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--keras-strict",
         "keras_strict",
         "Fail every file under a model folder that no Keras artifact holds (default: list "
-        "them as not checked under the summary).",
+        "them as not checked under the summary), and fail the integrity check of an artifact "
+        "holding HDF5 datasets or attributes that no reader interpreted (default: a note).",
         ini_type="bool",
         ini_default=False,
         action="store_true",

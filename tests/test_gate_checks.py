@@ -80,10 +80,10 @@ def test_nan_and_inf_weights_fail_finite_naming_each_variable(
     result, verdicts = run_gate(pytester, "-k", "finite")
     result.assert_outcomes(passed=1, failed=2, deselected=15)
     assert message(verdicts, "nan.keras", "finite") == (
-        "1 of 4 weight variable(s) hold NaN or Inf:\n  - hidden/kernel: 1 NaN, 2 Inf of 12 values"
+        "1 of 4 numeric dataset(s) hold NaN or Inf:\n  - hidden/kernel: 1 NaN, 2 Inf of 12 values"
     )
     assert message(verdicts, "inf.h5", "finite") == (
-        "1 of 4 weight variable(s) hold NaN or Inf:\n  - out/bias: 2 Inf of 2 values"
+        "1 of 4 numeric dataset(s) hold NaN or Inf:\n  - out/bias: 2 Inf of 2 values"
     )
     assert "load" not in verdicts["nan.keras"]["checks"]  # file-only: Keras is not even asked
 
@@ -305,7 +305,7 @@ def test_a_healthy_archive_passes_whether_its_crcs_are_checked_in_background_or_
     assert recorded["structure"]["message"].startswith("golden structure recorded")
     verdicts = check_artifact({**base, "checks": FILE_ONLY, "max_params": 26})["checks"]
     assert {c: r["status"] for c, r in verdicts.items()} == dict.fromkeys(FILE_ONLY, "passed")
-    assert verdicts["finite"]["message"] == "4 weight variable(s), 26 values, all finite"
+    assert verdicts["finite"]["message"] == "4 numeric dataset(s), 26 values, all finite"
     events = _events(gate_files["clf.keras"], ["integrity"])  # alone: nothing runs meanwhile
     assert events == [("integrity", "start"), ("integrity", events[1][1])]
     assert events[1][1].startswith("passed: ")
@@ -420,7 +420,7 @@ def test_the_summary_names_each_root_cause_once(
     assert verdicts["nan.keras"]["root_cause"] == {
         "check": "finite",
         "reason": (
-            "1 of 4 weight variable(s) hold NaN or Inf: hidden/kernel: 1 NaN, 2 Inf of 12 values"
+            "1 of 4 numeric dataset(s) hold NaN or Inf: hidden/kernel: 1 NaN, 2 Inf of 12 values"
         ),
     }
     result.stdout.fnmatch_lines(
@@ -429,7 +429,7 @@ def test_the_summary_names_each_root_cause_once(
             "3 failing artifacts, by root cause:",
             "  models/crc.keras: integrity (a damaged zip archive: member 'model.weights.h5' *)",
             "  models/lambda.keras: safety (1 finding)",
-            "  models/nan.keras: finite (1 of 4 weight variable(s) hold NaN or Inf: hidden/*)",
+            "  models/nan.keras: finite (1 of 4 numeric dataset(s) hold NaN or Inf: hidden/*)",
         ]
     )
 

@@ -235,7 +235,7 @@ def test_exit_status_and_check_selection(gate_files: dict[str, Path], tmp_path: 
     assert header.split()[-2:] == ["integrity", "safety"]
     failed = _run([KERASMODEL, "gate", ".", "--checks", "finite"], tmp_path)
     assert failed.returncode == 1
-    assert "nan.keras: finite (1 of 4 weight variable(s) hold NaN or Inf" in failed.stdout
+    assert "nan.keras: finite (1 of 4 numeric dataset(s) hold NaN or Inf" in failed.stdout
     unknown = _run([KERASMODEL, "gate", ".", "--checks", "integrity,speed"], tmp_path)
     assert unknown.returncode == 2
     assert unknown.stderr.startswith("error: --checks: unknown check(s) ['speed']")

@@ -31,6 +31,11 @@ Every one of them is named here ``<layer name>/<variable name>``, e.g. ``hidden/
 4. Otherwise (custom layers, a Keras 1 LSTM's twelve arrays, tables that do not fit), legacy HDF5
    keeps its shortened recorded names and ``.keras`` / ``.weights.h5`` use the group path
    without ``vars`` (``<layer>/0``, ``<layer>/cell/1``): such names may differ across formats.
+5. In ``.keras`` / ``.weights.h5`` every object Keras saved is read, wherever saving_lib put
+   it: ``layers/<key>``, a subclassed model's attributes (``d1/vars/0`` for ``self.d1``),
+   lists and dicts of layers (``blocks/dense_1/vars/0``), nested models and the sub-layers of
+   custom layers (``<layer>/<sub path>/<i>``); a layer is named by the name its ``vars`` group
+   records. :mod:`pytest_kerasmodel.artifacts.accounting` tells what the other datasets are.
 
 The optimizer's variables are named ``optimizer/<i>`` in the optimizer's own order, which is the
 same in ``.keras``, ``.weights.h5`` and Keras 3 legacy HDF5.
@@ -50,6 +55,33 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 KERAS_CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
+#: top-level groups of a Keras 3 weights file that hold no model variable: the optimizer, and
+#: the trainer attributes under which Keras saves metric state (tf.keras: ``metrics``)
+OPTIMIZER_ROOT = "optimizer"
+METRIC_ROOTS = ("metrics", "compile_metrics", "_compile_metrics", "loss_tracker", "_loss_tracker")
+NOT_MODEL_ROOTS = (OPTIMIZER_ROOT, *METRIC_ROOTS)
+
+
+def keras_unit(path: str, groups: Mapping[str, Any]) -> str | None:
+    """The outermost saveable holding a Keras 3 weights file's dataset, or None when the
+    dataset is not a variable (Keras's saving_lib writes each object's variables as
+    ``<object path>/vars/<index>``, and a ``vars`` group for every object it saves, also one
+    without variables; lists, dicts and ``layers`` are plain groups).
+
+    ``groups``: the file's groups by path. The model's own variables (``vars/<i>``) are the
+    unit ``"vars"``.
+    """
+    parts = path.split("/")
+    if len(parts) < 2 or parts[-2] != "vars" or not parts[-1].isdigit():
+        return None
+    owner = parts[:-2]
+    if not owner:
+        return "vars"
+    for end in range(1, len(owner) + 1):
+        prefix = "/".join(owner[:end])
+        if f"{prefix}/vars" in groups:
+            return prefix
+    return None  # pragma: no cover - its own vars group is there (the dataset's parent)
 
 
 def to_snake_case(name: str) -> str:
@@ -308,25 +340,19 @@ def _keras_layout_weights(artifact: Artifact) -> list[NamedWeight]:
         by_key[_unique(to_snake_case(config_layer.class_name), used)] = config_layer
     order = {config_layer.name: i for i, config_layer in enumerate(layers)}
 
-    # top-level units: layers/<key>, or any other root group (subclassed models)
-    has_container = any(n.split("/")[0] in KERAS_CONTAINERS for n in datasets)
+    # units: the outermost saveable (a group with a ``vars`` group of its own) holding each
+    # ``<path>/vars/<i>`` dataset: layers/<key>, a list or dict's <attr>/<key>, an attribute's
+    # <attr>; the model's own variables are the unit "vars"
     units: dict[str, list[str]] = {}
     for path in datasets:
-        parts = path.split("/")
-        if parts[0] == "optimizer":
-            continue
-        if parts[0] in KERAS_CONTAINERS and len(parts) > 2:
-            unit = "/".join(parts[:2])
-        elif has_container and parts[0] != "vars":
-            continue  # training state of a Functional/Sequential model: metrics, loss trackers
-        else:
-            unit = parts[0]
-        units.setdefault(unit, []).append(path)
-
+        unit = keras_unit(path, groups)
+        if unit is not None and unit.split("/")[0] not in NOT_MODEL_ROOTS:
+            units.setdefault(unit, []).append(path)
     named: list[tuple[tuple[Any, ...], list[NamedWeight]]] = []
     for unit, paths in units.items():
         key = unit.split("/")[-1]
-        layer: LayerConfig | None = by_key.get(key) if "/" in unit else None
+        in_layers = unit.count("/") == 1 and unit.split("/")[0] in KERAS_CONTAINERS
+        layer: LayerConfig | None = by_key.get(key) if in_layers else None
         vars_group = groups.get(f"{unit}/vars")
         recorded = vars_group.attrs.get("name") if vars_group is not None else None
         if layer is not None:

@@ -89,9 +89,24 @@ def check_integrity(subject: Subject) -> CheckResult:
         raise
     subject.pending_crc = job if subject.defer_crc else None
     writer = f", written by Keras {subject.writer}" if subject.writer else ""
-    notes = [n for n in description["notes"] if not n.startswith("weight ")]
+    notes = [n for n in description["notes"] if not n.startswith(("weight ", "variable "))]
+    if unread := description.get("unread"):
+        listed = unread_text(unread)
+        if subject.request.strict:
+            raise CheckFailure(
+                f"{len(unread)} dataset(s) or attribute(s) that no reader interpreted "
+                f"(--keras-strict): {listed}",
+                unread=unread,
+            )
+        notes.append(f"not interpreted ({len(unread)}; --keras-strict fails it): {listed}")
     shown = "".join(f"; note: {n}" for n in notes)
     return CheckResult(PASSED, f"{description['format_title']}{writer}{shown}")
+
+
+def unread_text(unread: list[dict[str, Any]], shown: int = 8) -> str:
+    """The unread entries of a description, each as ``path (reason)``, the first ``shown``."""
+    text = ", ".join(f"{u['path']} ({u['reason']})" for u in unread[:shown])
+    return text + (f", ... {len(unread) - shown} more" if len(unread) > shown else "")
 
 
 def _spec_text(spec: artifacts.TensorSpec) -> str:
@@ -214,19 +229,24 @@ def check_finite(subject: Subject) -> CheckResult:
     assert subject.description is not None and subject.description["values"] is not None
     if subject.description.get("weights_unread"):
         raise CheckSkipped(f"not checked: {subject.description['weights_unread']}")
-    weights = subject.description["weights"]
-    counts = subject.description["values"]
+    d = subject.description
+    counts = d["values"]
+    shapes = {name: w["shape"] for name, w in d["weights"].items()}
+    shapes.update(
+        (n, v["shape"]) for n, v in ((d.get("optimizer") or {}).get("variables") or {}).items()
+    )
+    shapes.update((n, v["shape"]) for n, v in (d.get("metric_variables") or {}).items())
+    shapes.update((u["path"], u["shape"]) for u in d.get("unread") or [] if "shape" in u)
     bad = {name: c for name, c in counts.items() if c["nan"] or c["inf"]}
-    total = sum(_values(w["shape"]) for w in weights.values())
+    total = sum(_values(shapes[name]) for name in counts if name in shapes)
     if bad:
-        lines = [f"{len(bad)} of {len(counts)} weight variable(s) hold NaN or Inf:"]
+        lines = [f"{len(bad)} of {len(counts)} numeric dataset(s) hold NaN or Inf:"]
         for name, c in bad.items():
             parts = [f"{c[k]} {label}" for k, label in (("nan", "NaN"), ("inf", "Inf")) if c[k]]
-            lines.append(
-                f"  - {name}: {', '.join(parts)} of {_values(weights[name]['shape'])} values"
-            )
+            of = f" of {_values(shapes[name])} values" if name in shapes else ""
+            lines.append(f"  - {name}: {', '.join(parts)}{of}")
         raise CheckFailure("\n".join(lines), variables=bad)
-    return CheckResult(PASSED, f"{len(counts)} weight variable(s), {total} values, all finite")
+    return CheckResult(PASSED, f"{len(counts)} numeric dataset(s), {total} values, all finite")
 
 
 def _values(shape: list[int]) -> int:

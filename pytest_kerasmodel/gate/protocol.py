@@ -113,6 +113,9 @@ class Request:
     inputs_file: str = ""
     budget_file: str = ""
     update_golden: bool = False
+    # --keras-strict: the integrity check fails a file holding datasets or attributes that no
+    # reader interpreted (else it passes with a note listing them)
+    strict: bool = False
     # the worker's data-memory limit while it checks this artifact (0: leave it as it is)
     memory_limit_mb: int = 0
 

@@ -216,6 +216,7 @@ class GateState:
             inputs_file=str(inputs_sidecar(artifact)),
             budget_file=str(budget_sidecar(artifact)),
             update_golden=s.update_golden,
+            strict=s.strict,
             memory_limit_mb=memory_limit_for(size, s.memory_limit_mb),
         )
 

@@ -23,6 +23,10 @@ Schema (``DESCRIPTION_VERSION`` 1)::
       "weights": {"hidden/kernel": {"shape": [6, 4], "dtype": "float32"}, ...},
       "weight_paths": {"hidden/kernel": "layers/dense/vars/0", ...},
       "optimizer": {"class_name": "Adam", "variables": {"optimizer/0": {...}}} | null,
+      "metric_variables": {"metrics/mean/0": {"shape": [], "dtype": "float32"}},  # tf.keras
+      "unread": [{"path": "/extra/x", "kind": "dataset", "reason": "...", "shape": [2],
+                  "dtype": "float32"} | {"path": "/vars@note", "kind": "attribute", ...}],
+                                         # every dataset and attribute no reader interpreted
       "lambda_layers": ["lambda_3"],     # Lambda layers anywhere in the config
       "hdf5": {"<path>": {"kind": "group", "attrs": {...}}
                | {"kind": "dataset", "shape": [...], "dtype": "float32", "attrs": {...}}
@@ -36,7 +40,9 @@ Schema (``DESCRIPTION_VERSION`` 1)::
       "components": {"task": {"class_name": ..., "registered_name": ...,
                               "weights": {"dense/kernel": {...}}}, "tokenizer": {...}},
       "notes": ["anything unusual, in words"],
-      "values": {"hidden/kernel": {"nan": 0, "inf": 0}} | null   # only with scan_values=True
+      "values": {"hidden/kernel": {"nan": 0, "inf": 0}, "optimizer/3": {...},
+                 "/extra/x": {...}} | null   # only with scan_values=True: every numeric
+                                         # dataset, by name where interpreted, else by path
     }
 
 For a ``.keras`` archive or a model folder, ``hdf5`` is the tree of its ``model.weights.h5``;
@@ -93,8 +99,10 @@ def _describe_opened(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]
 
 def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
     from pytest_kerasmodel.artifacts import names as weightnames
+    from pytest_kerasmodel.artifacts.accounting import account
 
-    named = weightnames.model_weights(artifact)
+    accounted = account(artifact)
+    named = accounted.weights
     datasets = {n.path: n for n in artifact.nodes if n.kind == "dataset"}
     weights: dict[str, dict[str, Any]] = {}
     weight_paths: dict[str, str] = {}
@@ -135,7 +143,12 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
         "params": sum(_size(w["shape"]) for w in weights.values()),
         "weights": weights,
         "weight_paths": weight_paths,
-        "optimizer": _optimizer(artifact, datasets),
+        "optimizer": _optimizer(artifact, datasets, accounted.optimizer),
+        "metric_variables": {
+            name: {"shape": list(datasets[p].shape or ()), "dtype": datasets[p].dtype}
+            for name, p in accounted.metrics
+        },
+        "unread": [u.as_dict() for u in accounted.unread],
         "lambda_layers": lambdas,
         "hdf5": {node.path: _node(node) for node in artifact.nodes} if artifact.nodes else None,
         "zip": (
@@ -166,17 +179,57 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
         "values": None,
     }
     if scan_values:
-        values: dict[str, dict[str, int]] = {}
-        root = artifact.weights_root.file if artifact.weights_root is not None else None
-        scratch = _scan_buffer(root, weight_paths.values(), datasets)
-        for name, h5_path in weight_paths.items():
-            dataset = _open_dataset(artifact.file_of(h5_path), h5_path)
-            nan, inf = count_nonfinite(dataset, scratch, datasets[h5_path])
-            values[name] = {"nan": nan, "inf": inf}
-            if nan or inf:
-                notes.append(f"weight {name} holds {nan} NaN and {inf} infinite value(s)")
-        description["values"] = values
+        description["values"] = values = _scan_values(artifact, weight_paths, accounted)
+        for name, count in values.items():
+            if count["nan"] or count["inf"]:
+                what = "weight" if name in weights else "variable"
+                notes.append(
+                    f"{what} {name} holds {count['nan']} NaN and {count['inf']} infinite value(s)"
+                )
     return description
+
+
+def _scan_values(
+    artifact: Artifact, weight_paths: dict[str, str], accounted: Any
+) -> dict[str, dict[str, int]]:
+    """NaN and Inf counts of every numeric dataset of every HDF5 file of the artifact, whatever
+    it is: model weights by name, optimizer and metric variables by name, anything else by its
+    HDF5 path (``/path``, or ``<file>:/path`` in a file other than the weights file)."""
+    named: dict[tuple[int, str], str] = {}
+    for name, h5_path in [
+        *weight_paths.items(),
+        *accounted.optimizer,
+        *accounted.metrics,
+    ]:
+        node = artifact.node(h5_path)
+        if node is not None:
+            named[(node.store, h5_path)] = name
+    stores = [(i, s.h5, s.nodes) for i, s in enumerate(artifact.stores)] or (
+        [(0, artifact.weights_root.file, artifact.nodes)]
+        if artifact.weights_root is not None
+        else []
+    )
+    main = artifact.nodes[0].store if artifact.nodes else 0
+    values: dict[str, dict[str, int]] = {}
+    for index, h5, nodes in stores:
+        numeric = [n for n in nodes if n.kind == "dataset" and _numeric(n)]
+        if not numeric:
+            continue
+        scratch = _scan_buffer(h5, [n.path for n in numeric], {n.path: n for n in numeric})
+        label = artifact.stores[index].label if artifact.stores else ""
+        for node in numeric:
+            key = named.get((index, node.path))
+            if key is None:
+                own = index == main or not label
+                key = f"/{node.path}" if own else f"{label}:/{node.path}"
+            nan, inf = count_nonfinite(_open_dataset(h5, node.path), scratch, node)
+            values[key] = {"nan": nan, "inf": inf}
+    return values
+
+
+def _numeric(node: H5Node) -> bool:
+    dtype = node.numpy_dtype
+    return dtype is not None and dtype.kind in "biufc"
 
 
 def _signature_lines(signature: dict[str, Any]) -> list[str]:
@@ -336,13 +389,10 @@ def _lambda_layers(config: Any, depth: int = 0, names: list[str] | None = None) 
     return names
 
 
-def _optimizer(artifact: Artifact, datasets: dict[str, H5Node]) -> dict[str, Any] | None:
-    from pytest_kerasmodel.artifacts import names as weightnames
-
+def _optimizer(
+    artifact: Artifact, datasets: dict[str, H5Node], paths: list[tuple[str, str]]
+) -> dict[str, Any] | None:
     variables: dict[str, dict[str, Any]] = {}
-    paths = (
-        weightnames.optimizer_weight_paths(artifact) if artifact.weights_root is not None else []
-    )
     for name, h5_path in paths:
         node = datasets.get(h5_path)
         if node is not None:
@@ -545,6 +595,19 @@ def render_description(description: dict[str, Any]) -> str:
         )
     else:
         lines.append("  optimizer:      none saved")
+    metric_vars = d.get("metric_variables") or {}
+    if metric_vars:
+        lines.append(f"  metrics:        {len(metric_vars)} saved variable(s) of metric state")
+    unread = d.get("unread") or []
+    if unread:
+        lines.append(f"  unread:         {len(unread)} dataset(s) or attribute(s) not interpreted:")
+        for entry in unread[:_SHORT_LIST]:
+            shape = f" {_shape(entry['shape'])} {entry['dtype']}" if "shape" in entry else ""
+            lines.append(f"    {entry['path']}{shape}: {entry['reason']}")
+        if len(unread) > _SHORT_LIST:
+            lines.append(f"    ... {len(unread) - _SHORT_LIST} more (see --json)")
+    elif d.get("hdf5"):
+        lines.append("  unread:         nothing (every dataset and attribute interpreted)")
     if d["zip"]:
         lines.append(
             "  archive:        " + ", ".join(f"{m['name']} ({m['method']})" for m in d["zip"])
@@ -570,7 +633,7 @@ def render_description(description: dict[str, Any]) -> str:
     if d["values"] is not None:
         bad = {k: v for k, v in d["values"].items() if v["nan"] or v["inf"]}
         lines.append(
-            f"  values:         {len(d['values'])} variable(s) scanned, "
+            f"  values:         {len(d['values'])} numeric dataset(s) scanned, "
             f"{len(bad)} with NaN or infinite values"
         )
     lines.append("")
