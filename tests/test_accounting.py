@@ -199,3 +199,38 @@ def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check:
         assert out.returncode == 0, out.stdout + out.stderr
     return out
+
+
+def test_resaved_unnamed_variables_match_by_layer_and_order(tmp_path: Path) -> None:
+    """A layer's unnamed ``add_weight`` (as ConvNeXt's ``LayerScale``) gets a name Keras
+    numbers process-wide (``variable_17``); reloading and re-saving the same model as legacy
+    ``.h5`` renumbers it. The file comparison matches it by owning layer and creation order."""
+    import keras
+    from builders.accounting_models import ScaledDense
+
+    from pytest_kerasmodel import artifacts_diff, assert_artifacts_match
+
+    inputs = keras.Input((3,))
+    hidden = ScaledDense(3, counter=True, name="scale_a")(inputs)
+    model = keras.Model(inputs, ScaledDense(2, name="scale_b")(hidden))
+    first = tmp_path / "first.h5"
+    model.save(first)
+    ScaledDense(4).build((None, 4))  # more unnamed variables: the process-wide number moves on
+    reloaded = keras.saving.load_model(first, compile=False)
+    second = tmp_path / "second.h5"
+    reloaded.save(second)
+    with h5py.File(first) as f, h5py.File(second) as g:
+        recorded = [
+            sorted(_datasets(h["model_weights/scale_a"])) for h in (f, g)
+        ]  # Keras's own names differ between the two files
+    assert recorded[0] != recorded[1], recorded
+
+    names = describe_artifact(second)["weights"]
+    assert "scale_a/variable#0" in names and "scale_a/variable#1" in names
+    assert "scale_a/scale" in names
+    diff = artifacts_diff(first, second)
+    assert diff.structure == [] and diff.weights == [], diff.render()
+    assert diff.weights_compared == 5
+    assert_artifacts_match(first, second)
+    out = _cli("diff", str(first), str(second), check=False)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -31,6 +31,9 @@ Every one of them is named here ``<layer name>/<variable name>``, e.g. ``hidden/
 4. Otherwise (custom layers, a Keras 1 LSTM's twelve arrays, tables that do not fit), legacy HDF5
    keeps its shortened recorded names and ``.keras`` / ``.weights.h5`` use the group path
    without ``vars`` (``<layer>/0``, ``<layer>/cell/1``): such names may differ across formats.
+   A name Keras generated for a variable created without one (``variable_17``: numbered
+   process-wide, different each time the model is built or reloaded) becomes ``variable#<k>``,
+   the k-th unnamed variable of its (sub)layer, so that re-saving a model keeps its names.
 5. In ``.keras`` / ``.weights.h5`` every object Keras saved is read, wherever saving_lib put
    it: ``layers/<key>``, a subclassed model's attributes (``d1/vars/0`` for ``self.d1``),
    lists and dicts of layers (``blocks/dense_1/vars/0``), nested models and the sub-layers of
@@ -460,6 +463,31 @@ def _short_names(layer: str, stored: list[str]) -> list[str]:
     return [f"{i}" for i in range(len(stored))]
 
 
+#: the names Keras gives a variable created without one: ``variable``, ``variable_17`` (Keras
+#: 3, numbered process-wide, so they change when the model is built again or reloaded) and
+#: tf.keras's ``Variable``, ``Variable_3``
+UNNAMED_VARIABLE = re.compile(r"^(variable|Variable)(_\d+)?$")
+
+
+def renumber_unnamed(variables: list[str]) -> list[str]:
+    """A layer's variable names with each name Keras numbered (``variable_17``) replaced by
+    ``variable#<k>``: the k-th unnamed variable of the same (sub)layer, in the layer's saving
+    order. Re-saving the same model renumbers Keras's names, never these; named variables keep
+    their names."""
+    seen: dict[str, int] = {}
+    renamed = []
+    for name in variables:
+        owner, _, last = name.rpartition("/")
+        if UNNAMED_VARIABLE.match(last):
+            k = seen.get(owner, 0)
+            seen[owner] = k + 1
+            last = f"variable#{k}"
+        renamed.append(f"{owner}/{last}" if owner else last)
+    if len(set(renamed)) != len(renamed):  # a real name took that form: keep the file's
+        return variables
+    return renamed
+
+
 def _join(group_path: str, name: str) -> str:
     return f"{group_path}/{name}" if group_path else name
 
@@ -504,7 +532,7 @@ def _legacy_layout_weights(artifact: Artifact) -> list[NamedWeight]:
             variables = [s.name for s in legacy_order(specs)]
         else:
             variables = _short_names(layer_name, present)
-        pairs = zip(variables, present, strict=True)
+        pairs = zip(renumber_unnamed(variables), present, strict=True)
         result.extend(NamedWeight(layer_name, v, f"{base}/{w}") for v, w in pairs)
     return result
 
