@@ -24,6 +24,10 @@ keras-folder           ``keras-dir``: the unzipped model folder (``zipped=False`
 :func:`open_artifact` is the one door to an artifact's content: the reader checks the hygiene
 of everything it opens (HDF5 links and storage, zip members, manifest references) BEFORE any
 dataset is read, and yields an :class:`Artifact`.
+
+Beside the readers: :mod:`~pytest_kerasmodel.artifacts.names` names an opened artifact's
+variables alike in every layout, and :mod:`~pytest_kerasmodel.artifacts.accounting` tells what
+every dataset and attribute is (a model, optimizer or metric variable) or lists it as unread.
 """
 
 from __future__ import annotations
