@@ -234,3 +234,28 @@ def test_resaved_unnamed_variables_match_by_layer_and_order(tmp_path: Path) -> N
     assert_artifacts_match(first, second)
     out = _cli("diff", str(first), str(second), check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_sharded_weights_of_attribute_layers(
+    attribute_model: dict[str, Any], tmp_path: Path
+) -> None:
+    """Sharded weights (a ``.weights.json`` manifest and its shards): the attribute layers
+    counted, a NaN in one shard found, a stray dataset listed under its shard's name."""
+    model = attribute_model["model"]
+    manifest = tmp_path / "m.weights.json"
+    model.save_weights(manifest, max_shard_size=2e-7)
+    shards = sorted(tmp_path.glob("*.weights.h5"))
+    assert len(shards) > 1
+    d = describe_artifact(manifest)
+    assert d["params"] == model.count_params()
+    assert d["unread"] == []
+    holder = next(s for s in shards if "d1" in h5py.File(s))
+    with h5py.File(holder, "r+") as f:
+        value = f["d1/vars/0"][()]
+        value[0, 0] = np.nan
+        f["d1/vars/0"][()] = value
+        f["stray"] = np.zeros(3, "float32")
+    d = describe_artifact(manifest, scan_values=True)
+    assert d["values"]["scaled_dense/0"]["nan"] == 1
+    assert [u["path"] for u in d["unread"]] == [f"{holder.name}:/stray"]
+    assert d["values"][f"{holder.name}:/stray"] == {"nan": 0, "inf": 0}

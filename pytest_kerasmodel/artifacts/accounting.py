@@ -44,16 +44,15 @@ _KERAS_VARS_ATTRS = {"name"}
 class Unread:
     """A dataset or attribute of the file that no reader interpreted, and why."""
 
-    path: str  # HDF5 path without the leading slash; an attribute: "<object path>@<name>"
+    path: str  # where: "/<HDF5 path>" or "<file>:/<HDF5 path>" (see hdf5_where); an
+    # attribute: "<object>@<name>"
     kind: str  # "dataset" or "attribute"
     reason: str
-    store: str = ""  # which file of the artifact holds it ("" the artifact itself)
     shape: tuple[int, ...] | None = None  # a dataset's
     dtype: str | None = None  # a dataset's
 
     def as_dict(self) -> dict[str, Any]:
-        where = f"{self.store}:/{self.path}" if self.store else f"/{self.path}"
-        entry: dict[str, Any] = {"path": where, "kind": self.kind, "reason": self.reason}
+        entry: dict[str, Any] = {"path": self.path, "kind": self.kind, "reason": self.reason}
         if self.kind == "dataset":
             entry["shape"] = list(self.shape or ())
             entry["dtype"] = self.dtype
@@ -71,6 +70,15 @@ class Accounting:
     unread: list[Unread] = field(default_factory=list)
 
 
+def hdf5_where(artifact: Artifact, store: int, path: str) -> str:
+    """How a dataset or attribute is named where no variable name applies: ``/path``, or
+    ``<file>:/path`` when the artifact has several HDF5 files (shards, a preset's task)."""
+    stores = artifact.stores
+    if len(stores) > 1 and 0 <= store < len(stores) and stores[store].label:
+        return f"{stores[store].label}:/{path}"
+    return f"/{path}"
+
+
 def account(artifact: Artifact) -> Accounting:
     """Every dataset and attribute of the artifact's weights files, interpreted or listed as
     unread. Reads metadata only (the checked tree the artifact was opened with)."""
@@ -83,29 +91,60 @@ def account(artifact: Artifact) -> Accounting:
     groups = {n.path: n for n in artifact.nodes if n.kind == "group"}
     if not legacy:
         result.metrics = _metric_paths(artifact.nodes, groups)
-    known = {w.h5_path for w in result.weights}
-    known.update(p for _, p in result.optimizer)
-    known.update(p for _, p in result.metrics)
-    label = {i: s.label for i, s in enumerate(artifact.stores)}
+    _unread_of(artifact, result, legacy, groups)
+    for component in artifact.components.values():  # a preset's task.weights.h5
+        index = component.get("weights_store")
+        if isinstance(index, int) and 0 <= index < len(artifact.stores):
+            _unread_of(_store_view(artifact, index), result, False, None)
+    return result
+
+
+def _store_view(artifact: Artifact, index: int) -> Artifact:
+    """One more HDF5 file of an artifact (a preset's ``task.weights.h5``) as a Keras 3
+    weights file of its own, to account for it alike."""
+    from pytest_kerasmodel.artifacts.base import FORMAT_WEIGHTS_H5, Artifact
+
+    store = artifact.stores[index]
+    return Artifact(
+        path=artifact.path / store.label,
+        format=FORMAT_WEIGHTS_H5,
+        file_size=0,
+        h5=store.h5,
+        weights_root=store.h5,
+        nodes=store.nodes,
+        stores=artifact.stores,
+    )
+
+
+def _unread_of(
+    artifact: Artifact, result: Accounting, legacy: bool, groups: dict[str, H5Node] | None
+) -> None:
+    """Add to ``result.unread`` what of ``artifact.nodes`` no reader interprets (for a
+    component's store: what its own weights, optimizer and metrics do not cover)."""
+    if groups is None:  # a component's store: its own names
+        groups = {n.path: n for n in artifact.nodes if n.kind == "group"}
+        known = {w.h5_path for w in weightnames.model_weights(artifact)}
+        known.update(p for _, p in weightnames.optimizer_weight_paths(artifact))
+        known.update(p for _, p in _metric_paths(artifact.nodes, groups))
+    else:
+        known = {w.h5_path for w in result.weights}
+        known.update(p for _, p in result.optimizer)
+        known.update(p for _, p in result.metrics)
     for node in artifact.nodes:
-        store = label.get(node.store, "")
+        where = hdf5_where(artifact, node.store, node.path)
         if node.kind == "dataset" and node.path not in known:
             reason = _legacy_reason(node) if legacy else _keras_reason(node, groups)
             result.unread.append(
-                Unread(node.path, "dataset", reason, store, tuple(node.shape or ()), node.dtype)
+                Unread(where, "dataset", reason, tuple(node.shape or ()), node.dtype)
             )
         if node.kind in ("group", "dataset"):
             for name in node.attrs:
                 if not _known_attr(node, name, legacy):
                     result.unread.append(
                         Unread(
-                            f"{node.path}@{name}",
-                            "attribute",
-                            "an attribute Keras does not write here",
-                            store,
+                            f"{where}@{name}", "attribute", "an attribute Keras does not write here"
                         )
                     )
-    return result
 
 
 def _metric_paths(nodes: list[H5Node], groups: dict[str, H5Node]) -> list[tuple[str, str]]:

@@ -194,7 +194,9 @@ def _scan_values(
 ) -> dict[str, dict[str, int]]:
     """NaN and Inf counts of every numeric dataset of every HDF5 file of the artifact, whatever
     it is: model weights by name, optimizer and metric variables by name, anything else by its
-    HDF5 path (``/path``, or ``<file>:/path`` in a file other than the weights file)."""
+    HDF5 path (:func:`~pytest_kerasmodel.artifacts.accounting.hdf5_where`)."""
+    from pytest_kerasmodel.artifacts.accounting import hdf5_where
+
     named: dict[tuple[int, str], str] = {}
     for name, h5_path in [
         *weight_paths.items(),
@@ -209,19 +211,14 @@ def _scan_values(
         if artifact.weights_root is not None
         else []
     )
-    main = artifact.nodes[0].store if artifact.nodes else 0
     values: dict[str, dict[str, int]] = {}
     for index, h5, nodes in stores:
         numeric = [n for n in nodes if n.kind == "dataset" and _numeric(n)]
         if not numeric:
             continue
         scratch = _scan_buffer(h5, [n.path for n in numeric], {n.path: n for n in numeric})
-        label = artifact.stores[index].label if artifact.stores else ""
         for node in numeric:
-            key = named.get((index, node.path))
-            if key is None:
-                own = index == main or not label
-                key = f"/{node.path}" if own else f"{label}:/{node.path}"
+            key = named.get((index, node.path)) or hdf5_where(artifact, index, node.path)
             nan, inf = count_nonfinite(_open_dataset(h5, node.path), scratch, node)
             values[key] = {"nan": nan, "inf": inf}
     return values
