@@ -267,9 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS.md")
     args = parser.parse_args(argv)
 
-    names = args.only or [
-        n for n in SECTIONS if (n != "large" or args.large) and n != "signature"
-    ]
+    names = args.only or [n for n in SECTIONS if (n != "large" or args.large) and n != "signature"]
     command = "python benchmarks/run.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )

@@ -22,9 +22,9 @@ from builders.signing_keys import (
 
 pytest.importorskip("model_signing")
 
-from pytest_kerasmodel.provenance import lock as locks  # noqa: E402
-from pytest_kerasmodel.provenance import signature as sig  # noqa: E402
-from pytest_kerasmodel.provenance.signature import Trust  # noqa: E402
+from pytest_kerasmodel.provenance import lock as locks
+from pytest_kerasmodel.provenance import signature as sig
+from pytest_kerasmodel.provenance.signature import Trust
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +98,7 @@ def test_each_layout_signs_and_verifies_and_signing_changes_nothing(
     assert not [p for p in written.parent.iterdir() if p.name.endswith(".tmp")]
     verdict = sig.verify_signature(artifact, Trust(key=str(keys["team"].public)))
     assert verdict.status == sig.VERIFIED, verdict.message()
-    fingerprint = hashlib.sha256(
-        _der(keys["team"].public)
-    ).hexdigest()
+    fingerprint = hashlib.sha256(_der(keys["team"].public)).hexdigest()
     assert fingerprint in verdict.signer
     assert verdict.parts >= (2 if layout in ("sharded", "openvino", "model folder") else 1)
     untrusted = sig.verify_signature(artifact, Trust(key=str(keys["other"].public)))
@@ -118,9 +116,7 @@ def _der(public: Path) -> bytes:
 
 
 @pytest.fixture
-def signed_folder(
-    layout_files: dict[str, Path], tmp_path: Path, keys: dict[str, KeyPair]
-) -> Path:
+def signed_folder(layout_files: dict[str, Path], tmp_path: Path, keys: dict[str, KeyPair]) -> Path:
     folder = _copy(layout_files["mlp_dir"], tmp_path / "mlp_dir")
     sig.sign_artifact(folder, key=keys["team"].private)
     return folder
@@ -266,7 +262,7 @@ def test_signing_refuses_links_and_bad_keys(
 ) -> None:
     folder = _copy(layout_files["mlp_dir"], tmp_path / "mlp_dir")
     os.symlink(folder / "config.json", folder / "link.json")
-    with pytest.raises(sig.SigningError, match="symbolic link.*link.json"):
+    with pytest.raises(sig.SigningError, match=r"symbolic link.*link\.json"):
         sig.sign_artifact(folder, key=keys["team"].private)
     assert not (folder / "model.sig").exists()
     (folder / "link.json").unlink()
@@ -300,7 +296,8 @@ def test_the_lock_lifecycle(
     assert first.added == ["models/mlp_dir", "models/tiny.keras"] and not first.changed
     data = json.loads(lock_file.read_text())
     assert data["_type"] == "https://in-toto.io/Statement/v1"
-    assert {s["name"] for s in data["subject"]} >= {"models/tiny.keras", "models/mlp_dir/config.json"}
+    names = {s["name"] for s in data["subject"]}
+    assert names >= {"models/tiny.keras", "models/mlp_dir/config.json"}
     lock = locks.read_lock(lock_file)
     assert locks.compare_to_lock(lock, folder, locks.read_parts(folder)).ok
     (folder / "config.json").write_text("{}")
