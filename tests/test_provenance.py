@@ -341,3 +341,19 @@ def test_a_bad_lock_names_the_file(tmp_path: Path, content: str, reason: str) ->
     path.write_text(content)
     with pytest.raises(locks.LockError, match=f"kerasmodel.lock.json: lock: {reason}"):
         locks.read_lock(path)
+
+
+def test_a_file_the_lock_leaves_out_is_seen_by_a_signature_that_does_not(
+    layout_files: dict[str, Path], tmp_path: Path, keys: dict[str, KeyPair]
+) -> None:
+    """The gate hands the lock's reading to the signature check; a folder signed with its
+    signature elsewhere signs every file, so a planted ``model.sig`` is an added file."""
+    folder = _copy(layout_files["mlp_dir"], tmp_path / "mlp_dir")
+    elsewhere = tmp_path / "signatures" / "mlp_dir.sig"
+    sig.sign_artifact(folder, key=keys["team"].private, signature=elsewhere)
+    (folder / "model.sig").write_text("planted")
+    trust = Trust(key=str(keys["team"].public))
+    verdict = sig.verify_signature(
+        folder, trust, signature=elsewhere, parts=locks.read_parts(folder)
+    )
+    assert verdict.status == sig.CHANGED and verdict.diff.added == ["model.sig"]

@@ -22,6 +22,9 @@ CHUNK = 1 << 20
 #: what a folder holds that no signature or lock covers (model-signing's defaults)
 GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")
 SELF = "."
+#: what the lock leaves out of a folder: git's files and the folder's own signature
+#: (``model.sig``, provenance rather than model content, left out by the signature too)
+LOCK_IGNORE = (*GIT_PATHS, "model.sig")
 
 
 @dataclass

@@ -20,11 +20,9 @@ from typing import Any
 
 from pytest_kerasmodel.errors import KerasModelError
 from pytest_kerasmodel.provenance import digests
-from pytest_kerasmodel.provenance.digests import GIT_PATHS, Parts, PartsDiff
+from pytest_kerasmodel.provenance.digests import LOCK_IGNORE, Parts, PartsDiff
 
 CHECK = "lock"
-#: a folder's own signature (provenance, not model content), left out as the signature leaves it out
-FOLDER_SIGNATURE = "model.sig"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://pypi.org/project/pytest-kerasmodel/lock/v1"
 LOCK_FORMAT = 1
@@ -93,7 +91,7 @@ class LockVerdict:
 
 def read_parts(artifact: Path) -> Parts:
     """The parts a lock records: every file but git's (symbolic links named, not followed)."""
-    return digests.read_parts(artifact, (*GIT_PATHS, FOLDER_SIGNATURE), check=CHECK)
+    return digests.read_parts(artifact, LOCK_IGNORE, check=CHECK)
 
 
 def read_lock(path: str | os.PathLike[str]) -> Lock:

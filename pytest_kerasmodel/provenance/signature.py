@@ -30,7 +30,7 @@ from typing import Any
 
 from pytest_kerasmodel.errors import ArtifactError, KerasModelError
 from pytest_kerasmodel.provenance import digests
-from pytest_kerasmodel.provenance.digests import GIT_PATHS, Parts, PartsDiff
+from pytest_kerasmodel.provenance.digests import GIT_PATHS, LOCK_IGNORE, Parts, PartsDiff
 
 CHECK = "signature"
 #: the signature's name inside a folder artifact (model-signing's own default name)
@@ -411,7 +411,12 @@ def verify_signature(
         ignore.append(inside)
     try:
         if serialization.get("method") == "files" and serialization.get("hash_type") == "sha256":
-            if parts is None or not all(digests.is_ignored(g, ignore) for g in GIT_PATHS):
+            # the caller's parts (the lock's reading) serve unless they left out a file that
+            # this signature covers: then an added file of such a name would go unseen
+            left_out = [
+                g for g in LOCK_IGNORE if not digests.is_ignored(g, ignore) and path.is_dir()
+            ]
+            if parts is None or any(os.path.lexists(path / g) for g in left_out):
                 parts = digests.read_parts(path, ignore)
             parts = _without(parts, ignore)
         else:
