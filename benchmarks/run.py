@@ -3,6 +3,7 @@
     python benchmarks/run.py                  # every section but the large artifacts
     python benchmarks/run.py --quick          # fewer repeats and sizes: a check that it all runs
     python benchmarks/run.py --only startup   # one section (repeatable: --only gate --only large)
+    python benchmarks/run.py --only signature # the signature check over 1 GiB (opt-in)
     python benchmarks/run.py --large          # also 256 MiB, 1 GiB and 2 GiB artifacts (disk, time)
 
 Generated suites and artifacts live in a temporary folder that is removed at the end.
@@ -150,6 +151,12 @@ def _large(opts: Options) -> Section:
     return bench_large.run(opts)
 
 
+def _signature(opts: Options) -> Section:
+    import bench_signature
+
+    return bench_signature.run(opts)
+
+
 def _export(opts: Options) -> Section:
     """Rows of `bench_export.run`, in a process of their own (Keras and the runtimes)."""
     title = "Export: `assert_export` vs the hand-written check"
@@ -179,6 +186,7 @@ SECTIONS: dict[str, Callable[[Options], Section]] = {
     "isolation": _isolation,
     "throughput": _throughput,
     "export": _export,
+    "signature": _signature,  # opt-in (--only signature): a 1 GiB file, out of CI
 }
 
 
@@ -259,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS.md")
     args = parser.parse_args(argv)
 
-    names = args.only or [n for n in SECTIONS if n != "large" or args.large]
+    names = args.only or [n for n in SECTIONS if (n != "large" or args.large) and n != "signature"]
     command = "python benchmarks/run.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )

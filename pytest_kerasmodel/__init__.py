@@ -42,6 +42,14 @@ _EXPORTS: dict[str, str] = {
     "ExportDiff": "pytest_kerasmodel.export",
     "ExportError": "pytest_kerasmodel.errors",
     "Export": "pytest_kerasmodel.fixtures",
+    "sign_artifact": "pytest_kerasmodel.provenance.signature",
+    "verify_signature": "pytest_kerasmodel.provenance.signature",
+    "SignatureVerdict": "pytest_kerasmodel.provenance.signature",
+    "SigningError": "pytest_kerasmodel.provenance.signature",
+    "Trust": "pytest_kerasmodel.provenance.signature",
+    "lock_artifacts": "pytest_kerasmodel.provenance.lock",
+    "read_lock": "pytest_kerasmodel.provenance.lock",
+    "LockError": "pytest_kerasmodel.provenance.lock",
 }
 
 __all__ = [
@@ -57,11 +65,15 @@ __all__ = [
     "Finding",
     "GoldenError",
     "KerasModelError",
+    "LockError",
     "Roundtrip",
     "RoundtripDiff",
     "RoundtripError",
     "RoundtripResult",
+    "SignatureVerdict",
+    "SigningError",
     "StructureError",
+    "Trust",
     "UnsafeArtifactError",
     "__version__",
     "artifacts_diff",
@@ -70,11 +82,15 @@ __all__ = [
     "assert_h5_structure",
     "assert_roundtrip",
     "describe_artifact",
+    "lock_artifacts",
     "make_inputs",
+    "read_lock",
     "read_optimizer_weights",
     "read_weights",
     "scan_artifact",
     "scan_config",
+    "sign_artifact",
+    "verify_signature",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -92,6 +108,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from pytest_kerasmodel.export import ExportDiff, ExportResult, assert_export
     from pytest_kerasmodel.fixtures import Export, Roundtrip
     from pytest_kerasmodel.frameworks.inputs import make_inputs
+    from pytest_kerasmodel.provenance.lock import LockError, lock_artifacts, read_lock
+    from pytest_kerasmodel.provenance.signature import (
+        SignatureVerdict,
+        SigningError,
+        Trust,
+        sign_artifact,
+        verify_signature,
+    )
     from pytest_kerasmodel.roundtrip.run import RoundtripDiff, RoundtripResult, assert_roundtrip
     from pytest_kerasmodel.safety import Finding, scan_artifact, scan_config
     from pytest_kerasmodel.structure.describe import describe_artifact

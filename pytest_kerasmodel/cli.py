@@ -4,7 +4,9 @@
 - ``kerasmodel diff A B [--rtol R] [--atol A] [--optimizer] [--json]``: two artifacts of any
   formats compared the way Keras sees them (exit 0 same, 1 different, 2 error, like h5diff);
 - ``kerasmodel gate PATH... [--checks ...] [--json P] [--junitxml P] [--sarif P]``: the gate's
-  checks without pytest (exit 0 all passed, 1 a check failed, 2 usage or internal error).
+  checks without pytest (exit 0 all passed, 1 a check failed, 2 usage or internal error);
+- ``kerasmodel sign PATH --key KEY`` and ``kerasmodel lock PATH...``: an OMS signature of an
+  artifact, a lock of approved artifacts (:mod:`pytest_kerasmodel.provenance.command`).
 
 inspect and diff read the files with h5py, zipfile and json only: no Keras, nothing from the
 file is run. The HDF5 library can still crash or hang on a damaged or crafted file, so by
@@ -163,6 +165,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "datasets or attributes that no reader interpreted",
     )
     gate.add_argument("-v", "--verbose", action="store_true", help="print every check's result")
+    from pytest_kerasmodel.provenance import command as provenance
+
+    provenance.add_gate_arguments(gate)
+    provenance.add_commands(commands)
     return parser
 
 
@@ -295,7 +301,9 @@ def _gate(args: argparse.Namespace) -> int:
     import pytest
 
     from pytest_kerasmodel.gate import standalone
+    from pytest_kerasmodel.gate.session import provenance_checks
     from pytest_kerasmodel.options import Settings, _words, parse_size
+    from pytest_kerasmodel.provenance import command as provenance
 
     try:
         selected = standalone.parse_checks(args.checks)
@@ -315,7 +323,10 @@ def _gate(args: argparse.Namespace) -> int:
             cache=not args.no_cache,
             workers=args.workers,
             fork_workers=not args.no_fork,
+            **provenance.gate_settings(args),
         )
+        if not args.checks:  # the provenance checks configured join the default ones
+            selected += [c for c in provenance_checks(settings) if c not in selected]
         if args.workers is not None and args.workers < 1:
             raise standalone.UsageError(f"--workers: expected >= 1, got {args.workers}")
         return standalone.run_gate(
@@ -342,6 +353,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "kerasmodel") -> int:
         return _inspect(args)
     if args.command == "diff":
         return _diff(args)
+    if args.command in ("sign", "lock"):
+        from pytest_kerasmodel.provenance import command as provenance
+
+        return provenance.run(args)
     try:
         return _gate(args)
     except Exception as exc:  # an internal error: exit 2, not a traceback that says "1"

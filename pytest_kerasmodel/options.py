@@ -233,6 +233,80 @@ def add_options(parser: pytest.Parser) -> None:
         type="bool",
         default=True,
     )
+    # provenance: signatures and the lock of approved artifacts
+    option(
+        "--keras-signature",
+        "keras_signature",
+        "Gate: where each artifact's OMS signature is, a pattern with {name}, {stem}, {path} "
+        "(default: model.sig inside a folder artifact, <file>.sig beside a file).",
+        metavar="PATTERN",
+    )
+    option(
+        "--keras-signature-key",
+        "keras_signature_key",
+        "Gate: verify signatures with this public key (PEM); collects the signature check.",
+        metavar="PEM",
+    )
+    option(
+        "--keras-signature-certificate",
+        "keras_signature_certificate",
+        "Gate: verify signatures against these CA certificates (PEM files, comma-separated); "
+        "collects the signature check.",
+        metavar="PEMS",
+    )
+    option(
+        "--keras-sigstore-identity",
+        "keras_sigstore_identity",
+        "Gate: verify Sigstore signatures made by this identity (with --keras-sigstore-issuer); "
+        "needs the network unless --keras-sigstore-trust-config is given.",
+        metavar="IDENTITY",
+    )
+    option(
+        "--keras-sigstore-issuer",
+        "keras_sigstore_issuer",
+        "Gate: the OIDC issuer of --keras-sigstore-identity.",
+        metavar="URL",
+    )
+    option(
+        "--keras-sigstore-trust-config",
+        "keras_sigstore_trust_config",
+        "Gate: a Sigstore ClientTrustConfig JSON to verify against offline.",
+        metavar="JSON",
+    )
+    group.addoption(
+        "--keras-require-signature",
+        dest="keras_require_signature",
+        action="append",
+        nargs="?",
+        const="*",
+        default=None,
+        metavar="PATTERN",
+        help="Gate: fail an artifact without a signature (default: its signature check is "
+        "skipped); PATTERN (repeatable, fnmatch) limits it to artifacts whose path relative to "
+        "the rootdir or to their model folder matches.",
+    )
+    parser.addini(
+        "keras_require_signature",
+        type="linelist",
+        default=[],
+        help="Gate: fnmatch patterns of artifacts (relative to the rootdir or their model "
+        "folder) that must be signed; '*' or 'true' for all.",
+    )
+    option(
+        "--keras-lock",
+        "keras_lock",
+        "Gate: fail artifacts not in this lock file or whose parts changed since (kerasmodel "
+        "lock writes it); lists entries whose artifact is gone.",
+        metavar="FILE",
+    )
+    option(
+        "--keras-update-lock",
+        "keras_update_lock",
+        "Gate: record every checked artifact in --keras-lock instead of failing (atomically).",
+        ini_type=None,
+        action="store_true",
+        default=False,
+    )
     # export parity
     option(
         "--keras-export-formats",
@@ -338,6 +412,28 @@ class Settings:
     checks: tuple[str, ...] = ()
     # the pool's workers forked from a zygote that imported Keras once (--keras-no-fork: spawned)
     fork_workers: bool = True
+    # provenance (gate.provenance): the signature pattern, who is trusted, where a signature is
+    # required, the lock and whether to update it
+    signature_pattern: str = ""
+    signature_key: Path | None = None
+    signature_certificates: tuple[Path, ...] = ()
+    sigstore_identity: str = ""
+    sigstore_issuer: str = ""
+    sigstore_trust_config: Path | None = None
+    require_signature: tuple[str, ...] = ()
+    lock: Path | None = None
+    update_lock: bool = False
+
+    @property
+    def signature_configured(self) -> bool:
+        """Whether the signature check is collected without being named: a way to verify
+        it, or signatures required."""
+        return bool(
+            self.signature_key
+            or self.signature_certificates
+            or self.sigstore_identity
+            or self.require_signature
+        )
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -393,7 +489,32 @@ class Settings:
             checks=tuple(dict.fromkeys(_words(_value(config, "keras_checks")))),
             fork_workers=not config.getoption("keras_no_fork", default=None)
             and config.getini("keras_fork_workers") is not False,
+            signature_pattern=str(_value(config, "keras_signature") or ""),
+            signature_key=path(_value(config, "keras_signature_key")),
+            signature_certificates=tuple(
+                p for w in _words(_value(config, "keras_signature_certificate")) if (p := path(w))
+            ),
+            sigstore_identity=str(_value(config, "keras_sigstore_identity") or ""),
+            sigstore_issuer=str(_value(config, "keras_sigstore_issuer") or ""),
+            sigstore_trust_config=path(_value(config, "keras_sigstore_trust_config")),
+            require_signature=_require_signature(config),
+            lock=path(_value(config, "keras_lock")),
+            update_lock=bool(config.getoption("keras_update_lock", default=False)),
         )
+
+
+def _require_signature(config: pytest.Config) -> tuple[str, ...]:
+    """The patterns of artifacts that must be signed (the flag's, else the ini key's); a
+    boolean-looking ini value means every artifact or none."""
+    given = config.getoption("keras_require_signature", default=None)
+    patterns = list(given) if given else [str(w) for w in config.getini("keras_require_signature")]
+    out: list[str] = []
+    for word in patterns:
+        if word.strip().lower() in ("true", "yes", "1", "on"):
+            out.append("*")
+        elif word.strip().lower() not in ("false", "no", "0", "off", ""):
+            out.append(word.strip())
+    return tuple(dict.fromkeys(out))
 
 
 def _workers(config: pytest.Config) -> int | None:

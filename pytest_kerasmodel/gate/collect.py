@@ -24,6 +24,7 @@ from pytest_kerasmodel.errors import ArtifactError, UnsafeArtifactError
 from pytest_kerasmodel.gate import discover
 from pytest_kerasmodel.gate.goldens import budget_sidecar
 from pytest_kerasmodel.gate.protocol import FAILED, SKIPPED
+from pytest_kerasmodel.gate.report import provenance_record
 from pytest_kerasmodel.gate.session import REPORT_PROPERTY, backend_checks, gate_checks, gate_state
 from pytest_kerasmodel.options import Settings, get_settings
 
@@ -247,10 +248,14 @@ class CheckItem(_GateItem):
             "status": result["status"],
             "message": result["message"],
             "blocked_by": result.get("details", {}).get("blocked_by"),
+            **provenance_record(result),
             "info": {**response.get("info", {}), "seconds": response.get("elapsed")},
             "cached": bool(response.get("cached")),
         }
         self.user_properties.append((REPORT_PROPERTY, json.dumps(record)))
+        for key, value in sorted(record.get("provenance", {}).items()):  # JUnit <property>s
+            text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+            self.user_properties.append((f"{self.label}.{key}", text))
         if result["status"] == SKIPPED:
             pytest.skip(result["message"])
         if result["status"] == FAILED:

@@ -28,6 +28,8 @@ GATE_FILE_SUFFIXES = (
     ".budget.json",
     ".keras-golden.json",
     ".source",
+    ".sig",  # an OMS signature beside its artifact, or model.sig inside a folder (provenance)
+    "kerasmodel.lock.json",  # the lock of approved artifacts (kerasmodel lock)
 )
 #: files no check reads but no one would call model content: pytest's own and Python's caches
 _BOOKKEEPING = ("__pycache__", "conftest.py")

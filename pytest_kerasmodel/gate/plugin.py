@@ -54,6 +54,13 @@ class GatePlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.frozen.unfreeze()
         self.state.close()
+        settings = self.state.settings
+        if settings.lock is not None and not hasattr(self.config, "workerinput"):
+            from pytest_kerasmodel.gate.provenance import finish_lock
+
+            self.state.lock_lines = finish_lock(
+                settings.lock, settings.update_lock, self.state.rows, self.config.rootpath
+            )
         path = self.state.settings.report
         if path is not None and not hasattr(self.config, "workerinput"):
             gate_report.write_report(self.state, path, self.config)

@@ -21,6 +21,8 @@ from pytest_kerasmodel.frameworks import LOADER_ENV, TF_KERAS
 CHECKS = (
     "integrity",
     "safety",
+    "signature",
+    "lock",
     "load",
     "compile",
     "finite",
@@ -30,22 +32,26 @@ CHECKS = (
 )
 
 
-#: checks collected only when asked for (``compile``: --keras-load-compile)
-OPTIONAL_CHECKS = ("compile",)
+#: checks collected only when asked for (``compile``: --keras-load-compile; ``signature``:
+#: named, or a way to verify or a requirement configured; ``lock``: --keras-lock)
+OPTIONAL_CHECKS = ("compile", "signature", "lock")
 
 
-def select_checks(names: Iterable[str] = (), *, with_optional: bool = False) -> list[str]:
+def select_checks(
+    names: Iterable[str] = (), *, with_optional: bool = False, also: Iterable[str] = ()
+) -> list[str]:
     """The checks to run, in :data:`CHECKS` order: ``names`` (``--keras-checks``,
     ``kerasmodel gate --checks``), or when none are named every check but the optional ones;
-    ``with_optional`` adds those (``--keras-load-compile``). Raises ValueError naming an unknown
-    check."""
+    ``with_optional`` adds ``compile`` (``--keras-load-compile``), ``also`` the optional checks
+    configured (``signature``, ``lock``). Raises ValueError naming an unknown check."""
     named = list(names)
     unknown = [n for n in named if n not in CHECKS]
     if unknown:
         raise ValueError(f"unknown check(s) {unknown}; known: {', '.join(CHECKS)}")
     chosen = set(named) or {c for c in CHECKS if c not in OPTIONAL_CHECKS}
     if with_optional:
-        chosen.update(OPTIONAL_CHECKS)
+        chosen.add("compile")
+    chosen.update(also)
     return [c for c in CHECKS if c in chosen]
 
 
@@ -53,6 +59,8 @@ def select_checks(names: Iterable[str] = (), *, with_optional: bool = False) -> 
 DEPENDS = {
     "integrity": (),
     "safety": (),
+    "signature": (),
+    "lock": (),
     "load": ("integrity", "safety"),
     "compile": ("integrity", "safety"),
     "finite": ("integrity",),  # the integrity check counts NaN and Inf in its single read
@@ -118,6 +126,17 @@ class Request:
     strict: bool = False
     # the worker's data-memory limit while it checks this artifact (0: leave it as it is)
     memory_limit_mb: int = 0
+    # provenance (the signature and lock checks): where the signature is, who is trusted,
+    # whether one is required here, the lock file and whether to record in it
+    signature_file: str = ""
+    signature_key: str = ""
+    signature_certificates: list[str] = field(default_factory=list)
+    sigstore_identity: str = ""
+    sigstore_issuer: str = ""
+    sigstore_trust_config: str = ""
+    require_signature: bool = False
+    lock_file: str = ""
+    update_lock: bool = False
 
 
 class CheckFailure(Exception):
@@ -179,6 +198,8 @@ def nothing_to_compare(name: str, request: Request) -> str | None:
         path = Path(request.golden_predictions)
         if not request.update_golden and not path.is_file():
             return f"no golden predictions ({path}); {goldens.HOW_TO_RECORD}"
+    elif name == "lock" and not request.lock_file:
+        return "no lock asked for (--keras-lock FILE)"
     elif name == "budgets":
         sidecar = Path(request.budget_file) if request.budget_file else None
         if _no_budget(request) and not (sidecar is not None and sidecar.is_file()):

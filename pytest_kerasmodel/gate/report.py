@@ -45,7 +45,19 @@ def record(state: GateState, report: pytest.TestReport) -> None:
             "message": data["message"],
             "blocked_by": data.get("blocked_by"),
             "cached": bool(data.get("cached")),
+            **{k: data[k] for k in PROVENANCE_KEYS if k in data},
         }
+
+
+#: what the provenance checks add to a row's check (gate.provenance): the verdict, signer and
+#: changed files, and under --keras-update-lock the parts to record
+PROVENANCE_KEYS = ("provenance", "parts")
+
+
+def provenance_record(result: dict[str, Any]) -> dict[str, Any]:
+    """The provenance keys of a check's result, for its record (empty for other checks)."""
+    details = result.get("details", {})
+    return {k: details[k] for k in PROVENANCE_KEYS if k in details}
 
 
 def teststatus(report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
@@ -192,6 +204,7 @@ def short_reason(check: str, message: str) -> str:
 
 def terminal_summary(state: GateState, terminalreporter: Any) -> None:
     extra = _unchecked_lines(state, terminalreporter.config) if state.settings.model_dirs else []
+    extra += state.lock_lines
     if not state.rows and not extra:
         return
     terminalreporter.write_sep("=", "keras artifacts")
@@ -269,7 +282,11 @@ def rows_report(rows: dict[str, dict[str, Any]], unchecked: list[str]) -> dict[s
                 "result": FAILED if FAILED in statuses else PASSED,
                 "root_cause": root_cause(row),
                 "checks": {
-                    c: {k: v for k, v in row["checks"][c].items() if k != "blocked_by"}
+                    c: {
+                        k: v
+                        for k, v in row["checks"][c].items()
+                        if k not in ("blocked_by", "parts")
+                    }
                     for c in ordered(row["checks"])
                 },
             }

@@ -35,11 +35,14 @@ from pytest_kerasmodel.gate.protocol import (
     not_applicable,
     nothing_to_compare,
 )
+from pytest_kerasmodel.gate.provenance import check_lock, check_signature
 from pytest_kerasmodel.gate.subject import Subject, guess_format
 
 RUNNERS = {
     "integrity": check_integrity,
     "safety": check_safety,
+    "signature": check_signature,
+    "lock": check_lock,
     "load": check_load,
     "compile": check_compile,
     "finite": check_finite,
@@ -169,8 +172,8 @@ def _run_one(name: str, subject: Subject) -> CheckResult:
 
     if subject.format == "unknown" and artifacts.orbax.claims(subject.path):
         subject.format = artifacts.FORMAT_ORBAX
-    if subject.format == artifacts.FORMAT_ORBAX:
-        return CheckResult(SKIPPED, NOT_READ_ORBAX)
+    if subject.format == artifacts.FORMAT_ORBAX and name not in ("signature", "lock"):
+        return CheckResult(SKIPPED, NOT_READ_ORBAX)  # provenance reads bytes, any layout
     try:
         return RUNNERS[name](subject)
     except CheckFailure as exc:

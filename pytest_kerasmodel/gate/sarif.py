@@ -68,6 +68,19 @@ CHECK_RULES: dict[str, tuple[str, str]] = {
         "own class (a model compiled under torch). Re-save it compiled under the backend that "
         "will train it, or load it with compile=False to serve.",
     ),
+    "signature": (
+        "The artifact is not the one that was signed",
+        "Its OMS signature is missing where one is required, does not verify with the trusted "
+        "key, certificate or Sigstore identity, is malformed, or parts of the artifact changed, "
+        "were added or removed since signing (the properties name them). Restore the artifact "
+        "from where it was published, or re-sign it (kerasmodel sign) if the change is approved.",
+    ),
+    "lock": (
+        "The artifact is not the one that was approved in the lock",
+        "The artifact is not in the lock file (--keras-lock) or some of its parts changed since "
+        "it was recorded (the properties name them). Restore it, or update the lock "
+        "(--keras-update-lock, kerasmodel lock) if the change is approved.",
+    ),
     "budgets": (
         "The artifact exceeds a budget",
         "The artifact is larger, has more parameters, or was written by another Keras version "
@@ -194,9 +207,11 @@ def sarif_log(
             entry = checks.get(check)
             if entry is None or entry["status"] != FAILED:
                 continue
-            properties = {"check": check}
+            properties: dict[str, Any] = {"check": check}
             if entry.get("blocked_by"):
                 properties["blocked_by"] = entry["blocked_by"]
+            if entry.get("provenance"):  # the signature or lock verdict, signer, changed files
+                properties["provenance"] = entry["provenance"]
             kinds = findings_by_kind(entry["message"]) if check == "safety" else {}
             parts = (
                 [(rule_id("safety", k), item_text(artifact, check, _findings_text(v)), k)

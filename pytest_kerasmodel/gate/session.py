@@ -9,6 +9,7 @@ An artifact whose verdicts the verdict cache (:mod:`.verdicts`) holds is not sen
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,9 +55,24 @@ def gate_checks(settings: Settings) -> list[str]:
     by default), with ``compile`` under ``--keras-load-compile``; an unknown name is a usage
     error."""
     try:
-        return select_checks(settings.checks, with_optional=settings.load_compile)
+        return select_checks(
+            settings.checks, with_optional=settings.load_compile, also=provenance_checks(settings)
+        )
     except ValueError as exc:
         raise pytest.UsageError(f"keras_checks: {exc}") from None
+
+
+def provenance_checks(settings: Settings) -> list[str]:
+    """The optional provenance checks configured: ``signature`` when a way to verify or a
+    requirement is set, ``lock`` with --keras-lock."""
+    return [
+        name
+        for name, wanted in (
+            ("signature", settings.signature_configured),
+            ("lock", settings.lock is not None),
+        )
+        if wanted
+    ]
 
 
 def backend_checks(settings: Settings) -> list[str]:
@@ -74,6 +90,8 @@ class GateState:
     # --keras-backends: one isolated worker per backend (KERAS_BACKEND set), and its results
     backend_runners: dict[str, WorkerRunner] = field(default_factory=dict)
     backend_results: dict[tuple[Path, str], dict[str, Any]] = field(default_factory=dict)
+    # the lock's lines for the summary (updated, or entries gone): gate.provenance.finish_lock
+    lock_lines: list[str] = field(default_factory=list)
     # backend -> its artifacts (and model folders), in the order their items run
     backend_order: dict[str, list[tuple[Path, Path]]] = field(default_factory=dict)
     # (artifact, backend) -> the request sent ahead to that backend's worker and its verdict key
@@ -218,7 +236,30 @@ class GateState:
             update_golden=s.update_golden,
             strict=s.strict,
             memory_limit_mb=memory_limit_for(size, s.memory_limit_mb),
+            **self._provenance_fields(artifact, model_dir),
         )
+
+    def _provenance_fields(self, artifact: Path, model_dir: Path) -> dict[str, Any]:
+        """The request's provenance fields: where the signature is, who is trusted, whether
+        one is required for this artifact (a pattern of keras_require_signature matches its
+        path relative to the rootdir or to its model folder), the lock."""
+        from pytest_kerasmodel.provenance.signature import signature_path_for
+
+        s = self.settings
+        root = self.config.rootpath if self.config is not None else (self.root or Path.cwd())
+        names = [Path(os.path.relpath(artifact, base)).as_posix() for base in (root, model_dir)]
+        required = any(fnmatch.fnmatch(n, p) for p in s.require_signature for n in names)
+        return {
+            "signature_file": str(signature_path_for(artifact, s.signature_pattern)),
+            "signature_key": str(s.signature_key or ""),
+            "signature_certificates": [str(c) for c in s.signature_certificates],
+            "sigstore_identity": s.sigstore_identity,
+            "sigstore_issuer": s.sigstore_issuer,
+            "sigstore_trust_config": str(s.sigstore_trust_config or ""),
+            "require_signature": required,
+            "lock_file": str(s.lock or ""),
+            "update_lock": s.update_lock,
+        }
 
     def _plan(self, item: CheckItem) -> dict[Path, tuple[Path, list[str]]]:
         if self.selected is None:
@@ -245,7 +286,9 @@ class GateState:
         on)."""
         if not self._verdicts_opened:
             self._verdicts_opened = True
-            if self.settings.cache and not self.settings.update_golden:
+            if self.settings.cache and not (
+                self.settings.update_golden or self.settings.update_lock
+            ):
                 from pytest_kerasmodel.gate import verdicts
 
                 if self.config is not None:  # pytest's own cache

@@ -141,7 +141,8 @@ def run_gate(
 ) -> int:
     """Check every artifact under ``paths``; print failures and the summary; write the reports.
     Returns the exit status."""
-    from pytest_kerasmodel.gate.report import rows_report, summary_lines
+    from pytest_kerasmodel.gate.provenance import finish_lock
+    from pytest_kerasmodel.gate.report import provenance_record, rows_report, summary_lines
     from pytest_kerasmodel.gate.session import GateState
 
     found = plan(paths)
@@ -168,6 +169,7 @@ def run_gate(
                     "status": result["status"],
                     "message": result["message"],
                     "blocked_by": result.get("details", {}).get("blocked_by"),
+                    **provenance_record(result),
                     "cached": bool(response.get("cached")),
                 }
                 if verbose or result["status"] == FAILED:
@@ -189,6 +191,7 @@ def run_gate(
         extra.append(f"not checked: {len(unchecked)} file(s) ({how}): {shown}")
     if not rows and not unchecked:
         extra.append("no Keras artifact in the given paths: nothing was gated")
+    extra += finish_lock(settings.lock, settings.update_lock, rows, root)
     print("=" * 24 + " keras artifacts " + "=" * 24, file=out)
     for line in summary_lines(rows, verbose, extra, json_path, report_flag="--json PATH"):
         print(line, file=out)
@@ -240,6 +243,11 @@ def write_junit(
                 name=check,
                 time=f"{seconds / max(1, len(row['checks'])):.3f}",
             )
+            if entry.get("provenance"):  # the signature or lock verdict, signer, changed files
+                props = ET.SubElement(case, "properties")
+                for key, value in sorted(entry["provenance"].items()):
+                    text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+                    ET.SubElement(props, "property", name=f"{check}.{key}", value=text)
             if entry["status"] == FAILED:
                 counts["failures"] += 1
                 text = item_text(artifact, check, entry["message"])

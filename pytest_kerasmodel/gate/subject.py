@@ -48,6 +48,8 @@ class Subject:
     pending_crc: _ZipCrcJob | None = None
     # check -> why it has nothing to compare (see nothing_to_compare), decided before any runs
     skip_reasons: dict[str, str] = field(default_factory=dict)
+    # what one check read for the next (the provenance checks' digests: see gate.provenance)
+    shared: dict[str, Any] = field(default_factory=dict)
     _files: ExitStack = field(default_factory=ExitStack)
     _opened: artifacts.Artifact | None = None
     _open_error: Exception | None = None

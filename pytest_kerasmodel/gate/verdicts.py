@@ -155,6 +155,16 @@ def environment() -> dict[str, Any]:
     }
 
 
+#: request fields naming files that the provenance checks' verdicts depend on
+PROVENANCE_FILES = (
+    "signature_file",
+    "signature_key",
+    "signature_certificates",
+    "sigstore_trust_config",
+    "lock_file",
+)
+
+
 def verdict_key(
     request: Mapping[str, Any], root: Path, env: Mapping[str, Any] | None = None
 ) -> str | None:
@@ -168,6 +178,13 @@ def verdict_key(
             value = request.get(field)
             path = Path(value) if value else None
             sidecars[field] = _file_digest(path) if path is not None and path.is_file() else None
+        # the provenance checks' signature, keys, trust root and lock (gate.provenance)
+        for field in PROVENANCE_FILES:
+            value = request.get(field)
+            for text in value if isinstance(value, list) else [value]:
+                path = Path(text) if text else None
+                key = f"{field}:{text}"
+                sidecars[key] = _file_digest(path) if path is not None and path.is_file() else None
     except OSError:
         return None
     material = {
