@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
@@ -135,6 +136,20 @@ def weight_variables(model: Any) -> list[tuple[str, Any]]:
     return [(entry, variable) for entry, _, variable in _placed(model, "weights", set())]
 
 
+#: the names Keras gives a variable created without one: ``auto_name`` of its class
+#: (``variable``, ``variable_17``; tf-keras: ``Variable``), numbered by a process-wide counter
+AUTO_VARIABLE_NAME = re.compile(r"\A[Vv]ariable(?:_\d+)?\Z")
+
+
+def unnumbered(name: str) -> str:
+    """``name`` as it matches between a model and its reloaded twin: an auto-generated variable
+    name (:data:`AUTO_VARIABLE_NAME`) loses its number, which depends on how many unnamed
+    variables the process made before (``LayerScale``'s ``variable_17`` comes back as
+    ``variable_53``). Such variables then match by their layer and creation order (the ``#n``
+    of :func:`_placed`), as Keras's own saving does (``vars/0``, ``vars/1``)."""
+    return "variable" if AUTO_VARIABLE_NAME.match(name) else name
+
+
 def _placed(
     model: Any,
     attribute: str,
@@ -144,7 +159,8 @@ def _placed(
     """``(key, layer, variable)`` for each variable in a layer's ``attribute`` (``weights`` or
     ``variables``) not in ``seen``, innermost layer first (each layer's own variables), keyed
     by the layer's key plus the variable's name (``name_of``: tf-keras's names carry the layer's
-    scope; ``#1`` for a second of one name)."""
+    scope; an auto-generated name without its number, :func:`unnumbered`; ``#1`` for a second
+    of one name, in creation order)."""
     entries: list[tuple[str, Any, Any]] = []
     for key, layer in reversed(iter_layers(model)):
         counts: dict[str, int] = {}
@@ -152,7 +168,7 @@ def _placed(
             if id(variable) in seen:
                 continue
             seen.add(id(variable))
-            name = name_of(variable)
+            name = unnumbered(name_of(variable))
             n = counts.get(name, 0)
             counts[name] = n + 1
             entries.append((f"{key}{name}" + (f"#{n}" if n else ""), layer, variable))
