@@ -539,6 +539,33 @@ def attributes_of_layers(
     return result
 
 
+def vocabularies(model: Any) -> dict[str, dict[str, Any]]:
+    """The vocabulary of every lookup layer (``StringLookup``, ``IntegerLookup``,
+    ``TextVectorization``: whatever has ``get_vocabulary()``), keyed as :func:`iter_layers`:
+    ``{"layer", "class_name", "tokens"}``, tokens as strings. ``tokens`` is ``None`` when the
+    layer cannot give its vocabulary (a reloaded layer whose lookup table was never filled
+    raises "Table not initialized"). Kept apart from the weights because Keras keeps a
+    vocabulary outside its variables: ``.keras`` stores it as the layer's asset, and a format
+    without assets loses it."""
+    found: dict[str, dict[str, Any]] = {}
+    for key, layer in iter_layers(model):
+        get = getattr(layer, "get_vocabulary", None)
+        if not callable(get):
+            continue
+        try:
+            tokens: list[str] | None = [
+                t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in get()
+            ]
+        except Exception:
+            tokens = None
+        found[key] = {
+            "layer": str(getattr(layer, "name", "")),
+            "class_name": type(layer).__name__,
+            "tokens": tokens,
+        }
+    return found
+
+
 def registered_name(class_name: str, registry: Mapping[str, Any] | None = None) -> str | None:
     """The registered name (``package>Class``) of a class registered under ``class_name``, in
     Keras's registry or the one given (tf-keras's)."""
@@ -727,10 +754,35 @@ def save(model: Any, fmt: str, folder: str | os.PathLike[str]) -> str:
     return path
 
 
+#: what Keras warns when it skips ``compile_from_config`` for a class with its own compile()
+CUSTOM_COMPILE_WARNING = "because the model's `compile()` method is custom"
+
+
 def hints_for(diff: Any, original: Any) -> list[str]:
-    """Hints for a known limitation of a format behind a roundtrip difference (none yet: the
-    Keras 3 hints are given where the failure is described, ``roundtrip.failure_of``)."""
-    return []
+    """What a known Keras 3 limitation behind the differences in ``diff`` (a
+    :class:`~pytest_kerasmodel.roundtrip.report.FormatDiff`) is and what to do about it; the
+    failures of saving and reloading are explained where they are described
+    (``roundtrip.hints.failure_of``)."""
+    hints = []
+    lost = [d for d in diff.optimizer if d.kind == "missing"]
+    custom_compile = any(CUSTOM_COMPILE_WARNING in w for w in diff.warnings)
+    if custom_compile and (lost or diff.compile):
+        hints.append(
+            "the model's class overrides compile() (keras-hub tasks compile themselves with "
+            "their own defaults in __init__), so Keras skips compile_from_config on reload: the "
+            "reloaded model keeps the optimizer, loss and metrics its constructor chose, and "
+            "the saved optimizer state is not loaded into it. Call compile() yourself after "
+            "load_model (the slots then start fresh), or reload with compile=False"
+        )
+    elif diff.format == "h5" and lost:
+        hints.append(
+            "Keras 3's legacy .h5 loader builds the optimizer for the model's own variables "
+            "only (legacy_h5_format.load_model_from_hdf5: optimizer.build(model."
+            "_trainable_variables)), so the slots the file holds under optimizer_weights/ are "
+            "not restored (Keras logs 'Error in loading the saved optimizer state'): training "
+            "resumes with fresh slots. Resume training from .keras"
+        )
+    return hints
 
 
 def _save_h5(model: Any, path: str) -> None:
