@@ -48,7 +48,7 @@ import keras
 model = keras.models.load_model(sys.argv[1])
 x = np.load(sys.argv[2])
 out = sys.argv[3]
-np.save(out + "/y.npy", np.asarray(model(x, training=False)))
+np.save(out + "/y.npy", keras.ops.convert_to_numpy(model(x, training=False)))
 for i, w in enumerate(model.weights):
     np.save(f"{out}/w{i}.npy", keras.ops.convert_to_numpy(w))
 """
