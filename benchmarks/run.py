@@ -5,6 +5,7 @@
     python benchmarks/run.py --only startup   # one section (repeatable: --only gate --only large)
     python benchmarks/run.py --only signature # the signature check over 1 GiB (opt-in)
     python benchmarks/run.py --large          # also 256 MiB, 1 GiB and 2 GiB artifacts (disk, time)
+    python benchmarks/run.py --only sizes     # models of 1M, 10M, 30M parameters (or --large)
 
 Generated suites and artifacts live in a temporary folder that is removed at the end.
 """
@@ -178,6 +179,48 @@ def _export(opts: Options) -> Section:
     return section
 
 
+def _sizes(opts: Options) -> Section:
+    """Rows of `bench_sizes.run` (each measurement is a process of its own)."""
+    import bench_sizes
+
+    sizes = (1,) if opts.quick else (1, 10, 30)
+    opts.log(f"sizes: bench_sizes.run(sizes={sizes})")
+    rows = bench_sizes.run(sizes)
+    section = Section("sizes", "Model sizes: `assert_roundtrip` vs the hand-written check")
+    section.tables.append(
+        Table(
+            "one format (`keras`), then with `backends=['jax']` and `['jax', 'torch']`",
+            ["size", "parameters", "backends", "hand-written", "ours", "ratio", "peak MiB"],
+            [
+                [
+                    r["size"],
+                    f"{r['params']:,}",
+                    r["backends"],
+                    f"{r['hand_s']:.2f} s",
+                    f"{r['ours_s']:.2f} s",
+                    f"{r['ratio']:.2f}",
+                    f"{r['hand_peak_mib']:.0f} / {r['ours_peak_mib']:.0f}",
+                ]
+                for r in rows
+            ],
+        )
+    )
+    for r in rows:
+        section.targets.append(
+            Target(
+                f"sizes {r['size']} backends {r['backends']} (ours / hand-written)",
+                f"{r['ratio']:.2f}",
+                f"<= {r['limit']:g}",
+                r["ratio"] <= r["limit"],
+            )
+        )
+    section.notes.append(
+        "Measured by `benchmarks/bench_sizes.py`: one process per (size, check), one run each; "
+        "peak MiB = peak RSS of the process above its RSS before the check (hand / ours)."
+    )
+    return section
+
+
 SECTIONS: dict[str, Callable[[Options], Section]] = {
     "startup": _startup,
     "roundtrip": _roundtrip,
@@ -187,6 +230,7 @@ SECTIONS: dict[str, Callable[[Options], Section]] = {
     "throughput": _throughput,
     "export": _export,
     "signature": _signature,  # opt-in (--only signature): a 1 GiB file, out of CI
+    "sizes": _sizes,  # with --large or --only sizes: models of up to 30M parameters
 }
 
 
@@ -267,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS.md")
     args = parser.parse_args(argv)
 
-    names = args.only or [n for n in SECTIONS if (n != "large" or args.large) and n != "signature"]
+    names = args.only or [
+        n for n in SECTIONS if (n not in ("large", "sizes") or args.large) and n != "signature"
+    ]
     command = "python benchmarks/run.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )

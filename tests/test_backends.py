@@ -260,3 +260,49 @@ def test_children_start_when_a_collected_test_uses_the_fixture(pytester: pytest.
     )
     result = pytester.runpytest_subprocess("--keras-backends=jax", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_encode_writes_large_arrays_as_files_and_decode_maps_them(tmp_path: Path) -> None:
+    import numpy as np
+
+    from pytest_kerasmodel.roundtrip.backends import INLINE_BYTES, decode, encode
+
+    big = np.arange(256 * 1024, dtype="float32").reshape(512, 512)
+    small = np.arange(4, dtype="int64")
+    line = json.dumps(encode({"big": big, "small": small, "n": np.int32(3)}, tmp_path / "a"))
+    assert len(line) < 1000 < big.nbytes  # the megabyte is not in the line
+    back = decode(json.loads(line))
+    assert isinstance(back["big"], np.memmap) and not back["big"].flags.writeable
+    np.testing.assert_array_equal(back["big"], big)
+    np.testing.assert_array_equal(back["small"], small)
+    assert back["n"] == 3 and small.nbytes <= INLINE_BYTES
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["0.npy"]
+    # without a folder everything travels inline, as before
+    inline = decode(json.loads(json.dumps(encode({"big": big}))))
+    np.testing.assert_array_equal(inline["big"], big)
+
+
+def test_the_child_hands_back_its_arrays_as_files(tmp_path: Path) -> None:
+    # A failing roundtrip keeps its folder: the inputs the parent wrote once and the arrays the
+    # child wrote are there as .npy files, and the weights read from them match.
+    import keras
+    import numpy as np
+
+    model = keras.Sequential(
+        [keras.Input((64,)), keras.layers.Dense(64), rm.ForgetfulScale(factor=3.0)]
+    )
+    with pytest.raises(RoundtripError) as info:
+        assert_roundtrip(
+            model,
+            np.ones((32, 64), "float32"),  # 8 KiB: above INLINE_BYTES
+            formats=("keras",),
+            backends=["jax"],
+            folder=tmp_path,
+        )
+    here, there = info.value.diff.formats
+    assert (here.label, there.label) == ("keras", "keras -> jax")
+    assert there.failed_checks == ["outputs", "layers"] and not there.weights
+    (kept,) = tmp_path.glob("roundtrip-*")
+    arrays = kept / "keras" / "arrays"
+    assert [p.name for p in (arrays / "inputs").iterdir()] == ["0.npy"]
+    assert len(list((arrays / "jax").glob("*.npy"))) >= 2  # outputs and the kernel at least

@@ -58,6 +58,47 @@ def test_trained_model_roundtrips_through_keras_and_weights(trained_dense: Any) 
     assert int(result["keras"].optimizer.iterations.numpy()) == 1
 
 
+def _unnamed_paths(model: Any) -> list[str]:
+    return [str(w.path) for w in model.weights if str(w.name).startswith("variable")]
+
+
+def test_unnamed_weights_match_by_layer_and_creation_order() -> None:
+    # Keras numbers unnamed weights from a process-wide counter ("variable_4"), so every reload
+    # renames them; they and their optimizer slots match by owning layer and creation order.
+    model = rm.unnamed_weights()
+    result = assert_roundtrip(model, formats=("keras", "weights"))
+    for fmt in ("keras", "weights"):
+        renamed = _unnamed_paths(result[fmt])
+        assert len(renamed) == 6
+        assert set(renamed).isdisjoint(_unnamed_paths(model))
+    assert int(result["keras"].optimizer.iterations.numpy()) == 1
+
+
+def test_a_changed_unnamed_weight_is_named_by_its_place() -> None:
+    # Matching by creation order is a match, not a pass: the second unnamed weight of the
+    # first layer changed after reload is reported under its original path, and nothing else.
+    from pytest_kerasmodel.frameworks import keras3
+    from pytest_kerasmodel.roundtrip.state import compare_states, model_state
+
+    model = rm.unnamed_weights()
+    reloaded = assert_roundtrip(model, formats=("keras",))["keras"]
+    reloaded.layers[0].beta.assign(np.full((3,), 0.5, "float32"))
+    inputs = np.ones((2, 3), "float32")
+    old, _ = model_state(model, inputs, framework=keras3, with_compile=True)
+    new, _ = model_state(reloaded, inputs, framework=keras3, with_compile=True)
+    diff = compare_states(
+        old,
+        new,
+        FormatDiff(format="keras", file="model.keras"),
+        fmt="keras",
+        rtol=1e-5,
+        atol=1e-6,
+        compile=True,
+    )
+    assert [(d.name, d.kind) for d in diff.weights] == [(str(model.layers[0].beta.path), "values")]
+    assert not diff.optimizer
+
+
 def test_optimizer_slots_renamed_on_reload_still_match() -> None:
     # A subclassed model's layers get new auto-generated names on reload, and Keras names
     # optimizer slots after them: "tower_dense_kernel_momentum" becomes "dense_7_kernel_...".

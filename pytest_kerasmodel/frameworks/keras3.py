@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
@@ -135,6 +136,20 @@ def weight_variables(model: Any) -> list[tuple[str, Any]]:
     return [(entry, variable) for entry, _, variable in _placed(model, "weights", set())]
 
 
+#: the names Keras gives a variable created without one: ``auto_name`` of its class
+#: (``variable``, ``variable_17``; tf-keras: ``Variable``), numbered by a process-wide counter
+AUTO_VARIABLE_NAME = re.compile(r"\A[Vv]ariable(?:_\d+)?\Z")
+
+
+def unnumbered(name: str) -> str:
+    """``name`` as it matches between a model and its reloaded twin: an auto-generated variable
+    name (:data:`AUTO_VARIABLE_NAME`) loses its number, which depends on how many unnamed
+    variables the process made before (``LayerScale``'s ``variable_17`` comes back as
+    ``variable_53``). Such variables then match by their layer and creation order (the ``#n``
+    of :func:`_placed`), as Keras's own saving does (``vars/0``, ``vars/1``)."""
+    return "variable" if AUTO_VARIABLE_NAME.match(name) else name
+
+
 def _placed(
     model: Any,
     attribute: str,
@@ -144,7 +159,8 @@ def _placed(
     """``(key, layer, variable)`` for each variable in a layer's ``attribute`` (``weights`` or
     ``variables``) not in ``seen``, innermost layer first (each layer's own variables), keyed
     by the layer's key plus the variable's name (``name_of``: tf-keras's names carry the layer's
-    scope; ``#1`` for a second of one name)."""
+    scope; an auto-generated name without its number, :func:`unnumbered`; ``#1`` for a second
+    of one name, in creation order)."""
     entries: list[tuple[str, Any, Any]] = []
     for key, layer in reversed(iter_layers(model)):
         counts: dict[str, int] = {}
@@ -152,7 +168,7 @@ def _placed(
             if id(variable) in seen:
                 continue
             seen.add(id(variable))
-            name = name_of(variable)
+            name = unnumbered(name_of(variable))
             n = counts.get(name, 0)
             counts[name] = n + 1
             entries.append((f"{key}{name}" + (f"#{n}" if n else ""), layer, variable))
@@ -523,6 +539,33 @@ def attributes_of_layers(
     return result
 
 
+def vocabularies(model: Any) -> dict[str, dict[str, Any]]:
+    """The vocabulary of every lookup layer (``StringLookup``, ``IntegerLookup``,
+    ``TextVectorization``: whatever has ``get_vocabulary()``), keyed as :func:`iter_layers`:
+    ``{"layer", "class_name", "tokens"}``, tokens as strings. ``tokens`` is ``None`` when the
+    layer cannot give its vocabulary (a reloaded layer whose lookup table was never filled
+    raises "Table not initialized"). Kept apart from the weights because Keras keeps a
+    vocabulary outside its variables: ``.keras`` stores it as the layer's asset, and a format
+    without assets loses it."""
+    found: dict[str, dict[str, Any]] = {}
+    for key, layer in iter_layers(model):
+        get = getattr(layer, "get_vocabulary", None)
+        if not callable(get):
+            continue
+        try:
+            tokens: list[str] | None = [
+                t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in get()
+            ]
+        except Exception:
+            tokens = None
+        found[key] = {
+            "layer": str(getattr(layer, "name", "")),
+            "class_name": type(layer).__name__,
+            "tokens": tokens,
+        }
+    return found
+
+
 def registered_name(class_name: str, registry: Mapping[str, Any] | None = None) -> str | None:
     """The registered name (``package>Class``) of a class registered under ``class_name``, in
     Keras's registry or the one given (tf-keras's)."""
@@ -711,10 +754,35 @@ def save(model: Any, fmt: str, folder: str | os.PathLike[str]) -> str:
     return path
 
 
+#: what Keras warns when it skips ``compile_from_config`` for a class with its own compile()
+CUSTOM_COMPILE_WARNING = "because the model's `compile()` method is custom"
+
+
 def hints_for(diff: Any, original: Any) -> list[str]:
-    """Hints for a known limitation of a format behind a roundtrip difference (none yet: the
-    Keras 3 hints are given where the failure is described, ``roundtrip.failure_of``)."""
-    return []
+    """What a known Keras 3 limitation behind the differences in ``diff`` (a
+    :class:`~pytest_kerasmodel.roundtrip.report.FormatDiff`) is and what to do about it; the
+    failures of saving and reloading are explained where they are described
+    (``roundtrip.hints.failure_of``)."""
+    hints = []
+    lost = [d for d in diff.optimizer if d.kind == "missing"]
+    custom_compile = any(CUSTOM_COMPILE_WARNING in w for w in diff.warnings)
+    if custom_compile and (lost or diff.compile):
+        hints.append(
+            "the model's class overrides compile() (keras-hub tasks compile themselves with "
+            "their own defaults in __init__), so Keras skips compile_from_config on reload: the "
+            "reloaded model keeps the optimizer, loss and metrics its constructor chose, and "
+            "the saved optimizer state is not loaded into it. Call compile() yourself after "
+            "load_model (the slots then start fresh), or reload with compile=False"
+        )
+    elif diff.format == "h5" and lost:
+        hints.append(
+            "Keras 3's legacy .h5 loader builds the optimizer for the model's own variables "
+            "only (legacy_h5_format.load_model_from_hdf5: optimizer.build(model."
+            "_trainable_variables)), so the slots the file holds under optimizer_weights/ are "
+            "not restored (Keras logs 'Error in loading the saved optimizer state'): training "
+            "resumes with fresh slots. Resume training from .keras"
+        )
+    return hints
 
 
 def _save_h5(model: Any, path: str) -> None:

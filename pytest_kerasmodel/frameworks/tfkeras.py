@@ -298,6 +298,12 @@ def layer_attributes(model: Any) -> dict[str, dict[str, Any]]:
     return attributes_of_layers(model, keras().Model, frozenset())
 
 
+def vocabularies(model: Any) -> dict[str, dict[str, Any]]:
+    """As :func:`keras3.vocabularies` (tf-keras's lookup layers have the same
+    ``get_vocabulary()``)."""
+    return keras3.vocabularies(model)
+
+
 def registered_name(class_name: str) -> str | None:
     from tf_keras.src.saving import object_registration
 

@@ -6,8 +6,11 @@ such process per backend for the life of this process (``python -m pytest_kerasm
 jax``, :mod:`pytest_kerasmodel.roundtrip.child`), so the import of Keras and the backend is paid
 once per backend, not per call. The
 protocol is the gate worker's: one JSON request per line on the child's stdin, one JSON answer
-per line on its stdout (library noise goes to stderr); numpy arrays travel as base64 of their
-bytes with dtype and shape (:func:`encode`, :func:`decode`), never pickled.
+per line on its stdout (library noise goes to stderr). Arrays larger than :data:`INLINE_BYTES`
+(the inputs, the reloaded model's outputs, weights and optimizer slots) do not travel through the
+pipe: each side writes them as ``.npy`` files into the roundtrip's temporary folder and sends their
+paths, and the reader memory-maps them; small ones travel as base64 of their bytes with dtype and
+shape (:func:`encode`, :func:`decode`). Nothing is pickled.
 
 A request names a saved file, its roundtrip format and the inputs; the answer is the reloaded
 model as a :class:`~pytest_kerasmodel.roundtrip.run.ModelState` (outputs, every weight and
@@ -48,35 +51,58 @@ REQUEST_TIMEOUT = 300.0
 IMPORT_TIMEOUT = 300.0
 
 
-def encode(value: Any) -> Any:
-    """``value`` as JSON-ready data: numpy arrays as ``{"__ndarray__": base64, dtype, shape}``,
-    tuples as lists, numpy scalars as Python numbers."""
+#: arrays up to this many bytes travel inline (base64 in the JSON line); larger ones as files
+INLINE_BYTES = 4096
+
+
+def encode(value: Any, folder: str | os.PathLike[str] | None = None) -> Any:
+    """``value`` as JSON-ready data: tuples as lists, numpy scalars as Python numbers, numpy
+    arrays as ``{"__ndarray__": base64, dtype, shape}``, or, with ``folder``, each array larger
+    than :data:`INLINE_BYTES` written there as a ``.npy`` file and sent as
+    ``{"__npy__": path}``: the other side memory-maps it (:func:`decode`), so a model's
+    weights cross between processes without passing through the pipe or base64 text."""
     import numpy as np
 
-    if isinstance(value, np.ndarray):
-        array = np.require(value, requirements="C")  # keeps 0-d arrays 0-d
-        return {
-            "__ndarray__": base64.b64encode(array.tobytes()).decode("ascii"),
-            "dtype": array.dtype.str,
-            "shape": list(array.shape),
-        }
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): encode(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [encode(v) for v in value]
-    return value
+    written = [0]
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            array = np.require(value, requirements="C")  # keeps 0-d arrays 0-d
+            if folder is not None and array.nbytes > INLINE_BYTES and array.dtype.kind != "O":
+                os.makedirs(folder, exist_ok=True)
+                path = os.path.join(os.fspath(folder), f"{written[0]}.npy")
+                written[0] += 1
+                np.save(path, array, allow_pickle=False)
+                return {"__npy__": path}
+            return {
+                "__ndarray__": base64.b64encode(array.tobytes()).decode("ascii"),
+                "dtype": array.dtype.str,
+                "shape": list(array.shape),
+            }
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, dict):
+            return {str(k): walk(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(value)
 
 
 def decode(value: Any) -> Any:
-    """The inverse of :func:`encode`."""
+    """The inverse of :func:`encode`: a ``.npy`` file is memory-mapped read-only (never
+    unpickled), so its pages are read only when compared."""
     if isinstance(value, dict):
         if "__ndarray__" in value:
             import numpy as np
 
             data = base64.b64decode(value["__ndarray__"])
             return np.frombuffer(data, dtype=np.dtype(value["dtype"])).reshape(value["shape"])
+        if "__npy__" in value:
+            import numpy as np
+
+            return np.load(value["__npy__"], mmap_mode="r", allow_pickle=False)
         return {k: decode(v) for k, v in value.items()}
     if isinstance(value, list):
         return [decode(v) for v in value]
@@ -289,10 +315,11 @@ def send_to_backends(
     (:func:`~pytest_kerasmodel.frameworks.module_for`)."""
     from pytest_kerasmodel.frameworks import keras3
 
+    arrays = os.path.join(os.path.dirname(path), "arrays")
     request = {
         "format": fmt,
         "path": path,
-        "inputs": inputs,
+        "inputs": encode(inputs, os.path.join(arrays, "inputs")),  # written once for all
         "compile": compile,
         "custom_objects": class_locations(custom_objects),
         "modules": model_modules(model),
@@ -314,7 +341,7 @@ def send_to_backends(
             continue
         worker = child(backend)
         try:
-            worker.send(request)
+            worker.send({**request, "array_dir": os.path.join(arrays, backend)})
         except ChildDied as exc:
             result.failure = LoadFailure("load", "ChildDied", str(exc))
             continue

@@ -4,6 +4,8 @@
 It imports Keras under ``KERAS_BACKEND=BACKEND``, says ``ready``, then answers one JSON request
 per line on stdin (a saved file, its format, the inputs) with one JSON line on stdout: the
 reloaded model's :class:`~pytest_kerasmodel.roundtrip.run.ModelState`, or how loading failed.
+Its arrays are written as ``.npy`` files into the request's ``array_dir`` (in the parent's
+temporary folder), which the parent memory-maps.
 Anything a library prints goes to stderr, so it cannot corrupt the protocol.
 """
 
@@ -46,12 +48,21 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
         )
     except Exception as exc:
         return {"failure": asdict(failure_of("load", exc))}
-    state, failure = model_state(model, request["inputs"], framework=keras3, with_compile=compile)
+    # the inputs arrive memory-mapped read-only: a writable copy for backends that wrap the
+    # array's buffer (torch.from_numpy warns about a read-only one)
+    inputs = keras3.keras().tree.map_structure(_writable, request["inputs"])
+    state, failure = model_state(model, inputs, framework=keras3, with_compile=compile)
     return {
         "state": asdict(state),
         "failure": asdict(failure) if failure else None,
         "warnings": warnings,
     }
+
+
+def _writable(value: Any) -> Any:
+    import numpy as np
+
+    return np.array(value) if isinstance(value, np.ndarray) else value
 
 
 def _warm_up() -> None:
@@ -83,7 +94,7 @@ def serve(requests: Iterable[str], out: IO[str]) -> None:
             import traceback
 
             answer = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-        out.write(json.dumps(encode(answer)) + "\n")
+        out.write(json.dumps(encode(answer, request.get("array_dir"))) + "\n")
         out.flush()
 
 

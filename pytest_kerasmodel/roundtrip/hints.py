@@ -116,6 +116,12 @@ def failure_of(
             "the legacy HDF5 format cannot rebuild a subclassed model before loading its "
             "weights: save it as .keras (or .weights.h5 into a model built from its config)"
         )
+    elif stage == "load" and "Only input tensors may be passed as positional" in message:
+        hint = (
+            "the legacy HDF5 config cannot rebuild an operation called with a Python number as "
+            "a positional argument (MobileNetV3's hard_sigmoid: x + 3.0): save as .keras, or "
+            "wrap the operation in a layer"
+        )
     elif stage == "save" and ("get_config" in message or isinstance(exc, NotImplementedError)):
         hint = "implement get_config() returning every constructor argument"
     elif stage == "load" and "__init__" in message and "argument" in message:

@@ -12,7 +12,17 @@ from pytest_kerasmodel.compare import ArrayDiff, ConfigChange
 from pytest_kerasmodel.diff import Diff, capped, indent, indent_rest, short, short_text
 
 #: the checks, in the order a report shows them
-CHECKS = ("load", "outputs", "weights", "variables", "optimizer", "compile", "config", "layers")
+CHECKS = (
+    "load",
+    "outputs",
+    "weights",
+    "variables",
+    "vocabulary",
+    "optimizer",
+    "compile",
+    "config",
+    "layers",
+)
 
 
 _STAGE_FAILED = {"save": "saving", "load": "reloading", "call": "calling the reloaded model"}
@@ -106,6 +116,41 @@ class MetricNamesChange:
 
 
 @dataclass
+class VocabularyChange:
+    """A lookup layer's vocabulary (``StringLookup``, ``IntegerLookup``, ``TextVectorization``)
+    changed or was lost on reload; ``new_size`` is ``None`` when the reloaded layer cannot give
+    one (its lookup table was never filled)."""
+
+    layer: str
+    class_name: str
+    old_size: int
+    new_size: int | None
+    #: the first token that differs, as ``(index, old, new)``; ``None`` when the vocabulary was lost
+    first_difference: tuple[int, str, str] | None
+    #: why, for a format known to drop vocabularies; empty otherwise
+    reason: str = ""
+
+    @property
+    def lost(self) -> bool:
+        return self.first_difference is None
+
+    def render(self) -> str:
+        if self.lost:
+            got = "none" if self.new_size is None else f"{self.new_size}"
+            text = (
+                f"{self.layer} ({self.class_name}): vocabulary lost on reload "
+                f"({self.old_size} tokens -> {got})"
+            )
+        else:
+            i, old, new = self.first_difference or (0, "", "")
+            text = (
+                f"{self.layer} ({self.class_name}): vocabulary changed ({self.old_size} -> "
+                f"{self.new_size} tokens; first at index {i}: {old!r} -> {new!r})"
+            )
+        return text + (f"\n      {self.reason}" if self.reason else "")
+
+
+@dataclass
 class ForeignOptimizer:
     """The file names a backend's own optimizer class, and another backend reloaded it."""
 
@@ -139,6 +184,7 @@ class FormatDiff(Diff):
     outputs: list[ArrayDiff] = field(default_factory=list)
     weights: list[ArrayDiff] = field(default_factory=list)
     variables: list[ArrayDiff] = field(default_factory=list)
+    vocabulary: list[VocabularyChange] = field(default_factory=list)
     optimizer: list[ArrayDiff] = field(default_factory=list)
     optimizer_name: str | None = None
     compile: list[ConfigChange] = field(default_factory=list)
@@ -192,6 +238,12 @@ class FormatDiff(Diff):
         if self.variables:
             lines.append(f"  variables: {len(self.variables)} variable(s) differ")
             lines += capped([d.render() for d in self.variables])
+        if self.vocabulary:
+            gone = sum(1 for v in self.vocabulary if v.lost)
+            lines.append(
+                f"  vocabulary: {len(self.vocabulary)} lookup layer(s) differ, {gone} lost"
+            )
+            lines += capped([v.render() for v in self.vocabulary])
         if self.optimizer:
             lost = [d for d in self.optimizer if d.kind == "missing"]
             name = self.optimizer_name or "optimizer"

@@ -4,10 +4,13 @@
 reloads it and compares the reloaded model with the original:
 
 - ``outputs``: predictions on the same inputs with ``training=False``, every output;
-- ``weights``: every weight, trainable and non-trainable, by its path;
+- ``weights``: every weight, trainable and non-trainable, by its place (a weight created without
+  a name, which Keras numbers ``variable_17`` anew on each reload, by its layer and creation order);
 - ``variables``: every other variable of ``model.variables`` (seed-generator states), by place.
   Keras never saves a seed generator's state, so a difference there is a note (the random
   stream of a Dropout restarts on reload), not a failure;
+- ``vocabulary``: every lookup layer's vocabulary, kept outside its variables (an asset of
+  ``.keras``; legacy ``.h5`` and ``.weights.h5`` lose an adapted one);
 - ``config``: the model's serialized config (what ``config.json`` holds), except the keys in
   :data:`~.state.IGNORED_CONFIG_KEYS`;
 - ``optimizer`` and ``compile``: the optimizer's class, hyperparameters and variables (step

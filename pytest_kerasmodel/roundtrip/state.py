@@ -5,7 +5,7 @@ compile state, metric names, config, layer attributes), and two of them compared
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from pytest_kerasmodel.roundtrip.report import (
     FormatDiff,
     LoadFailure,
     MetricNamesChange,
+    VocabularyChange,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,6 +62,8 @@ class ModelState:
     metric_names: list[str] | None
     layers: dict[str, dict[str, Any]]
     backend: str = ""
+    #: each lookup layer's vocabulary (``keras3.vocabularies``), kept outside its variables
+    vocabularies: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def model_state(
@@ -94,6 +97,7 @@ def model_state(
         metric_names=framework.metric_names(model, outputs) if with_compile else None,
         layers=framework.layer_attributes(model),
         backend=framework.backend(),
+        vocabularies=framework.vocabularies(model),
     )
     return state, failure
 
@@ -157,6 +161,52 @@ def _compare_labelled(
         labels=getattr(original, label),
         actual_labels=getattr(new, label),
     )
+
+
+#: why a format loses a lookup layer's vocabulary: it stores no assets, where ``.keras`` keeps it
+VOCABULARY_LOST_BY_FORMAT = {
+    "h5": (
+        "legacy .h5 stores no layer assets, where an adapted lookup layer keeps its vocabulary: "
+        "pass vocabulary= to the layer's constructor (it is then in the config) or save as .keras"
+    ),
+    "weights": (
+        ".weights.h5 holds variables only, and a lookup layer's vocabulary is an asset: pass "
+        "vocabulary= to the layer's constructor (it is then in the config) or save as .keras"
+    ),
+}
+
+
+def _compare_vocabularies(
+    original: ModelState, new: ModelState, fmt: str
+) -> list[VocabularyChange]:
+    """Each lookup layer's vocabulary against its reloaded twin's (matched by place): lost when
+    the reloaded layer has none or only a prefix of the original's (the mask and OOV tokens)."""
+    changes = []
+    for key, old in original.vocabularies.items():
+        got = new.vocabularies.get(key)
+        tokens = old["tokens"]
+        if tokens is None or got is None or got["class_name"] != old["class_name"]:
+            continue  # structural changes show in the config and weights checks
+        now = got["tokens"]
+        if now == tokens:
+            continue
+        first = None
+        if now is not None and now != tokens[: len(now)]:
+            i = next(i for i, (a, b) in enumerate(zip(tokens, now, strict=False)) if a != b)
+            first = (i, tokens[i], now[i])
+        elif now is not None and len(now) > len(tokens):
+            first = (len(tokens), "", now[len(tokens)])
+        changes.append(
+            VocabularyChange(
+                layer=old["layer"],
+                class_name=old["class_name"],
+                old_size=len(tokens),
+                new_size=None if now is None else len(now),
+                first_difference=first,
+                reason=VOCABULARY_LOST_BY_FORMAT.get(fmt, "") if first is None else "",
+            )
+        )
+    return changes
 
 
 def _compare_variables(
@@ -289,6 +339,7 @@ def compare_states(
         original, new = _without_backend_defaults(original), _across_backends(original, new)
     _compare_outputs_and_weights(original, new, result, rtol, atol)
     _compare_variables(original, new, rtol, atol, result)
+    result.vocabulary = _compare_vocabularies(original, new, fmt)
     ignored = IGNORED_CONFIG_KEYS + IGNORED_CONFIG_KEYS_BY_FORMAT.get(fmt, ())
     result.config = compare_configs(original.config, new.config, ignore_keys=ignored)
     result.layers = _compare_layers(original.layers, new.layers, rtol, atol)

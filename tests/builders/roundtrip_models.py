@@ -150,6 +150,33 @@ HEALTHY = {
 NOT_H5 = ("subclassed", "attention")
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class UnnamedScale(L.Layer):
+    """Scales and shifts with weights created without a name, as keras.applications'
+    ``LayerScale`` does: Keras names them ``variable``, ``variable_17``, ... from a process-wide
+    counter, so their names change on reload."""
+
+    def build(self, input_shape: Any) -> None:
+        self.gamma = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+        self.beta = self.add_weight(shape=(input_shape[-1],), initializer="zeros")
+        self.seen = self.add_weight(shape=(), initializer="zeros", trainable=False)
+
+    def call(self, x: Any) -> Any:
+        return x * self.gamma + self.beta + 0.0 * self.seen
+
+
+def unnamed_weights() -> Any:
+    """A Dense between two ``UnnamedScale`` layers, after one Adam step (slots for every weight,
+    unnamed ones included), with a non-zero untrained state in the non-trainable weight."""
+    model = keras.Sequential(
+        [keras.Input((3,)), UnnamedScale(), L.Dense(2), UnnamedScale()], name="unnamed"
+    )
+    for layer in model.layers:
+        if isinstance(layer, UnnamedScale):
+            layer.seen.assign(3.0)
+    return train_one_step(model)
+
+
 # --- real broken models ----------------------------------------------------------------------
 
 
