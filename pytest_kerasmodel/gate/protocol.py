@@ -115,6 +115,13 @@ class Request:
     update_golden: bool = False
     # the worker's data-memory limit while it checks this artifact (0: leave it as it is)
     memory_limit_mb: int = 0
+    # the team's code (see gate.usercode): modules imported before anything is loaded, MODULE:NAME
+    # dicts handed to load_model, the pytest process's sys.path to import them on, and a digest
+    # of their source files (so that the verdict cache's key changes with them)
+    imports: list[str] = field(default_factory=list)
+    custom_objects: list[str] = field(default_factory=list)
+    import_path: list[str] = field(default_factory=list)
+    user_code_digest: str = ""
 
 
 class CheckFailure(Exception):
