@@ -145,6 +145,18 @@ def test_keras_import_loads_registered_layers_and_subclassed_models_and_allows_t
     project: pytest.Pytester,
 ) -> None:
     options = ("--keras-checks", CHECKS, "--keras-import", "teamcode.layers")
+    project.makepyfile(
+        test_team="""
+        import pytest
+
+        def test_model(keras_artifact):
+            if "unregistered" in keras_artifact.id:
+                pytest.skip("not registered by teamcode.layers")
+            assert type(keras_artifact.model).__module__.startswith(("teamcode", "keras"))
+        """
+    )
+    with_test = run_gate(project, *options, "test_team.py", "-k", "test_model")[0]
+    with_test.assert_outcomes(passed=2, skipped=1)
     recorded, verdicts = run_gate(project, *options, "--keras-update-golden")
     assert recorded.ret == 1, recorded.stdout.str()  # unregistered.keras fails; the rest pass
     for name in ("layered.keras", "subclassed.keras"):
