@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
-from pytest_kerasmodel.cli import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
+from pytest_kerasmodel.cli import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, console_main
 from pytest_kerasmodel.cli import main as _main
 
 __all__ = ["DEFAULT_MEMORY_MB", "DEFAULT_TIMEOUT", "main"]
@@ -16,4 +15,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through subprocess tests
-    sys.exit(main())
+    console_main(prog="python -m pytest_kerasmodel")

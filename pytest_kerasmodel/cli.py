@@ -98,7 +98,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "(folders are walked like a model folder). Exit status 0 all passed, 1 a check failed, "
         "2 usage or internal error.",
     )
-    from pytest_kerasmodel.gate.protocol import CHECKS
+    from pytest_kerasmodel.gate.protocol import CHECKS, select_checks
     from pytest_kerasmodel.options import DEFAULT_ATOL, DEFAULT_RTOL
     from pytest_kerasmodel.options import DEFAULT_TIMEOUT as GATE_T
 
@@ -106,7 +106,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     gate.add_argument(
         "--checks",
         metavar="CHECKS",
-        help=f"comma-separated checks to run (default all: {','.join(CHECKS)})",
+        help=f"comma-separated checks to run, of {', '.join(CHECKS)} (default: "
+        f"{', '.join(select_checks())}; compile only when named)",
     )
     gate.add_argument("--json", metavar="PATH", type=Path, help="write the JSON report to PATH")
     gate.add_argument("--junitxml", metavar="PATH", type=Path, help="write JUnit XML to PATH")
@@ -163,6 +164,31 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="fail on files that no Keras artifact holds, and on artifacts holding HDF5 "
         "datasets or attributes that no reader interpreted",
+    )
+    gate.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE (your code, which registers its custom layers and models) in every "
+        "checking worker before anything is loaded; what it registers counts as allowed by the "
+        "safety scan (repeatable)",
+    )
+    gate.add_argument(
+        "--custom-objects",
+        dest="custom_objects",
+        action="append",
+        default=[],
+        metavar="MODULE:NAME",
+        help="a dict of your custom objects handed to load_model; their modules count as "
+        "allowed by the safety scan (repeatable)",
+    )
+    gate.add_argument(
+        "--color",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="colour ok / FAIL / skip: auto (a terminal, and NO_COLOR unset), yes or no",
     )
     gate.add_argument("-v", "--verbose", action="store_true", help="print every check's result")
     from pytest_kerasmodel.provenance import command as provenance
@@ -302,7 +328,16 @@ def _gate(args: argparse.Namespace) -> int:
 
     from pytest_kerasmodel.gate import standalone
     from pytest_kerasmodel.gate.session import provenance_checks
-    from pytest_kerasmodel.options import Settings, _words, parse_size
+    from pytest_kerasmodel.gate.usercode import problems
+    from pytest_kerasmodel.options import (
+        Settings,
+        _words,
+        golden_dir_problem,
+        memory_problem,
+        parse_size,
+        timeout_problem,
+        writable_file_problem,
+    )
     from pytest_kerasmodel.provenance import command as provenance
 
     try:
@@ -323,12 +358,29 @@ def _gate(args: argparse.Namespace) -> int:
             cache=not args.no_cache,
             workers=args.workers,
             fork_workers=not args.no_fork,
+            imports=tuple(dict.fromkeys(_words(args.imports))),
+            custom_objects=tuple(dict.fromkeys(_words(args.custom_objects))),
             **provenance.gate_settings(args),
         )
         if not args.checks:  # the provenance checks configured join the default ones
             selected += [c for c in provenance_checks(settings) if c not in selected]
+        # every input checked before any work: one error listing each bad one
+        found = [
+            timeout_problem(settings.timeout, "--timeout"),
+            memory_problem(settings.memory_limit_mb, "--memory-limit"),
+            writable_file_problem(args.json, "--json"),
+            writable_file_problem(args.junitxml, "--junitxml"),
+            writable_file_problem(args.sarif, "--sarif"),
+            golden_dir_problem(settings.golden_dir, "--golden-dir", settings.update_golden),
+        ]
         if args.workers is not None and args.workers < 1:
-            raise standalone.UsageError(f"--workers: expected >= 1, got {args.workers}")
+            found.append(f"--workers: expected >= 1, got {args.workers}")
+        if settings.imports or settings.custom_objects:
+            path = [os.getcwd(), *sys.path]
+            flags = ("--import", "--custom-objects")
+            found += problems(settings.imports, settings.custom_objects, path, flags)
+        if any(found):
+            raise standalone.UsageError("\n".join(p for p in found if p))
         return standalone.run_gate(
             args.paths,
             settings,
@@ -338,6 +390,7 @@ def _gate(args: argparse.Namespace) -> int:
             json_path=args.json,
             junit_path=args.junitxml,
             sarif_path=args.sarif,
+            colour=args.color,
         )
     except (standalone.UsageError, pytest.UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -367,10 +420,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "kerasmodel") -> int:
         return EXIT_ERROR
 
 
-def console_main() -> None:
-    """The ``kerasmodel`` console script."""
+def console_main(prog: str = "kerasmodel") -> None:
+    """The ``kerasmodel`` console script (and ``python -m pytest_kerasmodel``): a reader that
+    leaves early (``| head``) ends it quietly."""
     try:
-        status = main()
+        status = main(prog=prog)
         sys.stdout.flush()
     except BrokenPipeError:  # `kerasmodel diff A B | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

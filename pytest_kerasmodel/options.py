@@ -31,6 +31,8 @@ DEFAULT_MEMORY_LIMIT_MB = MEMORY_FLOOR_MB = 4096
 MEMORY_BASE_MB = 1536
 MEMORY_PER_BYTE = 7
 MEMORY_CAP_FRACTION = 0.8
+#: the ini type of the list-valued keys: a TOML list or a string of words (``a b``, ``a,b``)
+LIST = "args"
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -68,6 +70,8 @@ def add_options(parser: pytest.Parser) -> None:
         "keras_roundtrip_formats",
         "Formats keras_roundtrip saves and reloads: any of keras, h5, weights (default: keras).",
         metavar="FORMATS",
+        ini_type=LIST,
+        ini_default=[],
     )
     option(
         "--keras-backends",
@@ -76,6 +80,8 @@ def add_options(parser: pytest.Parser) -> None:
         "process kept for the session, and the gate runs load and predictions under, each in "
         "an isolated worker: any of tensorflow, jax, torch, or all (default: none).",
         metavar="BACKENDS",
+        ini_type=LIST,
+        ini_default=[],
     )
     # goldens
     option(
@@ -121,6 +127,8 @@ def add_options(parser: pytest.Parser) -> None:
         "integrity, safety, load, finite, structure, predictions, budgets). The checks a "
         "selected one needs still run (the safety scan always precedes a load) but get no item.",
         metavar="CHECKS",
+        ini_type=LIST,
+        ini_default=[],
     )
     option(
         "--keras-load-compile",
@@ -171,6 +179,33 @@ def add_options(parser: pytest.Parser) -> None:
         "keras_allowed_modules",
         "Module prefixes, besides Keras's own, that artifact configs may reference.",
         metavar="MODULES",
+        ini_type=LIST,
+        ini_default=[],
+    )
+    option(
+        "--keras-import",
+        "keras_imports",
+        "Gate: import MODULE (your project's code, which registers its custom layers and models "
+        "with keras.saving.register_keras_serializable) in every checking worker before "
+        "anything is loaded; what it registers counts as allowed by the safety scan "
+        "(repeatable).",
+        ini_type=LIST,
+        ini_default=[],
+        action="append",
+        default=[],
+        metavar="MODULE",
+    )
+    option(
+        "--keras-custom-objects",
+        "keras_custom_objects",
+        "Gate: MODULE:NAME of a dict of your custom objects (name -> class or function) handed "
+        "to load_model as custom_objects; their modules count as allowed by the safety scan "
+        "(repeatable).",
+        ini_type=LIST,
+        ini_default=[],
+        action="append",
+        default=[],
+        metavar="MODULE:NAME",
     )
     option(
         "--keras-max-file-size",
@@ -187,6 +222,8 @@ def add_options(parser: pytest.Parser) -> None:
         "Budget: Keras versions (fnmatch patterns, e.g. '3.*') allowed to have written an "
         "artifact.",
         metavar="PATTERNS",
+        ini_type=LIST,
+        ini_default=[],
     )
     option(
         "--keras-sarif",
@@ -314,6 +351,8 @@ def add_options(parser: pytest.Parser) -> None:
         "Formats keras_export exports and runs: any of tf_saved_model, onnx, litert, openvino "
         "(default: tf_saved_model).",
         metavar="FORMATS",
+        ini_type=LIST,
+        ini_default=[],
     )
 
 
@@ -435,6 +474,10 @@ class Settings:
             or self.require_signature
         )
 
+    # the team's code (see gate.usercode): modules the workers import, MODULE:NAME dicts
+    imports: tuple[str, ...] = ()
+    custom_objects: tuple[str, ...] = ()
+
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
         root = config.rootpath
@@ -448,10 +491,10 @@ class Settings:
         dirs: list[Path] = []
         cli_dirs = config.getoption("keras_model_dir", default=None) or []
         for d in cli_dirs:
-            dirs.append(Path(d) if Path(d).is_absolute() else Path.cwd() / d)
+            dirs += _expand(Path(d) if Path(d).is_absolute() else Path.cwd() / d)
         if not cli_dirs:
             for d in _words(config.getini("keras_model_dir")):
-                dirs.append(Path(d) if Path(d).is_absolute() else root / d)
+                dirs += _expand(Path(d) if Path(d).is_absolute() else root / d)
 
         max_size = _value(config, "keras_max_file_size")
         max_params = _value(config, "keras_max_params")
@@ -500,6 +543,8 @@ class Settings:
             require_signature=_require_signature(config),
             lock=path(_value(config, "keras_lock")),
             update_lock=bool(config.getoption("keras_update_lock", default=False)),
+            imports=tuple(dict.fromkeys(_words(_value(config, "keras_imports")))),
+            custom_objects=tuple(dict.fromkeys(_words(_value(config, "keras_custom_objects")))),
         )
 
 
@@ -515,6 +560,19 @@ def _require_signature(config: pytest.Config) -> tuple[str, ...]:
         elif word.strip().lower() not in ("false", "no", "0", "off", ""):
             out.append(word.strip())
     return tuple(dict.fromkeys(out))
+
+
+def _expand(path: Path) -> list[Path]:
+    """A model folder as given, or the folders a glob in it matches (``models/*``, quoted so
+    that the shell leaves it), sorted; a glob matching nothing stays as given (then the gate
+    says no such folder)."""
+    import glob
+
+    text = str(path)
+    if path.exists() or not glob.has_magic(text):
+        return [path]
+    matches = sorted(Path(m) for m in glob.glob(text))
+    return matches or [path]
 
 
 def _workers(config: pytest.Config) -> int | None:
@@ -607,3 +665,94 @@ def get_settings(config: pytest.Config) -> Settings:
         settings = Settings.from_config(config)
         config.stash[settings_key] = settings
     return settings
+
+
+# -- every input checked before any work ---------------------------------------------------------
+
+#: the least data memory (MB) a checking worker is given: measured on this project's 2-core
+#: Linux machine (Python 3.11, numpy, h5py), a worker starts and answers the file-only checks of a
+#: small .keras file with 90 MB of RLIMIT_DATA (80 fails before its first answer); loading that
+#: file with Keras 3.15 on TensorFlow 2.21 needs 372 MB (300 fails, and the load check says the
+#: limit was too small). Below the minimum a worker cannot start at all.
+MIN_WORKER_MB, MEASURED_WORKER_MB, MEASURED_KERAS_MB = 128, 90, 372
+
+
+def flag_of(config: pytest.Config, dest: str, flag: str) -> str:
+    """How the user gave setting ``dest``: its flag when the command line has it, else its ini
+    key (``keras_timeout``), for messages that name what the user typed."""
+    value = config.getoption(dest, default=None)
+    return flag if value not in (None, [], False) else dest
+
+
+def timeout_problem(timeout: float, flag: str) -> str | None:
+    if not timeout > 0 or timeout != timeout or timeout == float("inf"):
+        return f"{flag}: expected a number of seconds > 0, got {timeout:g}"
+    return None
+
+
+def memory_problem(megabytes: int | None, flag: str) -> str | None:
+    """A data-memory limit below what a checking worker needs to start (see MIN_WORKER_MB)."""
+    if megabytes is None or megabytes >= MIN_WORKER_MB:
+        return None
+    return (
+        f"{flag}: {megabytes} MB is below what a checking worker needs to start: at least "
+        f"{MIN_WORKER_MB} MB (measured: {MEASURED_WORKER_MB} MB for a worker to start and run the "
+        f"file-only checks, {MEASURED_KERAS_MB} MB to load a small model with Keras, on a 2-core "
+        f"Linux machine); pass {MIN_WORKER_MB} or more, or leave it unset for the default (per "
+        f"artifact, max({MEMORY_FLOOR_MB}, {MEMORY_BASE_MB} + {MEMORY_PER_BYTE} x its size in MiB))"
+    )
+
+
+def writable_file_problem(path: Path | None, flag: str) -> str | None:
+    """Why a report cannot be written to ``path`` (its folder missing or read-only, the path a
+    folder or a read-only file), checked without creating or truncating anything."""
+    if path is None:
+        return None
+    if path.is_dir():
+        return f"{flag}: {path} is a folder; pass the path of a file to write"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"{flag}: cannot write {path}: its folder {folder} does not exist (create it first)"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{flag}: cannot write {path}: its folder {folder} is not writable"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{flag}: cannot write {path}: the file is not writable"
+    return None
+
+
+def golden_dir_problem(path: Path | None, flag: str, update: bool) -> str | None:
+    """Why ``path`` cannot hold goldens: a file, or (when recording) not writable nor creatable
+    because its nearest existing parent is not a writable folder."""
+    if path is None:
+        return None
+    if path.exists() and not path.is_dir():
+        return f"{flag}: {path} is a file, not a folder of goldens"
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{flag}: {path} cannot be created: {existing} is a file, not a folder"
+    if update and not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not writable" if existing == path else f"cannot be created in {existing}"
+        return f"{flag}: {path} {what} (recording goldens writes there)"
+    return None
+
+
+def input_problems(config: pytest.Config, settings: Settings) -> list[str]:
+    """What is wrong with the gate's settings, each naming the flag or ini key the user gave,
+    found before anything runs."""
+    found = [
+        timeout_problem(settings.timeout, flag_of(config, "keras_timeout", "--keras-timeout")),
+        memory_problem(
+            settings.memory_limit_mb,
+            flag_of(config, "keras_memory_limit", "--keras-memory-limit"),
+        ),
+        writable_file_problem(settings.report, flag_of(config, "keras_report", "--keras-report")),
+        writable_file_problem(settings.sarif, flag_of(config, "keras_sarif", "--keras-sarif")),
+        golden_dir_problem(
+            settings.golden_dir,
+            flag_of(config, "keras_golden_dir", "--keras-golden-dir"),
+            settings.update_golden,
+        ),
+    ]
+    return [p for p in found if p]

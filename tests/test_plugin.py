@@ -53,6 +53,8 @@ def test_every_flag_has_an_ini_key_of_the_same_name(pytester: pytest.Pytester) -
         "--keras-no-isolation": "keras_isolate",
         "--keras-no-cache": "keras_cache",
         "--keras-no-fork": "keras_fork_workers",
+        # a repeatable flag whose ini key is the list of its values
+        "--keras-import": "keras_imports",
     }
     # updating goldens or the lock is an explicit act on one run, never configured
     for flag in flags - {"--keras-update-golden", "--keras-update-lock"}:

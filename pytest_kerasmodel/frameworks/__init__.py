@@ -91,7 +91,12 @@ def parse_backends(value: str | Iterable[str] | None, *, source: str = "backends
             raise BackendError(
                 f"{source}: the {name} backend is not installed: pip install "
                 f"{BACKEND_PACKAGES[name]!r} to reload models under it"
-                + (" (the CPU build is torch==<version>+cpu)" if name == "torch" else "")
+                + (
+                    " (the CPU build: pip install torch --index-url "
+                    "https://download.pytorch.org/whl/cpu)"
+                    if name == "torch"
+                    else ""
+                )
             )
         chosen.append(name)
     return list(dict.fromkeys(chosen))

@@ -157,7 +157,11 @@ def check_safety(subject: Subject) -> CheckResult:
     # crashed a worker and safety reruns alone in a fresh one) the scan goes by path: it checks the
     # HDF5 tree before reading the attributes that open_artifact reads, and says why as findings.
     source: Path | artifacts.Artifact = subject.already_opened() or subject.path
-    findings = scan_artifact(source, allowed_modules=subject.request.allowed_modules)
+    allowed = list(subject.request.allowed_modules)
+    if subject.request.imports or subject.request.custom_objects:
+        # the modules of what the team's code registered (see gate.usercode), nothing else
+        allowed += subject.user_code().allowed_modules
+    findings = scan_artifact(source, allowed_modules=allowed)
     subject.findings = [str(f) for f in findings]
     if subject.findings:
         lines = "\n".join(f"  - {f}" for f in subject.findings)
@@ -191,7 +195,12 @@ def check_compile(subject: Subject) -> CheckResult:
     if subject.format == artifacts.FORMAT_SAVEDMODEL:
         _tf_keras_savedmodel(subject)
     try:
-        model = _keras.load_model(subject.path, safe_mode=True, compile=True)
+        model = _keras.load_model(
+            subject.path,
+            safe_mode=True,
+            compile=True,
+            custom_objects=subject.user_code().custom_objects or None,
+        )
     except Exception as exc:
         from pytest_kerasmodel.roundtrip.run import failure_of
 
@@ -273,7 +282,9 @@ def check_structure(subject: Subject) -> CheckResult:
     view = jsonable(structure_view(subject.description))
     if subject.request.update_golden:
         goldens.write_structure(golden_path, key, view)
-        return CheckResult(PASSED, f"golden structure recorded in {golden_path}")
+        return CheckResult(
+            PASSED, f"golden structure recorded in {golden_path}", {"written": [str(golden_path)]}
+        )
     expected = goldens.read_structure(golden_path, key)
     if expected is None:
         raise CheckSkipped(f"no golden structure ({golden_path}); {goldens.HOW_TO_RECORD}")
@@ -298,7 +309,8 @@ def check_predictions(subject: Subject) -> CheckResult:
         from pytest_kerasmodel.gate import exported
 
         message = exported.check_predictions(subject.path, subject.format, request, golden_path)
-        return CheckResult(PASSED, message)
+        written = {"written": [str(golden_path)]} if request.update_golden else {}
+        return CheckResult(PASSED, message, written)
     _keras = loader()
     if request.update_golden:
         model = load(subject)
@@ -312,7 +324,9 @@ def check_predictions(subject: Subject) -> CheckResult:
         outputs = goldens.named_outputs(model, _keras.call_model(model, inputs))
         goldens.write_predictions(golden_path, inputs, outputs)
         return CheckResult(
-            PASSED, f"golden predictions ({source} inputs) recorded in {golden_path}"
+            PASSED,
+            f"golden predictions ({source} inputs) recorded in {golden_path}",
+            {"written": [str(golden_path)]},
         )
     golden = goldens.read_predictions(golden_path)
     if golden is None:

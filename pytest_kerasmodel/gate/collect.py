@@ -42,9 +42,9 @@ def adjust_args(config: pytest.Config) -> None:
     settings = get_settings(config)
     if not settings.model_dirs:
         return
-    missing = [str(d) for d in settings.model_dirs if not d.is_dir()]
-    if missing:
-        raise pytest.UsageError(f"--keras-model-dir: no such folder: {', '.join(missing)}")
+    problems = model_dir_problems(settings)
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
     dirs = [str(d) for d in settings.model_dirs]
     from_cli = bool(config.getoption("keras_model_dir"))
     if from_cli and config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -55,6 +55,27 @@ def adjust_args(config: pytest.Config) -> None:
         # given already, or narrowed to some of its artifacts (`models/clf.keras::load`)
         if not any(directory.is_relative_to(r) or r.is_relative_to(directory) for r in roots):
             config.args.append(str(directory))
+
+
+def model_dir_problems(settings: Settings) -> list[str]:
+    """Why a ``--keras-model-dir`` cannot be gated: a file (and what to pass instead), or no
+    such folder (a glob matching nothing stays as given: see options._expand)."""
+    problems = []
+    for d in settings.model_dirs:
+        if d.is_dir():
+            continue
+        if d.exists():
+            problems.append(
+                f"--keras-model-dir: {d} is a file; the option takes a folder of artifacts: pass "
+                f"--keras-model-dir {d.parent} and, to check only this file, also the test path "
+                f"{d} (or run: kerasmodel gate {d})"
+            )
+        else:
+            problems.append(
+                f"--keras-model-dir: no such folder: {d} (pass a folder of artifacts, or a glob "
+                "such as 'models/*' matching folders)"
+            )
+    return problems
 
 
 def collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -251,11 +272,17 @@ class CheckItem(_GateItem):
             **provenance_record(result),
             "info": {**response.get("info", {}), "seconds": response.get("elapsed")},
             "cached": bool(response.get("cached")),
+            "stored": bool(response.get("stored")),
         }
         self.user_properties.append((REPORT_PROPERTY, json.dumps(record)))
         for key, value in sorted(record.get("provenance", {}).items()):  # JUnit <property>s
             text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
             self.user_properties.append((f"{self.label}.{key}", text))
+        for written in result.get("details", {}).get("written", []):
+            # listed with the other goldens written (plugin._GoldenWrites), xdist's too
+            self.user_properties.append(
+                ("keras_golden_written", f"{written} ({self.label} of {self.artifact_id})")
+            )
         if result["status"] == SKIPPED:
             pytest.skip(result["message"])
         if result["status"] == FAILED:

@@ -111,8 +111,20 @@ class KerasArtifact:
                     "('h5-weights', 'weights.h5'): pytest.skip(...)",
                 )
             from pytest_kerasmodel.frameworks import keras3
+            from pytest_kerasmodel.gate.usercode import UserCodeError
+            from pytest_kerasmodel.gate.usercode import load as user_code
 
-            self._model = keras3.load_model(self.path, safe_mode=True, compile=False)
+            settings, state = get_settings(self._config), gate_state(self._config)
+            try:  # --keras-import / --keras-custom-objects: imported here, where the model loads
+                code = user_code(settings.imports, settings.custom_objects, state.user_code()[0])
+            except UserCodeError as exc:
+                raise ArtifactError(self.id, "load", str(exc)) from None
+            self._model = keras3.load_model(
+                self.path,
+                safe_mode=True,
+                compile=False,
+                custom_objects=code.custom_objects or None,
+            )
         return self._model
 
 

@@ -13,6 +13,7 @@ from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.frameworks import loader
 from pytest_kerasmodel.gate.protocol import CheckFailure, CheckSkipped
 from pytest_kerasmodel.gate.subject import Subject
+from pytest_kerasmodel.gate.usercode import HOW_TO_PROVIDE
 
 
 def _explain_load_error(subject: Subject, exc: BaseException) -> str:
@@ -106,7 +107,8 @@ def _missing_class(subject: Subject, class_name: str, message: str) -> str:
     if cls is None:
         return (
             f"why: the class {class_name!r} could not be built: it is not part of the installed "
-            "Keras (a custom object from the writer's code, or removed from Keras)."
+            "Keras (a custom object from the writer's code, or removed from Keras). If it is your "
+            f"team's class, {HOW_TO_PROVIDE}."
         )
     named = re.search(r"'name': '([^']+)'", message)
     with subject.open() as opened:  # the safety scan passed: the config holds only Keras objects
@@ -168,14 +170,19 @@ def load(subject: Subject) -> Any:
     if subject.model is None:
         _keras = loader()
         _import_keras(subject)
+        custom_objects = subject.user_code().custom_objects or None
         try:
             if subject.format == artifacts.FORMAT_PRESET:
                 subject.model = _keras.load_preset(subject.path)
             elif subject.format == artifacts.FORMAT_SAVEDMODEL:
                 _tf_keras_savedmodel(subject)
-                subject.model = _keras.load_model(subject.path, compile=False)
+                subject.model = _keras.load_model(
+                    subject.path, compile=False, custom_objects=custom_objects
+                )
             else:
-                subject.model = _keras.load_model(subject.path, safe_mode=True, compile=False)
+                subject.model = _keras.load_model(
+                    subject.path, safe_mode=True, compile=False, custom_objects=custom_objects
+                )
         except _keras.MissingPackage as exc:
             raise CheckFailure(str(exc)) from None
         except CheckSkipped:

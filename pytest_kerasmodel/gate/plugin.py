@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,13 +11,34 @@ from pytest_kerasmodel.gate import collect
 from pytest_kerasmodel.gate import report as gate_report
 from pytest_kerasmodel.gate.gcfreeze import FrozenCollection
 from pytest_kerasmodel.gate.session import gate_checks, gate_state
+from pytest_kerasmodel.options import Settings, flag_of, input_problems
+
+
+def check_inputs(config: pytest.Config, settings: Settings) -> None:
+    """Every gate input checked before any work: one usage error listing each bad one, naming
+    the flag or ini key the user gave (an unknown --keras-checks name stops the run first)."""
+    import sys
+
+    from pytest_kerasmodel.gate.usercode import problems
+
+    gate_checks(settings)  # an unknown --keras-checks name is its own usage error
+    found = collect.model_dir_problems(settings) + input_problems(config, settings)
+    if settings.imports or settings.custom_objects:
+        flags = (
+            flag_of(config, "keras_imports", "--keras-import"),
+            flag_of(config, "keras_custom_objects", "--keras-custom-objects"),
+        )
+        path = [os.getcwd(), *sys.path]
+        found += problems(settings.imports, settings.custom_objects, path, flags)
+    if found:
+        raise pytest.UsageError("\n".join(found))
 
 
 class GatePlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.state = gate_state(config)
-        gate_checks(self.state.settings)  # an unknown --keras-checks name stops the run here
+        check_inputs(config, self.state.settings)  # one usage error, before any worker starts
         collect.adjust_args(config)
         self.frozen = FrozenCollection()
 

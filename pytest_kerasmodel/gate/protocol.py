@@ -137,6 +137,13 @@ class Request:
     require_signature: bool = False
     lock_file: str = ""
     update_lock: bool = False
+    # the team's code (see gate.usercode): modules imported before anything is loaded, MODULE:NAME
+    # dicts handed to load_model, the pytest process's sys.path to import them on, and a digest
+    # of their source files (so that the verdict cache's key changes with them)
+    imports: list[str] = field(default_factory=list)
+    custom_objects: list[str] = field(default_factory=list)
+    import_path: list[str] = field(default_factory=list)
+    user_code_digest: str = ""
 
 
 class CheckFailure(Exception):

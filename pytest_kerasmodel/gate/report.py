@@ -11,17 +11,20 @@ import functools
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_kerasmodel.gate.protocol import CHECKS, FAILED, PASSED, SKIPPED
+from pytest_kerasmodel.gate.progress import CELL, Paint, no_paint, paint_cell, pytest_paint
+from pytest_kerasmodel.gate.protocol import CHECKS, FAILED, PASSED
 from pytest_kerasmodel.gate.session import REPORT_PROPERTY, GateState
 from pytest_kerasmodel.golden import write_json_atomic
 
 REPORT_VERSION = 1
-CELL = {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip"}
+#: the first column of the table that holds a check's status (after artifact .. size)
+STATUS_COLUMN = 5
 
 
 @functools.lru_cache(maxsize=16)
@@ -40,6 +43,8 @@ def record(state: GateState, report: pytest.TestReport) -> None:
         row = state.rows.setdefault(data["artifact"], {"info": {}, "checks": {}})
         if data.get("info"):
             row["info"] = data["info"]
+        if data.get("stored"):
+            row["stored"] = True  # its verdicts were written to the verdict cache
         row["checks"][data["check"]] = {
             "status": data["status"],
             "message": data["message"],
@@ -91,11 +96,16 @@ def ordered(names: Any) -> list[str]:
     return [c for c in CHECKS if c in names] + [n for n in names if n not in CHECKS]
 
 
-def table(rows: dict[str, dict[str, Any]]) -> list[str]:
+def table(rows: dict[str, dict[str, Any]], paint: Paint = no_paint) -> list[str]:
+    """The summary table's lines; ``paint`` colours the status cells (aligned on their plain
+    text)."""
     lines = table_rows(rows)
     widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
     return [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        "  ".join(
+            (paint_cell(cell, paint) if i >= STATUS_COLUMN else cell) + " " * (w - len(cell))
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
         for row in lines
     ]
 
@@ -208,30 +218,59 @@ def terminal_summary(state: GateState, terminalreporter: Any) -> None:
     if not state.rows and not extra:
         return
     terminalreporter.write_sep("=", "keras artifacts")
-    verbose = terminalreporter.config.get_verbosity() > 0
-    for line in summary_lines(state.rows, verbose, extra, state.settings.report):
+    config = terminalreporter.config
+    verbose = config.get_verbosity() > 0
+    paint = pytest_paint(config.get_terminal_writer())
+    for line in summary_lines(
+        state.rows, verbose, extra, writes=writes(state, config), paint=paint
+    ):
         terminalreporter.write_line(line)
+
+
+def writes(state: GateState, config: pytest.Config) -> list[str]:
+    """What this session wrote besides goldens (listed by plugin._GoldenWrites): the reports
+    and the verdict cache's entries, on the xdist controller too (from the items' records)."""
+    lines = []
+    if state.settings.report is not None:
+        lines.append(f"report written to {state.settings.report}")
+    if state.settings.sarif is not None:
+        lines.append(f"SARIF written to {state.settings.sarif}")
+    stored = sum(bool(row.get("stored")) for row in state.rows.values())
+    if stored and getattr(config, "cache", None) is not None:
+        from pytest_kerasmodel.gate.verdicts import CACHE_FOLDER
+
+        folder = os.path.relpath(config.cache.mkdir(CACHE_FOLDER), config.rootpath)
+        lines.append(verdicts_written(stored, folder))
+    return lines
+
+
+def verdicts_written(count: int, folder: str) -> str:
+    return f"verdicts of {count} artifact(s) written to the verdict cache ({folder})"
 
 
 def summary_lines(
     all_rows: dict[str, dict[str, Any]],
     verbose: bool,
     extra: list[str],
-    report: Path | None,
     report_flag: str = "--keras-report PATH",
+    *,
+    writes: Sequence[str] = (),
+    paint: Paint = no_paint,
+    no_cache_flag: str = "--keras-no-cache",
 ) -> list[str]:
     """The summary under the ``keras artifacts`` heading: the table, the counts, the root
-    causes and ``extra`` lines (what was not checked). Shared by pytest's terminal summary and
-    ``kerasmodel gate``, which prints the same lines."""
+    causes, ``extra`` lines (what was not checked) and ``writes`` (what was written). Shared by
+    pytest's terminal summary and ``kerasmodel gate``, which prints the same lines with its own
+    flags (``report_flag``, ``no_cache_flag``)."""
     lines: list[str] = []
     if not all_rows:
-        return list(extra)
+        return [*extra, *writes]
     rows = all_rows
     failed = sum(_failing(row) for row in rows.values())
     if len(rows) > FULL_TABLE_ROWS and not verbose:
         rows = {name: row for name, row in rows.items() if _failing(row)}
     if rows:
-        lines.extend(table(rows))
+        lines.extend(table(rows, paint))
     if len(rows) < len(all_rows):
         lines.append(
             f"({len(all_rows) - len(rows)} artifact(s) passing every check not listed: "
@@ -242,7 +281,7 @@ def summary_lines(
     if served:
         lines.append(
             f"{served} unchanged artifact(s) not read again: their verdicts came from the "
-            "verdict cache (--keras-no-cache checks them again)"
+            f"verdict cache ({no_cache_flag} checks them again)"
         )
     causes = [(name, cause) for name in sorted(all_rows) if (cause := root_cause(all_rows[name]))]
     if causes:
@@ -258,8 +297,7 @@ def summary_lines(
                 "writes every root_cause)"
             )
     lines.extend(extra)
-    if report is not None:
-        lines.append(f"report written to {report}")
+    lines.extend(writes)
     return lines
 
 

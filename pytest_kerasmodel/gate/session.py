@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -121,6 +122,23 @@ class GateState:
     xdist_worker: bool = False
     # pytest's config when a pytest session runs the gate (the verdict cache is pytest's cache)
     config: pytest.Config | None = None
+    # the team's code: the sys.path the workers import it on and its source digest (user_code())
+    _user_code: tuple[list[str], str] | None = None
+
+    def user_code(self) -> tuple[list[str], str]:
+        """This process's ``sys.path`` (the workers import ``--keras-import`` modules on it) and
+        the digest of those modules' source files, computed once; nothing is imported."""
+        if self._user_code is None:
+            s = self.settings
+            if not (s.imports or s.custom_objects):
+                self._user_code = ([], "")
+            else:
+                from pytest_kerasmodel.gate.usercode import source_digest
+
+                path = [os.getcwd(), *(p for p in sys.path if p)]
+                path = list(dict.fromkeys(path))
+                self._user_code = (path, source_digest([*s.imports, *s.custom_objects], path))
+        return self._user_code
 
     def discovery(self, config: pytest.Config) -> Discovery:
         """The artifacts and the files no artifact holds under the model folders, found the
@@ -237,6 +255,10 @@ class GateState:
             strict=s.strict,
             memory_limit_mb=memory_limit_for(size, s.memory_limit_mb),
             **self._provenance_fields(artifact, model_dir),
+            imports=list(s.imports),
+            custom_objects=list(s.custom_objects),
+            import_path=list(self.user_code()[0]),
+            user_code_digest=self.user_code()[1],
         )
 
     def _provenance_fields(self, artifact: Path, model_dir: Path) -> dict[str, Any]:
@@ -327,8 +349,12 @@ class GateState:
                 # read from its worker (an answer sent ahead for another artifact, when items
                 # run out of order, is kept there until that artifact's item asks)
                 cached = self.backend_runner(item.backend).run(request)
-                if self.verdicts is not None and verdict is not None:
-                    self.verdicts.put({**request, "backend": item.backend}, verdict, cached)
+                if (
+                    self.verdicts is not None
+                    and verdict is not None
+                    and self.verdicts.put({**request, "backend": item.backend}, verdict, cached)
+                ):
+                    cached["stored"] = True  # listed among the writes in the summary
             self.backend_results[key] = cached
         if self._sends_ahead():
             self._backend_send_ahead(item.backend)  # its worker takes its next artifact
@@ -406,8 +432,12 @@ class GateState:
                     runner.prefetch(request)  # type: ignore[union-attr]
                     self._send_ahead()  # the idle workers take the next artifacts
                 cached = runner.run(request)
-                if self.verdicts is not None and key is not None:
-                    self.verdicts.put(request, key, cached)
+                if (
+                    self.verdicts is not None
+                    and key is not None
+                    and self.verdicts.put(request, key, cached)
+                ):
+                    cached["stored"] = True  # listed among the writes in the summary
                 self.results[artifact] = cached
         if self._sends_ahead():
             self._send_ahead()  # the worker that answered takes the next one

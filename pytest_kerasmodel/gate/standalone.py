@@ -26,6 +26,7 @@ from typing import IO, Any
 from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.gate import discover
 from pytest_kerasmodel.gate.goldens import budget_sidecar
+from pytest_kerasmodel.gate.progress import Paint, no_paint
 from pytest_kerasmodel.gate.protocol import CHECKS, FAILED, PASSED, SKIPPED, select_checks
 from pytest_kerasmodel.options import Settings
 
@@ -138,11 +139,20 @@ def run_gate(
     json_path: Path | None = None,
     junit_path: Path | None = None,
     sarif_path: Path | None = None,
+    colour: str = "auto",
+    progress_stream: IO[str] | None = None,
 ) -> int:
     """Check every artifact under ``paths``; print failures and the summary; write the reports.
-    Returns the exit status."""
+    Returns the exit status. ``colour``: ``auto`` / ``yes`` / ``no`` for ``out``; a progress
+    line goes to ``progress_stream`` (default stderr) when it is a terminal."""
+    from pytest_kerasmodel.gate.progress import Progress, painter
     from pytest_kerasmodel.gate.provenance import finish_lock
-    from pytest_kerasmodel.gate.report import provenance_record, rows_report, summary_lines
+    from pytest_kerasmodel.gate.report import (
+        provenance_record,
+        rows_report,
+        summary_lines,
+        verdicts_written,
+    )
     from pytest_kerasmodel.gate.session import GateState
 
     found = plan(paths)
@@ -152,9 +162,13 @@ def run_gate(
     state.selected = {a: (found.artifacts[a], checks_for(settings, a, selected)) for a in order}
     state.order = order
     rows: dict[str, dict[str, Any]] = {}
+    paint = painter(out, colour)
+    progress = Progress(progress_stream or sys.stderr, len(order))
+    goldens: list[str] = []
     start = time.perf_counter()
     try:
-        for artifact in order:
+        for done, artifact in enumerate(order):
+            progress.update(done, ids[artifact])
             response = state.response(artifact)  # the pool checks the next ones meanwhile
             state.results.pop(artifact)  # printed below: nothing keeps it
             row = {
@@ -172,10 +186,15 @@ def run_gate(
                     **provenance_record(result),
                     "cached": bool(response.get("cached")),
                 }
+                for written in result.get("details", {}).get("written", []):
+                    goldens.append(f"{written} ({check} of {ids[artifact]})")
                 if verbose or result["status"] == FAILED:
-                    _print_result(out, ids[artifact], check, result)
+                    progress.clear()
+                    _print_result(out, ids[artifact], check, result, paint)
             rows[ids[artifact]] = row
+        progress.update(len(order), "", force=True)
     finally:
+        progress.clear()
         state.close()
     elapsed = time.perf_counter() - start
 
@@ -192,26 +211,47 @@ def run_gate(
     if not rows and not unchecked:
         extra.append("no Keras artifact in the given paths: nothing was gated")
     extra += finish_lock(settings.lock, settings.update_lock, rows, root)
-    print("=" * 24 + " keras artifacts " + "=" * 24, file=out)
-    for line in summary_lines(rows, verbose, extra, json_path, report_flag="--json PATH"):
-        print(line, file=out)
+    writes = []
     if json_path is not None:
         from pytest_kerasmodel.golden import write_json_atomic
 
         write_json_atomic(json_path, rows_report(rows, unchecked))
+        writes.append(f"report written to {json_path}")
     if sarif_path is not None:
         from pytest_kerasmodel.gate.sarif import write_sarif
 
         write_sarif(sarif_path, rows, root)
+        writes.append(f"SARIF written to {sarif_path}")
     if junit_path is not None:
         write_junit(junit_path, rows, elapsed, unchecked if settings.strict else [])
+        writes.append(f"JUnit XML written to {junit_path}")
+    if state.verdicts is not None and state.verdicts.stored:
+        folder = os.path.relpath(state.verdicts.folder, root)
+        writes.append(verdicts_written(state.verdicts.stored, folder))
+    if goldens:
+        writes.append(f"keras goldens written: {len(goldens)}")
+        writes.extend(f"  {line}" for line in dict.fromkeys(goldens))
+    print("=" * 24 + " keras artifacts " + "=" * 24, file=out)
+    lines = summary_lines(
+        rows,
+        verbose,
+        extra,
+        report_flag="--json PATH",
+        writes=writes,
+        paint=paint,
+        no_cache_flag="--no-cache",
+    )
+    for line in lines:
+        print(line, file=out)
     failed = any(c["status"] == FAILED for row in rows.values() for c in row["checks"].values())
     return EXIT_FAILED if failed or (settings.strict and unchecked) else EXIT_OK
 
 
-def _print_result(out: IO[str], artifact: str, check: str, result: dict[str, Any]) -> None:
+def _print_result(
+    out: IO[str], artifact: str, check: str, result: dict[str, Any], paint: Paint = no_paint
+) -> None:
     word = {PASSED: "PASSED", FAILED: "FAILED", SKIPPED: "SKIPPED"}[result["status"]]
-    print(f"{word} {artifact}::{check}", file=out)
+    print(f"{paint(word, result['status'])} {artifact}::{check}", file=out)
     if result["status"] == FAILED:
         from pytest_kerasmodel.gate.sarif import item_text
 

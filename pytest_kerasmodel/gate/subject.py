@@ -15,6 +15,7 @@ from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.artifacts.ziplocal import SIZES_AFTER_DATA, read_local_header
 from pytest_kerasmodel.errors import ArtifactError
 from pytest_kerasmodel.gate.protocol import WEIGHTS_ONLY_FORMATS, Request
+from pytest_kerasmodel.gate.usercode import UserCode
 from pytest_kerasmodel.gate.zipcrc import _ZipCrcJob
 
 
@@ -53,6 +54,19 @@ class Subject:
     _files: ExitStack = field(default_factory=ExitStack)
     _opened: artifacts.Artifact | None = None
     _open_error: Exception | None = None
+
+    def user_code(self) -> UserCode:
+        """The team's code of ``--keras-import`` / ``--keras-custom-objects``, imported in this
+        process at the first check that needs it (safety, load); a failed import is that check's
+        failure."""
+        from pytest_kerasmodel.gate.protocol import CheckFailure
+        from pytest_kerasmodel.gate.usercode import UserCodeError, load
+
+        request = self.request
+        try:
+            return load(request.imports, request.custom_objects, request.import_path)
+        except UserCodeError as exc:
+            raise CheckFailure(str(exc)) from None
 
     def opened(self) -> artifacts.Artifact:
         """The artifact opened once for the file-only checks; raises what opening it raised."""

@@ -299,11 +299,14 @@ class VerdictCache:
         self.served += 1
         return {**response, "path": request["path"], "cached": True}
 
-    def put(self, request: Mapping[str, Any], key: str, response: Mapping[str, Any]) -> None:
-        """Store a response (atomically: a reader sees the old entry or the new one whole)."""
+    def put(self, request: Mapping[str, Any], key: str, response: Mapping[str, Any]) -> bool:
+        """Store a response (atomically: a reader sees the old entry or the new one whole);
+        whether it was stored (the summary lists the writes)."""
         if not cacheable(response):
-            return
-        text = json.dumps({k: v for k, v in response.items() if k != "cached"}, sort_keys=True)
+            return False
+        text = json.dumps(
+            {k: v for k, v in response.items() if k not in ("cached", "stored")}, sort_keys=True
+        )
         entry = {
             "cache_format": CACHE_FORMAT,
             "artifact": _Relative(self.root)(request["path"]),
@@ -322,8 +325,9 @@ class VerdictCache:
                 os.unlink(tmp)
                 raise
         except OSError:
-            return  # a cache that cannot be written only costs the next run its time
+            return False  # a cache that cannot be written only costs the next run its time
         self.stored += 1
+        return True
 
 
 def open_folder_cache(root: Path) -> VerdictCache | None:
