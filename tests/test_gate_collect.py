@@ -146,7 +146,7 @@ def test_a_check_named_alone_still_runs_after_the_safety_scan(
         [
             "*lambda.keras: load: refused: the safety scan has 1 finding(s), so the model is never "
             "deserialised; the safety check is not collected (--keras-checks), it says:",
-            "  - [[]lambda-bytecode] config.json: layer 'lam/touch'*",
+            "  - [[]lambda] config.json: layer 'lam/touch'*",
         ]
     )
 

@@ -142,7 +142,11 @@ def check_safety(subject: Subject) -> CheckResult:
     # crashed a worker and safety reruns alone in a fresh one) the scan goes by path: it checks the
     # HDF5 tree before reading the attributes that open_artifact reads, and says why as findings.
     source: Path | artifacts.Artifact = subject.already_opened() or subject.path
-    findings = scan_artifact(source, allowed_modules=subject.request.allowed_modules)
+    findings = scan_artifact(
+        source,
+        allowed_modules=subject.request.allowed_modules,
+        allowed_classes=subject.request.allowed_classes,
+    )
     subject.findings = [str(f) for f in findings]
     if subject.findings:
         lines = "\n".join(f"  - {f}" for f in subject.findings)

@@ -15,11 +15,11 @@ call.
 
 Check names:
 
-- config: ``lambda-bytecode`` (marshalled Python code), ``foreign-module`` (a class or function
+- config: ``lambda`` (marshalled Python code), ``foreign-module`` (a class or function
   outside Keras and KerasHub, not allowed by the user), ``dangerous-function`` (Keras functions
   that are not modelling code), ``unsafe-switch`` (safe_mode off), ``file-reference`` (a path read
   while building), ``tf-op`` (a tf.keras op layer running more than tensor maths),
-  ``torch-pickle`` (a ``TorchModuleWrapper`` carrying ``torch.save`` bytes, CVE-2025-49655);
+  ``torch-module`` (a ``TorchModuleWrapper`` carrying ``torch.save`` bytes, CVE-2025-49655);
 - zip: ``zip-path``, ``zip-duplicate``, ``zip-unexpected-member``, ``zip-compressed``,
   ``zip-bomb``, ``zip-overlap``, ``zip-header-mismatch``, ``zip-member-count``; ``pickle`` (a
   member that is a pickle or a torch.save archive, whatever its name, or is named like one);
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_kerasmodel.errors import ArtifactError
-from pytest_kerasmodel.safety.base import Finding
+from pytest_kerasmodel.safety.base import Allowed, Finding
 from pytest_kerasmodel.safety.config import scan_config
 from pytest_kerasmodel.safety.container import scan_zip
 from pytest_kerasmodel.safety.hdf5 import _scan_h5_artifact, _scan_h5_file, scan_hdf5
@@ -65,7 +65,10 @@ __all__ = [
 
 
 def scan_artifact(
-    path: str | os.PathLike[str] | Artifact, *, allowed_modules: Iterable[str] = ()
+    path: str | os.PathLike[str] | Artifact,
+    *,
+    allowed_modules: Iterable[str] = (),
+    allowed_classes: Iterable[str] = (),
 ) -> list[Finding]:
     """Scan a Keras artifact without loading it: the kind comes from the bytes, not the name.
 
@@ -78,10 +81,13 @@ def scan_artifact(
     :func:`~pytest_kerasmodel.artifacts.open_artifact`: the same scan, on the open file (the gate
     shares one open between its checks). A file that ``open_artifact`` refuses can only be
     scanned by path, which reports why as findings.
+
+    ``allowed_modules`` (module prefixes) and ``allowed_classes`` (bare class or registered names)
+    are what the user trusts beyond what Keras, tf-keras and KerasHub define.
     """
     from pytest_kerasmodel import artifacts
 
-    allowed = tuple(allowed_modules)
+    allowed = Allowed(tuple(allowed_modules), tuple(allowed_classes))
     if not isinstance(path, (str, os.PathLike)):  # an opened Artifact
         opened = path
         if opened.format in artifacts.EXPORTED_FORMATS:
