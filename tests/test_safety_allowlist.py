@@ -415,6 +415,17 @@ _ARGUMENTS: dict[str, Any] = {
     "sparse": False,
     "data_format": "channels_last",
     "name": None,
+    "activation": "relu",
+    "output_size": 1,
+    "axes": 1,
+    "equation": "ab,bc->ac",
+    "output_shape": 2,
+    "head_dim": 2,
+    "num_query_heads": 2,
+    "num_key_value_heads": 1,
+    "max_number": 2,
+    "target_class_ids": [0],
+    "mode": "int8",
 }
 
 
@@ -428,7 +439,11 @@ def _build(cls: Any) -> Any:
             continue
         if parameter.default is not parameter.empty:
             continue
-        if name in ("layer", "cell"):
+        if name in ("inner_optimizer", "default_optimizer"):
+            kwargs[name] = keras.optimizers.SGD()
+        elif name == "cells":
+            kwargs[name] = [keras.layers.SimpleRNNCell(2)]
+        elif name in ("layer", "cell"):
             kwargs[name] = (
                 keras.layers.SimpleRNNCell(2) if name == "cell" else keras.layers.Dense(2)
             )
@@ -456,6 +471,15 @@ SKIPS = {
     "MultiHeadAttention": "built with num_heads and key_dim (covered by the generic path)",
     "Pipeline": "needs preprocessing layers",
     "FeatureSpace": "needs feature definitions",
+    "Optimizer": "the base class (its subclasses are each checked)",
+    "MultiOptimizer": "needs a map of layers to optimizers",
+    "OptimizerMap": "needs a map of layers to optimizers",
+    "CategoryEncoding": "refuses num_tokens without output_mode (covered in saved files)",
+    "Discretization": "needs bin_boundaries or num_bins with data",
+    "RandomPosterization": "factor must lie in [1, 8] where the other layers take [0, 1]",
+    "AWQDTypePolicy": "a quantized policy needs a quantization mode of its own",
+    "GPTQDTypePolicy": "a quantized policy needs a quantization mode of its own",
+    "Int4DTypePolicy": "a quantized policy needs a quantization mode of its own",
 }
 
 
@@ -538,7 +562,11 @@ def saved_healthy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import keras
 
     folder = tmp_path_factory.mktemp("healthy_registry")
-    activations = [n for n, f in _registry("activations") if inspect.isfunction(f)]
+    activations = [
+        n
+        for n, f in _registry("activations")
+        if inspect.isfunction(f) and n not in ("deserialize", "get", "serialize")
+    ]
     initializers = [
         n
         for n, c in _registry("initializers")
@@ -558,11 +586,11 @@ def saved_healthy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for i, name in enumerate(activations):
         outputs.append(keras.layers.Dense(2, activation=name, name=f"act_{i}")(inputs))
     for i, name in enumerate(initializers):
-        try:
+        try:  # STFT needs a 3-D kernel, Identity a square one: not a Dense kernel
             init = _build(getattr(keras.initializers, name))
+            outputs.append(keras.layers.Dense(2, kernel_initializer=init, name=f"init_{i}")(inputs))
         except (TypeError, ValueError):
             continue
-        outputs.append(keras.layers.Dense(2, kernel_initializer=init, name=f"init_{i}")(inputs))
     model = keras.Model(inputs, outputs, name="registry")
     files: dict[str, Path] = {}
     losses = ["mse", "mae", "binary_crossentropy", "categorical_crossentropy", "huber", "log_cosh"]
@@ -657,12 +685,15 @@ def test_gate_refuses_to_load_names_outside_the_allowlist(pytester: pytest.Pytes
         "-p",
         "no:cacheprovider",
     )
-    result.assert_outcomes(failed=6)
+    # predictions have no inputs to compare (skipped); load is refused
+    result.assert_outcomes(failed=4, skipped=2)
     result.stdout.fnmatch_lines(
         [
-            "*malicious.h5*unknown-class*'MaliciousModel'*",
-            "*refused: the safety scan has 1 finding(s) ([[]unknown-class] model_config*), so "
-            "the model is never deserialised, safe_mode or not; *keras_allowed_classes*",
+            "*unknown-class*'MaliciousModel'*",
+            "models/malicious.h5: load: refused: the safety scan has 1 finding(s) "
+            "([[]unknown-class] model_config*), so the model is never deserialised, "
+            "safe_mode or not; *keras_allowed_classes*",
+            "models/marker_lambda.keras: load: refused: *([[]lambda] config.json)*",
         ]
     )
     assert not (models / attacks.MARKER).exists()
@@ -677,7 +708,8 @@ def test_gate_refuses_to_load_names_outside_the_allowlist(pytester: pytest.Pytes
         "-p",
         "no:cacheprovider",
     )
-    allowed.stdout.fnmatch_lines(["*malicious.h5::safety PASSED*"])
+    allowed.assert_outcomes(passed=1, failed=1)  # the Lambda stays a finding
+    allowed.stdout.fnmatch_lines(["FAILED models/marker_lambda.keras::safety*"])
     assert not (models / attacks.MARKER).exists()
 
 
@@ -700,3 +732,43 @@ def test_cli_gate_takes_allowed_classes(tmp_path: Path) -> None:
         timeout=300,
     )
     assert passed.returncode == 0, passed.stdout + passed.stderr
+
+
+@pytest.fixture(scope="module")
+def tfkeras_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Files tf-keras (Keras 2) saved itself, as legacy .h5 and as its .keras archive."""
+    from builders import tfkeras_models as tfk
+
+    folder = tmp_path_factory.mktemp("tfkeras")
+    files: dict[str, Path] = {}
+    for name, build in (
+        ("sequential", tfk.sequential),
+        ("functional", tfk.functional),
+        ("embedding", tfk.embedding),
+        ("legacy_adam", tfk.trained_with_legacy_adam),
+        ("subclassed", tfk.subclassed),
+        ("unregistered", tfk.unregistered),
+    ):
+        model = build()
+        # tf-keras saves a subclassed model only as .keras (HDF5 needs Functional/Sequential)
+        for suffix in (".keras",) if name == "subclassed" else (".h5", ".keras"):
+            path = folder / f"{name}{suffix}"
+            model.save(path)
+            files[path.name] = path
+    return files
+
+
+def test_tfkeras_files_pass_and_their_custom_classes_are_named(
+    tfkeras_files: dict[str, Path],
+) -> None:
+    for name in ("sequential", "functional", "embedding", "legacy_adam"):
+        for suffix in (".h5", ".keras"):
+            assert scan_artifact(tfkeras_files[name + suffix]) == [], name + suffix
+    custom = scan_artifact(tfkeras_files["subclassed.keras"])
+    assert [f.check for f in custom] == ["foreign-module"], custom
+    assert "kerasmodel_tfk_tests" in custom[0].reason
+    allowed = ["kerasmodel_tfk_tests", "builders"]
+    assert scan_artifact(tfkeras_files["subclassed.keras"], allowed_modules=allowed) == []
+    [bare] = scan_artifact(tfkeras_files["unregistered.h5"])
+    assert (bare.check, "'Unregistered'" in bare.reason) == ("unknown-class", True)
+    assert scan_artifact(tfkeras_files["unregistered.h5"], allowed_classes=["Unregistered"]) == []

@@ -81,12 +81,17 @@ FINDING_HELP: dict[str, str] = {
     "code (Keras refuses it unless safe_mode=False).",
     "module": "The config names a module outside Keras; deserialising it imports that module.",
     "foreign-module": "The config names a module outside Keras; deserialising it imports it.",
+    "unknown-class": "The config names a class or function Keras does not define; building it "
+    "needs code from outside the file (allow it with keras_allowed_classes if you trust it).",
+    "suspicious-reference": "The config names a Python module or callable that runs code "
+    "(os, subprocess, builtins.exec, ...), in a key a loader may read.",
     "dangerous-function": "The config names a Keras function that is no modelling code "
     "(downloads, file reads, loading other models, global switches).",
     "unsafe-switch": "The config flips a global switch such as enable_unsafe_deserialization.",
     "file-reference": "The config names a file or URL that a loader would read.",
     "tf-op": "The config calls a TensorFlow operation by name, outside the layers Keras knows.",
-    "torch-module": "A TorchModuleWrapper payload is a pickle; loading it runs code.",
+    "torch-module": "A TorchModuleWrapper wraps torch code; its payload is a pickle that "
+    "loading runs.",
     "pickle": "The artifact holds pickled data; unpickling it runs code.",
     "h5-soft-link": "The HDF5 file holds links, which a reader follows to other objects or files.",
     "h5-object-data": "An HDF5 dataset holds object, opaque or reference data.",

@@ -379,6 +379,9 @@ class _ConfigScanner:
                 )
                 return handled
         elif not self.known_name(class_name) and not self.registered_ok(registered):
+            if isinstance(registered, str) and re.search(r"[>.]", registered):
+                self.check_registered(me, class_name, registered)  # names its package
+                return handled
             self.add(
                 "unknown-class",
                 me,
