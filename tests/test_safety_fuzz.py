@@ -259,8 +259,9 @@ def healthy_configs() -> list[Any]:
     with zipfile.ZipFile(io.BytesIO(attacks._base("dense.keras"))) as zf:
         configs.append(json.loads(zf.read("config.json")))
     with h5py.File(io.BytesIO(attacks._base("dense.h5")), "r") as f:
-        configs.append(json.loads(f.attrs["model_config"]))
-        configs.append(json.loads(f.attrs["training_config"]))
+        configs.extend(
+            json.loads(f.attrs[a]) for a in ("model_config", "training_config") if a in f.attrs
+        )
     return configs
 
 
