@@ -99,7 +99,7 @@ def test_a_lambda_layer_is_never_executed(
     for name in ("lambda.keras", "lambda.h5"):
         assert status(verdicts, name)["safety"] == "failed"
         assert "[lambda]" in message(verdicts, name, "safety")
-        assert "layer 'lam/touch' > function: serialised Python lambda" in message(
+        assert "layer 'lam/touch' > function: a serialised Python function: marshalled" in message(
             verdicts, name, "safety"
         )
         assert message(verdicts, name, "load").startswith("refused: the safety scan has")
