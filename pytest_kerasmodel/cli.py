@@ -156,6 +156,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "Keras once)",
     )
     gate.add_argument("--allowed-modules", metavar="MODULES", help="module prefixes allowed")
+    gate.add_argument(
+        "--allowed-classes", metavar="NAMES", help="class or registered names allowed"
+    )
     gate.add_argument("--max-file-size", metavar="SIZE", help="budget: largest artifact size")
     gate.add_argument("--max-params", type=int, metavar="N", help="budget: most parameters")
     gate.add_argument("--allowed-versions", metavar="PATTERNS", help="budget: Keras versions")
@@ -351,6 +354,7 @@ def _gate(args: argparse.Namespace) -> int:
             memory_limit_mb=args.memory_limit,
             isolate=not args.no_isolation,
             allowed_modules=tuple(_words(args.allowed_modules)),
+            allowed_classes=tuple(_words(args.allowed_classes)),
             max_file_size=parse_size(args.max_file_size) if args.max_file_size else None,
             max_params=args.max_params,
             allowed_versions=tuple(_words(args.allowed_versions)),

@@ -208,6 +208,14 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="MODULE:NAME",
     )
     option(
+        "--keras-allowed-classes",
+        "keras_allowed_classes",
+        "Class or function names, besides those Keras, tf-keras and KerasHub define, that "
+        "artifact configs may name (the bare names legacy HDF5 stores, e.g. 'MyDense', or "
+        "registered names such as 'mypkg>MyDense').",
+        metavar="NAMES",
+    )
+    option(
         "--keras-max-file-size",
         "keras_max_file_size",
         "Budget: largest artifact size, e.g. 500MB.",
@@ -437,6 +445,7 @@ class Settings:
     memory_limit_mb: int | None = None  # None: derived per artifact (memory_limit_for)
     isolate: bool = True
     allowed_modules: tuple[str, ...] = ()
+    allowed_classes: tuple[str, ...] = ()
     max_file_size: int | None = None
     max_params: int | None = None
     allowed_versions: tuple[str, ...] = ()
@@ -516,6 +525,7 @@ class Settings:
             memory_limit_mb=_memory_limit(config),
             isolate=not no_isolation and config.getini("keras_isolate") is not False,
             allowed_modules=tuple(_words(_value(config, "keras_allowed_modules"))),
+            allowed_classes=tuple(_words(_value(config, "keras_allowed_classes"))),
             max_file_size=parse_size(max_size) if max_size not in (None, "") else None,
             max_params=int(max_params) if max_params not in (None, "") else None,
             allowed_versions=tuple(_words(_value(config, "keras_allowed_versions"))),

@@ -98,8 +98,8 @@ def test_a_lambda_layer_is_never_executed(
     result, verdicts = run_gate(pytester, *isolation)
     for name in ("lambda.keras", "lambda.h5"):
         assert status(verdicts, name)["safety"] == "failed"
-        assert "[lambda-bytecode]" in message(verdicts, name, "safety")
-        assert "layer 'lam/touch' > function: serialised Python lambda" in message(
+        assert "[lambda]" in message(verdicts, name, "safety")
+        assert "layer 'lam/touch' > function: a serialised Python function: marshalled" in message(
             verdicts, name, "safety"
         )
         assert message(verdicts, name, "load").startswith("refused: the safety scan has")
@@ -108,7 +108,7 @@ def test_a_lambda_layer_is_never_executed(
         assert status(verdicts, name)["finite"] == "passed"
     assert not marker.exists(), "the Lambda layer's code ran"
     result.stdout.fnmatch_lines(
-        ["models/lambda.h5: safety: 1 finding(s):", "  - ?lambda-bytecode? *'lam/touch'*"]
+        ["models/lambda.h5: safety: 1 finding(s):", "  - ?lambda? *'lam/touch'*"]
     )
 
 

@@ -203,14 +203,14 @@ def test_sarif_is_identical_valid_and_read_back_by_sarif_tools(runs: dict[str, A
     for artifact, check in failing:
         assert any(loc == artifact and code.startswith(f"kerasmodel/{check}")
                    for loc, code in by_location), (artifact, check)  # fmt: skip
-    assert ("models/lambda.keras", "kerasmodel/safety/lambda-bytecode") in by_location
+    assert ("models/lambda.keras", "kerasmodel/safety/lambda") in by_location
     assert ("models/foreign.keras", "kerasmodel/safety/foreign-module") in by_location
     assert ("models/nan.keras", "kerasmodel/finite") in by_location
     assert not any(loc == "models/clf.keras" for loc, _ in by_location)
     assert {r["Severity"] for r in records} == {"error"}
-    lambda_record = next(r for r in records if r["Code"] == "kerasmodel/safety/lambda-bytecode")
+    lambda_record = next(r for r in records if r["Code"] == "kerasmodel/safety/lambda")
     assert lambda_record["Description"].startswith("models/lambda.keras: safety: 1 finding(s):")
-    assert "- [lambda-bytecode] config.json: layer 'lam/touch'" in lambda_record["Description"]
+    assert "- [lambda] config.json: layer 'lam/touch'" in lambda_record["Description"]
     base = run.original_uri_base_ids or {}
     assert str(base["%SRCROOT%"].uri).startswith(runs["folder"].resolve().as_uri())
 

@@ -144,9 +144,10 @@ def test_a_check_named_alone_still_runs_after_the_safety_scan(
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*lambda.keras: load: refused: the safety scan has 1 finding(s), so the model is never "
-            "deserialised; the safety check is not collected (--keras-checks), it says:",
-            "  - [[]lambda-bytecode] config.json: layer 'lam/touch'*",
+            "*lambda.keras: load: refused: the safety scan has 1 finding(s) ([[]lambda] "
+            "config.json), so the model is never deserialised, safe_mode or not; the safety "
+            "check is not collected (--keras-checks), it says:",
+            "  - [[]lambda] config.json: layer 'lam/touch'*",
         ]
     )
 

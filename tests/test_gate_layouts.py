@@ -82,9 +82,7 @@ def test_hostile_folder_and_manifest_fail_and_nothing_runs(
 
     lam = status(verdicts, "lambda_dir")
     assert (lam["integrity"], lam["safety"], lam["load"]) == ("passed", "failed", "failed")
-    assert "[lambda-bytecode] config.json: layer 'lam/touch'" in message(
-        verdicts, "lambda_dir", "safety"
-    )
+    assert "[lambda] config.json: layer 'lam/touch'" in message(verdicts, "lambda_dir", "safety")
     assert "refused: the safety scan" in message(verdicts, "lambda_dir", "load")
 
     evil = status(verdicts, "w.weights.json")

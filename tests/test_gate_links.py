@@ -87,7 +87,7 @@ def test_fifos_and_bad_links_fail_integrity_and_others_are_unaffected(
     assert lam[0] == "keras-dir"
     assert (lam[2]["integrity"], lam[2]["safety"], lam[2]["load"]) == ("passed", "failed", "failed")
     assert (
-        "[lambda-bytecode] config.json: layer 'lam/touch'"
+        "[lambda] config.json: layer 'lam/touch'"
         in (report["by_id"]["models/linked_lambda"]["checks"]["safety"]["message"])
     )
     for name, reason in UNREADABLE.items():

@@ -179,7 +179,7 @@ def test_a_forged_passing_entry_never_vouches_for_a_lambda_artifact(
         assert result.ret == 1
         safety = rows["lambda.keras"]["checks"]["safety"]
         assert safety["status"] == "failed" and not safety["cached"]
-        assert "[lambda-bytecode]" in safety["message"]
+        assert "[lambda]" in safety["message"]
         assert "(cached)" not in result.stdout.str()
         # the honest verdict replaced the forged one
         _forge_passing(entry, forged_with)

@@ -113,9 +113,7 @@ def test_scan_finds_nothing_in_healthy_layouts(layout_files: dict[str, Path]) ->
 
 def test_scan_finds_the_lambda_in_a_folders_config(layout_files: dict[str, Path]) -> None:
     findings = scan_artifact(layout_files["lambda_dir"])
-    assert [(f.check, f.where.split(":")[0]) for f in findings] == [
-        ("lambda-bytecode", "config.json")
-    ]
+    assert [(f.check, f.where.split(":")[0]) for f in findings] == [("lambda", "config.json")]
     assert "touch" in findings[0].where
 
 

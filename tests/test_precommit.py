@@ -92,6 +92,6 @@ def test_the_hook_gates_the_model_files_a_commit_adds(
     second = try_repo()
     assert second.returncode == 1, second.stdout + second.stderr
     assert "lambda.keras: safety: 1 finding(s):" in second.stdout
-    assert "[lambda-bytecode]" in second.stdout
+    assert "[lambda]" in second.stdout
     assert "1 artifact(s), 1 failing at least one check" in second.stdout
     assert "clf.keras" not in second.stdout  # committed already: not gated again

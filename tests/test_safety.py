@@ -141,8 +141,8 @@ def test_scanning_runs_no_code_and_imports_no_keras(attack_files: dict[str, Path
 
 
 def test_findings_are_frozen_and_readable() -> None:
-    finding = Finding("lambda-bytecode", "layer 'clf/double' > function", "bytecode")
-    assert str(finding) == "[lambda-bytecode] layer 'clf/double' > function: bytecode"
+    finding = Finding("lambda", "layer 'clf/double' > function", "bytecode")
+    assert str(finding) == "[lambda] layer 'clf/double' > function: bytecode"
     with pytest.raises(AttributeError):
         finding.check = "x"  # type: ignore[misc]
 
@@ -257,8 +257,8 @@ def test_realworld_healthy_files_give_no_finding(name: str) -> None:
 def test_realworld_keras_2_lambda_is_flagged() -> None:
     findings = scan_artifact(_realworld("k2.0.9_dl4j_functional_lambda_full.h5"))
     assert [(f.check, f.where) for f in findings] == [
-        ("lambda-bytecode", "model_config: layer 'model_1/lambda_3' > function"),
-        ("lambda-bytecode", "model_config: layer 'model_1/lambda_4' > function"),
+        ("lambda", "model_config: layer 'model_1/lambda_3' > function"),
+        ("lambda", "model_config: layer 'model_1/lambda_4' > function"),
     ]
 
 
@@ -310,18 +310,22 @@ def test_keras1_sequential_list_and_merge_lambda_mode() -> None:
     }
     findings = scan_config(config)
     assert [(f.check, f.where) for f in findings] == [
-        ("lambda-bytecode", "layer 'Sequential/l1' > function"),
-        ("lambda-bytecode", "layer 'Sequential/merge_1' > mode"),
-        ("lambda-bytecode", "layer 'Sequential/l2' > output_shape"),
+        ("lambda", "layer 'Sequential/l1' > function"),
+        ("lambda", "layer 'Sequential/merge_1' > mode"),
+        ("lambda", "layer 'Sequential/l2' > function"),
+        ("lambda", "layer 'Sequential/l2' > output_shape"),
     ]
+    raw = findings[2].reason
+    assert "a Lambda layer, its function 'f' (function_type 'raw')" in raw, raw
 
 
 def test_allowed_modules_match_whole_components() -> None:
-    def layer(module: str) -> dict[str, Any]:
-        return {"module": module, "class_name": "Thing", "config": {"name": "t"}}
+    def layer(module: str, name: str = "Thing") -> dict[str, Any]:
+        return {"module": module, "class_name": name, "config": {"name": "t"}}
 
-    assert scan_config(layer("keras.layers")) == []
-    assert scan_config(layer("tf_keras.src.engine.functional")) == []
+    assert scan_config(layer("keras.layers", "Dense")) == []
+    assert scan_config(layer("tf_keras.src.engine.functional", "Functional")) == []
+    assert [f.check for f in scan_config(layer("keras.layers"))] == ["unknown-class"]
     assert [f.check for f in scan_config(layer("kerasx.layers"))] == ["foreign-module"]
     assert [f.check for f in scan_config(layer("keras_hubx.models"))] == ["foreign-module"]
     assert [f.check for f in scan_config(layer("keras_cv.models"))] == ["foreign-module"]
@@ -366,8 +370,10 @@ def test_keras_hub_follows_the_same_gadget_and_file_rules() -> None:
         "config": "load_json",
     }
     lam = {"class_name": "Lambda", "config": {"name": "lam", "function": gadget}}
-    [finding] = scan_config(lam)
-    assert (finding.check, finding.where) == ("dangerous-function", "layer 'lam' > function")
+    assert [(f.check, f.where) for f in scan_config(lam)] == [
+        ("lambda", "layer 'lam' > function"),
+        ("dangerous-function", "layer 'lam' > function"),
+    ]
     tokenizer = {
         "module": "keras_hub.src.tokenizers.sentence_piece_tokenizer",
         "class_name": "SentencePieceTokenizer",
@@ -405,16 +411,25 @@ def test_registered_custom_function_needs_its_package_allowed() -> None:
 def test_function_references(module: str, name: str, check: str) -> None:
     fn = {"module": module, "class_name": "function", "config": name, "registered_name": "function"}
     config = {"class_name": "Lambda", "config": {"name": "lam", "function": fn}}
-    [finding] = scan_config(config)
+    lam, finding = scan_config(config)
     assert (finding.check, finding.where) == (check, "layer 'lam' > function")
+    assert lam.check == "lambda"
+    assert f"its function a reference to {module}.{name}" in lam.reason
 
 
 def test_keras_classes_pass_except_from_saving_and_config_internals() -> None:
     def obj(module: str, name: str) -> dict[str, Any]:
         return {"module": module, "class_name": name, "config": {"name": "x"}}
 
+    for module, name in (
+        ("keras.mixed_precision", "DTypePolicy"),
+        ("keras.utils", "FeatureSpace"),
+        ("keras", "DTypePolicy"),
+        ("keras.layers", "Dense"),
+    ):
+        assert scan_config(obj(module, name)) == [], module
     for module in ("keras.mixed_precision", "keras.utils", "keras.src.legacy.layers", "keras"):
-        assert scan_config(obj(module, "Thing")) == [], module
+        assert [f.check for f in scan_config(obj(module, "Thing"))] == ["unknown-class"], module
     for module in ("keras.src.saving.saving_lib", "keras.callbacks", "keras.config"):
         assert [f.check for f in scan_config(obj(module, "Thing"))] == ["dangerous-function"]
 
@@ -427,9 +442,14 @@ def test_safe_keras_functions_pass() -> None:
 
 def test_unsafe_switches_anywhere() -> None:
     assert [f.check for f in scan_config({"a": [{"safe_mode": False}]})] == ["unsafe-switch"]
-    text = {"note": "call keras.config.enable_unsafe_deserialization() first"}
-    [finding] = scan_config(text)
-    assert (finding.check, finding.where) == ("unsafe-switch", "note")
+    prose = {"note": "call keras.config.enable_unsafe_deserialization() first"}
+    assert scan_config(prose) == []
+    for reference in (
+        "keras.config.enable_unsafe_deserialization",
+        "enable_unsafe_deserialization",
+    ):
+        [finding] = scan_config({"anything": {"fn": reference}})
+        assert (finding.check, finding.where) == ("unsafe-switch", "anything.fn")
 
 
 def test_file_references() -> None:
@@ -461,9 +481,9 @@ def test_tf_op_layers() -> None:
 def test_very_deep_config_does_not_raise() -> None:
     config: Any = _lambda("deep")
     for _ in range(20_000):
-        config = {"class_name": "Wrapper", "config": {"layer": config}}
+        config = {"class_name": "TimeDistributed", "config": {"layer": config}}
     [finding] = scan_config(config)
-    assert finding.check == "lambda-bytecode"
+    assert finding.check == "lambda"
     assert finding.where == "layer 'deep' > function"
 
 
@@ -538,7 +558,7 @@ def test_a_lambda_inserted_anywhere_is_found(config: Any, data: st.DataObject) -
         target.insert(data.draw(st.integers(0, len(target))), lam)
     else:
         target[data.draw(st.sampled_from(["hidden", "function", "x", "layer"]))] = lam
-    assert any(f.check == "lambda-bytecode" for f in scan_config(config))
+    assert any(f.check == "lambda" for f in scan_config(config))
 
 
 _member_names = st.sampled_from(

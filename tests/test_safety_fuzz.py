@@ -7,13 +7,16 @@ One gate run (in a subprocess, as CI runs it) covers a few hundred mutants, so t
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import io
 import json
 import os
 import random
 import shutil
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 from builders import attacks
@@ -206,3 +209,80 @@ def test_a_full_gate_run_changes_no_artifact(pytester: pytest.Pytester, tmp_path
     print(f"\nFULL RUN: {len(artifacts)} artifacts unchanged; {len(written)} golden files written")
     assert written, "the update run wrote no golden: the test did not exercise it"
     assert not list(folder.rglob(attacks.MARKER)), "code from an artifact ran"
+
+
+# ---------------------------------------------------------------------------------------------
+# The allowlist rules under fuzzing: a hostile name planted anywhere in a real config is found
+# ---------------------------------------------------------------------------------------------
+
+#: What may be planted, and the finding it must give wherever it lands.
+PLANTS: tuple[tuple[str, Any, str], ...] = (
+    ("unknown class", {"class_name": "EvilLayer", "config": {"name": "evil"}}, "unknown-class"),
+    (
+        "foreign registered name",
+        {"class_name": "Dense", "registered_name": "evilpkg>Dense", "config": {"name": "e"}},
+        "foreign-module",
+    ),
+    (
+        "Lambda reference",
+        {"class_name": "Lambda", "config": {"name": "lam", "function": "exploit"}},
+        "lambda",
+    ),
+    ("bytecode", {"class_name": "__lambda__", "config": {"code": "YQ=="}}, "lambda"),
+    ("subprocess", "subprocess", "suspicious-reference"),
+    ("os.system", "os.system", "suspicious-reference"),
+    ("builtins.exec", "builtins.exec", "suspicious-reference"),
+    ("get_file", "keras.utils.get_file", "dangerous-function"),
+    ("unsafe switch", "keras.config.enable_unsafe_deserialization", "unsafe-switch"),
+)
+
+
+def _containers(config: Any) -> list[Any]:
+    """Every dict and list of a config: where a plant can go."""
+    found, stack = [], [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (dict, list)):
+            found.append(node)
+            stack.extend(node.values() if isinstance(node, dict) else node)
+    return found
+
+
+@pytest.fixture(scope="module")
+def healthy_configs() -> list[Any]:
+    """The configs of real healthy files Keras saved (.keras config.json, .h5 model_config)."""
+    import zipfile
+
+    import h5py
+
+    configs = []
+    with zipfile.ZipFile(io.BytesIO(attacks._base("dense.keras"))) as zf:
+        configs.append(json.loads(zf.read("config.json")))
+    with h5py.File(io.BytesIO(attacks._base("dense.h5")), "r") as f:
+        configs.extend(
+            json.loads(f.attrs[a]) for a in ("model_config", "training_config") if a in f.attrs
+        )
+    return configs
+
+
+def test_planted_names_are_found_wherever_they_land(healthy_configs: list[Any]) -> None:
+    """300 plants at random places and under random keys of real configs: each gives its
+    finding, and the configs without them give none (the allowlist passes what Keras wrote)."""
+    from pytest_kerasmodel.safety import scan_config
+
+    for config in healthy_configs:
+        assert scan_config(config) == [], config
+    rng = random.Random(SEED)
+    for _ in range(300):
+        config = copy.deepcopy(rng.choice(healthy_configs))
+        name, plant, check = rng.choice(PLANTS)
+        target = rng.choice(_containers(config))
+        if isinstance(target, dict):
+            # class_name / module / registered_name hold names: a plant there is judged as one
+            kept = [k for k in target if k not in ("class_name", "module", "registered_name")]
+            key = rng.choice(["fn", "fn_module", "url", "callback", "x", *kept])
+            target[key] = copy.deepcopy(plant)
+        else:
+            target.insert(rng.randrange(len(target) + 1), copy.deepcopy(plant))
+        checks = {f.check for f in scan_config(config)}
+        assert check in checks, (name, checks)

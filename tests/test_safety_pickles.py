@@ -59,7 +59,7 @@ def test_duplicate_config_copies_are_each_scanned(tmp_path: Path) -> None:
     findings = scan_artifact(attacks.zip_duplicate_keras(tmp_path))
     assert [(f.check, f.where) for f in findings] == [
         ("zip-duplicate", "zip member 'config.json'"),
-        ("lambda-bytecode", "config.json (copy 2 of 2): layer 'clf/double' > function"),
+        ("lambda", "config.json (copy 2 of 2): layer 'clf/double' > function"),
     ]
 
 
@@ -158,7 +158,7 @@ def torch_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_real_torch_module_wrapper_file_names_the_module(torch_files: dict[str, Path]) -> None:
     [finding] = scan_artifact(torch_files["real"])
-    assert finding.check == "torch-pickle"
+    assert finding.check == "torch-module"
     assert finding.where == "config.json: layer 'wrapped/torch_linear' > module"
     assert finding.reason.startswith(TORCH_WHAT + "; it imports torch.nn.modules.linear.Linear, ")
     assert finding.reason.endswith(
@@ -169,7 +169,7 @@ def test_real_torch_module_wrapper_file_names_the_module(torch_files: dict[str, 
 
 def test_poisoned_torch_module_wrapper_names_the_call(torch_files: dict[str, Path]) -> None:
     [finding] = scan_artifact(torch_files["poisoned"])
-    assert finding.check == "torch-pickle"
+    assert finding.check == "torch-module"
     assert finding.reason == (
         f"{TORCH_WHAT}; it imports posix.system; archive/data.pkl: imports and calls posix.system "
         "(os.system: runs a shell command)"
@@ -192,7 +192,7 @@ def test_undecodable_torch_payload_is_still_a_finding(payload: Any, expected: st
         "config": {"name": "torch_linear", "module": payload},
     }
     [finding] = scan_config(layer)
-    assert (finding.check, finding.where) == ("torch-pickle", "layer 'torch_linear' > module")
+    assert (finding.check, finding.where) == ("torch-module", "layer 'torch_linear' > module")
     assert finding.reason.startswith(f"{TORCH_WHAT}; {expected}")
 
 
@@ -214,7 +214,7 @@ def test_gate_refuses_pickles_and_names_them(
     safety = gate_artifacts.message(verdicts, poc.name, "safety")
     assert POC_PICKLE in safety and POC_DUPLICATE in safety
     wrapper = gate_artifacts.message(verdicts, "torch_wrapper.keras", "safety")
-    assert "[torch-pickle] config.json: layer 'wrapped/torch_linear' > module" in wrapper
+    assert "[torch-module] config.json: layer 'wrapped/torch_linear' > module" in wrapper
     assert "rebuilds torch.nn.modules.linear.Linear" in wrapper
     poisoned = gate_artifacts.message(verdicts, "torch_wrapper_poisoned.keras", "safety")
     assert "imports and calls posix.system (os.system: runs a shell command)" in poisoned

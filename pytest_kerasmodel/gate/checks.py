@@ -161,7 +161,9 @@ def check_safety(subject: Subject) -> CheckResult:
     if subject.request.imports or subject.request.custom_objects:
         # the modules of what the team's code registered (see gate.usercode), nothing else
         allowed += subject.user_code().allowed_modules
-    findings = scan_artifact(source, allowed_modules=allowed)
+    findings = scan_artifact(
+        source, allowed_modules=allowed, allowed_classes=subject.request.allowed_classes
+    )
     subject.findings = [str(f) for f in findings]
     if subject.findings:
         lines = "\n".join(f"  - {f}" for f in subject.findings)

@@ -50,7 +50,11 @@ def _source_model(path: Path, request: Request) -> tuple[Any, Path] | None:
     source = (path.parent / name).resolve()
     if not name or not source.exists():
         raise CheckFailure(f"{sidecar.name} names {name!r}, which does not exist")
-    findings = scan_artifact(source, allowed_modules=request.allowed_modules)
+    findings = scan_artifact(
+        source,
+        allowed_modules=request.allowed_modules,
+        allowed_classes=request.allowed_classes,
+    )
     if findings:
         lines = "\n".join(f"  - {f}" for f in findings)
         raise CheckFailure(

@@ -113,6 +113,7 @@ class Request:
     rtol: float = 1e-5
     atol: float = 1e-6
     allowed_modules: list[str] = field(default_factory=list)
+    allowed_classes: list[str] = field(default_factory=list)
     max_file_size: int | None = None
     max_params: int | None = None
     allowed_versions: list[str] = field(default_factory=list)

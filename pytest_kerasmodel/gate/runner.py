@@ -155,8 +155,9 @@ def _precluded(name: str, subject: Subject, results: dict[str, CheckResult]) -> 
         )
     if broken or (subject.findings and name in ("load", "predictions")):
         text = (
-            f"refused: the safety scan has {len(subject.findings)} finding(s), so the model "
-            "is never deserialised"
+            f"refused: the safety scan has {len(subject.findings)} finding(s)"
+            f"{_named(subject.findings)}, so the model is never deserialised, safe_mode or not"
+            f"{_allow_hint(subject.findings)}"
         )
         if "safety" in subject.request.checks:
             text += " (see the safety check)"
@@ -165,6 +166,29 @@ def _precluded(name: str, subject: Subject, results: dict[str, CheckResult]) -> 
             text += f"; the safety check is not collected (--keras-checks), it says:\n{said}"
         return CheckResult(FAILED, text, {"blocked_by": "safety"})
     return None
+
+
+def _named(findings: list[str]) -> str:
+    """`` ([lambda] config.json: layer 'x' > function, ...)``: which findings, by kind and place."""
+    heads = [f.split(": ", 1)[0] for f in findings[:3]]
+    more = f" and {len(findings) - 3} more" if findings[3:] else ""
+    return f" ({'; '.join(heads)}{more})" if heads else ""
+
+
+#: Finding kinds a user can lift by vouching for a name, and the option that does it.
+_ALLOWED_BY = {
+    "unknown-class": "keras_allowed_classes (--keras-allowed-classes)",
+    "foreign-module": "keras_allowed_modules (--keras-allowed-modules)",
+}
+
+
+def _allow_hint(findings: list[str]) -> str:
+    """What would let the load run: the allow options, when every finding is a name they allow."""
+    kinds = {f[1:].split("]", 1)[0] for f in findings if f.startswith("[")}
+    if kinds and kinds <= set(_ALLOWED_BY):
+        options = " or ".join(_ALLOWED_BY[k] for k in sorted(kinds))
+        return f"; if you trust the code those names need, allow them with {options}"
+    return ""
 
 
 def _run_one(name: str, subject: Subject) -> CheckResult:

@@ -6,7 +6,7 @@ log for the same results. Deterministic: no timestamps, results sorted by artifa
 so two runs over the same files give the same bytes.
 
 - one result per failing check; the safety check gives one result per kind of finding
-  (``[lambda-bytecode]``, ``[module]``, ...) so that each kind has a rule of its own;
+  (``[lambda]``, ``[module]``, ...) so that each kind has a rule of its own;
 - ``ruleId``: ``kerasmodel/<check>`` and ``kerasmodel/safety/<finding kind>``, stable;
 - ``level``: ``error`` for unsafe or broken artifacts, ``warning`` for budgets;
 - the artifact as ``physicalLocation``, its path relative to the repository root
@@ -90,16 +90,21 @@ CHECK_RULES: dict[str, tuple[str, str]] = {
 
 #: safety finding kind -> help text (a kind not listed gets a rule with the generic help)
 FINDING_HELP: dict[str, str] = {
-    "lambda-bytecode": "A Lambda layer stores Python bytecode or source; loading it runs that "
+    "lambda": "A Lambda layer stores Python bytecode or source; loading it runs that "
     "code (Keras refuses it unless safe_mode=False).",
     "module": "The config names a module outside Keras; deserialising it imports that module.",
     "foreign-module": "The config names a module outside Keras; deserialising it imports it.",
+    "unknown-class": "The config names a class or function Keras does not define; building it "
+    "needs code from outside the file (allow it with keras_allowed_classes if you trust it).",
+    "suspicious-reference": "The config names a Python module or callable that runs code "
+    "(os, subprocess, builtins.exec, ...), in a key a loader may read.",
     "dangerous-function": "The config names a Keras function that is no modelling code "
     "(downloads, file reads, loading other models, global switches).",
     "unsafe-switch": "The config flips a global switch such as enable_unsafe_deserialization.",
     "file-reference": "The config names a file or URL that a loader would read.",
     "tf-op": "The config calls a TensorFlow operation by name, outside the layers Keras knows.",
-    "torch-pickle": "A TorchModuleWrapper payload is a pickle; loading it runs code.",
+    "torch-module": "A TorchModuleWrapper wraps torch code; its payload is a pickle that "
+    "loading runs.",
     "pickle": "The artifact holds pickled data; unpickling it runs code.",
     "h5-soft-link": "The HDF5 file holds links, which a reader follows to other objects or files.",
     "h5-object-data": "An HDF5 dataset holds object, opaque or reference data.",

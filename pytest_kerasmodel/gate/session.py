@@ -244,6 +244,7 @@ class GateState:
             rtol=s.rtol,
             atol=s.atol,
             allowed_modules=list(s.allowed_modules),
+            allowed_classes=list(s.allowed_classes),
             max_file_size=s.max_file_size,
             max_params=s.max_params,
             allowed_versions=list(s.allowed_versions),

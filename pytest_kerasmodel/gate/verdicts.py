@@ -134,8 +134,8 @@ class _Relative:
 @functools.lru_cache(maxsize=1)
 def environment() -> dict[str, Any]:
     """What a verdict depends on besides the artifact and the request: versions, the backend,
-    and a digest of the plugin's own source (an editable install keeps its version while its
-    code changes)."""
+    and a digest of the plugin's own source and data (an editable install keeps its version while
+    its code or its safety allowlist, ``keras_names.json``, changes)."""
     versions: dict[str, str | None] = {}
     for name in DEPENDENCIES:
         try:
@@ -144,7 +144,7 @@ def environment() -> dict[str, Any]:
             versions[name] = None
     source = hashlib.sha256()
     package = Path(__file__).resolve().parent.parent
-    for path in sorted(package.rglob("*.py")):
+    for path in sorted([*package.rglob("*.py"), *package.rglob("*.json")]):
         source.update(str(path.relative_to(package)).encode() + b"\0")
         source.update(path.read_bytes())
     return {

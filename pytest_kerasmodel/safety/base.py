@@ -19,3 +19,12 @@ class Finding:
 
 def _prefixed(findings: list[Finding], source: str) -> list[Finding]:
     return [Finding(f.check, f"{source} {f.where}", f.reason) for f in findings]
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What the user allowed beyond what Keras defines: module prefixes
+    (``keras_allowed_modules``) and bare class or registered names (``keras_allowed_classes``)."""
+
+    modules: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_kerasmodel.safety.base import Finding, _prefixed
+from pytest_kerasmodel.safety.base import Allowed, Finding, _prefixed
 from pytest_kerasmodel.safety.config import _parse_config, scan_config
 from pytest_kerasmodel.safety.rules import CONFIG_MAX_BYTES, H5_MAX_ATTR_BYTES, MEMBER_MAX_BYTES
 
@@ -324,7 +324,7 @@ def _config_text(value: Any, name: str) -> tuple[str | None, list[Finding]]:
     return value, []
 
 
-def _scan_h5_artifact(source: Any, label: str, allowed: tuple[str, ...]) -> list[Finding]:
+def _scan_h5_artifact(source: Any, label: str, allowed: Allowed) -> list[Finding]:
     try:
         h5file = _open_h5(source)
     except (OSError, ValueError, RuntimeError) as error:
@@ -334,7 +334,7 @@ def _scan_h5_artifact(source: Any, label: str, allowed: tuple[str, ...]) -> list
 
 
 def _scan_h5_file(
-    h5file: h5py.File, label: str, allowed: tuple[str, ...], nodes: list[H5Node] | None = None
+    h5file: h5py.File, label: str, allowed: Allowed, nodes: list[H5Node] | None = None
 ) -> list[Finding]:
     findings = _H5Scanner(label).scan(h5file, nodes)
     root = nodes[0] if nodes and nodes[0].path == "" and nodes[0].kind == "group" else None
@@ -351,5 +351,10 @@ def _scan_h5_file(
         config, problems = _parse_config(text, f"{label}HDF5 '/@{attr}'")
         findings += problems
         if config is not None:
-            findings += _prefixed(scan_config(config, allowed_modules=allowed), f"{label}{attr}:")
+            findings += _prefixed(
+                scan_config(
+                    config, allowed_modules=allowed.modules, allowed_classes=allowed.classes
+                ),
+                f"{label}{attr}:",
+            )
     return findings

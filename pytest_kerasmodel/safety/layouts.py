@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_kerasmodel.artifacts.base import PICKLE_SUFFIXES
 from pytest_kerasmodel.errors import ArtifactError
-from pytest_kerasmodel.safety.base import Finding, _prefixed
+from pytest_kerasmodel.safety.base import Allowed, Finding, _prefixed
 from pytest_kerasmodel.safety.config import _parse_config, scan_config
 from pytest_kerasmodel.safety.hdf5 import _scan_h5_artifact, _scan_h5_file
 from pytest_kerasmodel.safety.members import (
@@ -31,12 +31,15 @@ if TYPE_CHECKING:  # pragma: no cover
 _FILE_FORMATS = ("h5", "h5-weights", "weights.h5")
 
 
-def _scan_opened_parts(opened: Artifact, allowed: tuple[str, ...]) -> list[Finding]:
+def _scan_opened_parts(opened: Artifact, allowed: Allowed) -> list[Finding]:
     """A layout of several files, opened (references already checked by its reader): every
     JSON document a loader deserialises, and every HDF5 file, under the file's name."""
     findings: list[Finding] = []
     for name, config in opened.configs:
-        findings += _prefixed(scan_config(config, allowed_modules=allowed), f"{name}:")
+        findings += _prefixed(
+            scan_config(config, allowed_modules=allowed.modules, allowed_classes=allowed.classes),
+            f"{name}:",
+        )
     for store in opened.stores:
         findings += _scan_h5_file(store.h5, f"{store.label}: ", allowed, store.nodes)
     folder = opened.path if opened.path.is_dir() else opened.path.parent
@@ -75,7 +78,7 @@ def _scan_plain_file(file: Path, label: str) -> list[Finding]:
     return _content_findings(label, data, pickled_name)
 
 
-def _scan_parts_by_path(path: Path, allowed: tuple[str, ...]) -> list[Finding]:
+def _scan_parts_by_path(path: Path, allowed: Allowed) -> list[Finding]:
     """A folder layout or a manifest that its reader refused: scan each file it is made of on
     its own (JSON configs, HDF5 files, manifests' references), so every finding is named."""
     from pytest_kerasmodel import artifacts
@@ -104,7 +107,12 @@ def _scan_parts_by_path(path: Path, allowed: tuple[str, ...]) -> list[Finding]:
             if isinstance(weight_map, dict):  # a sharded-weights manifest
                 findings += _manifest_references(file, weight_map, label)
             elif config is not None:
-                findings += _prefixed(scan_config(config, allowed_modules=allowed), f"{label}:")
+                findings += _prefixed(
+                    scan_config(
+                        config, allowed_modules=allowed.modules, allowed_classes=allowed.classes
+                    ),
+                    f"{label}:",
+                )
         elif file.suffix.lower() in (".h5", ".hdf5"):
             findings += _scan_h5_artifact(file, f"{label}: ", allowed)
         else:
@@ -156,7 +164,7 @@ def _scan_saved_model(folder: Path) -> list[Finding]:
         if b'"function_type": "lambda"' in data or b'"__lambda__"' in data:
             findings.append(
                 Finding(
-                    "lambda-bytecode",
+                    "lambda",
                     "keras_metadata.pb",
                     "a layer carries marshalled Python bytecode (Lambda)",
                 )

@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING
 
 from pytest_kerasmodel.artifacts.base import PICKLE_SUFFIXES
 from pytest_kerasmodel.artifacts.ziplocal import read_local_header
-from pytest_kerasmodel.safety.base import Finding, _prefixed
+from pytest_kerasmodel.safety.base import Allowed, Finding, _prefixed
 from pytest_kerasmodel.safety.config import _parse_config, scan_config
 from pytest_kerasmodel.safety.container import _bad_name, _zip_findings, with_zip
 from pytest_kerasmodel.safety.hdf5 import _scan_h5_artifact, _scan_h5_file
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pytest_kerasmodel.artifacts import Artifact
 
 
-def _scan_keras_zip(path: Path, allowed: tuple[str, ...]) -> list[Finding]:
+def _scan_keras_zip(path: Path, allowed: Allowed) -> list[Finding]:
     return with_zip(path, lambda zf, raw: _scan_open_zip(zf, raw, path, allowed))
 
 
@@ -32,7 +32,7 @@ def _scan_open_zip(
     zf: zipfile.ZipFile,
     raw: IO[bytes],
     path: Path,
-    allowed: tuple[str, ...],
+    allowed: Allowed,
     opened: Artifact | None = None,
 ) -> list[Finding]:
     """The container, then every member by its own entry (duplicates included: readers disagree
@@ -119,7 +119,7 @@ class _Members:
 
 
 def _scan_config_member(
-    members: _Members, info: zipfile.ZipInfo, label: str, allowed: tuple[str, ...]
+    members: _Members, info: zipfile.ZipInfo, label: str, allowed: Allowed
 ) -> list[Finding]:
     if members.skipped(info):
         return []
@@ -133,7 +133,10 @@ def _scan_config_member(
         return [Finding("unreadable-config", label, f"cannot be read: {error}")]
     config, findings = _parse_config(text, label)
     if config is not None:
-        findings += _prefixed(scan_config(config, allowed_modules=allowed), f"{label}:")
+        findings += _prefixed(
+            scan_config(config, allowed_modules=allowed.modules, allowed_classes=allowed.classes),
+            f"{label}:",
+        )
     return findings
 
 
@@ -141,7 +144,7 @@ def _scan_weights_member(
     members: _Members,
     info: zipfile.ZipInfo,
     label: str,
-    allowed: tuple[str, ...],
+    allowed: Allowed,
     opened: Artifact | None,
 ) -> list[Finding]:
     prefix = f"{label}: "

@@ -863,16 +863,16 @@ HANGS: dict[str, Callable[[Path], Path]] = {"hdf5_hang_h5": hdf5_hang_h5}
 
 #: id -> (builder, expected finding check, text expected in the finding's location)
 ATTACKS: dict[str, tuple[Callable[[Path], Path], str, str]] = {
-    "lambda_top_keras": (lambda_top_keras, "lambda-bytecode", "layer 'clf/double'"),
-    "lambda_top_h5": (lambda_top_h5, "lambda-bytecode", "layer 'clf/double'"),
-    "lambda_nested_keras": (lambda_nested_keras, "lambda-bytecode", "'outer/inner/td/shift'"),
+    "lambda_top_keras": (lambda_top_keras, "lambda", "layer 'clf/double'"),
+    "lambda_top_h5": (lambda_top_h5, "lambda", "layer 'clf/double'"),
+    "lambda_nested_keras": (lambda_nested_keras, "lambda", "'outer/inner/td/shift'"),
     "lambda_bidirectional_keras": (
         lambda_bidirectional_keras,
-        "lambda-bytecode",
+        "lambda",
         "'outer/bidi/forward_lstm' > activation",
     ),
-    "lambda_nested_h5": (lambda_nested_h5, "lambda-bytecode", "'outer/inner/td/shift'"),
-    "lambda_legacy_h5": (lambda_legacy_h5, "lambda-bytecode", "'Sequential/td/legacy_lambda'"),
+    "lambda_nested_h5": (lambda_nested_h5, "lambda", "'outer/inner/td/shift'"),
+    "lambda_legacy_h5": (lambda_legacy_h5, "lambda", "'Sequential/td/legacy_lambda'"),
     "foreign_module_keras": (foreign_module_keras, "foreign-module", "layer 'clf/hidden'"),
     "foreign_function_keras": (foreign_function_keras, "foreign-module", "activation"),
     "builtin_exec_keras": (builtin_exec_keras, "foreign-module", "'clf/hidden' > activation"),
@@ -911,12 +911,12 @@ ATTACKS: dict[str, tuple[Callable[[Path], Path], str, str]] = {
 if HAVE_TORCH:
     ATTACKS["torch_wrapper_keras"] = (
         torch_wrapper_keras,
-        "torch-pickle",
+        "torch-module",
         "layer 'wrapped/torch_linear' > module",
     )
     ATTACKS["torch_wrapper_poisoned_keras"] = (
         torch_wrapper_poisoned_keras,
-        "torch-pickle",
+        "torch-module",
         "layer 'wrapped/torch_linear' > module",
     )
 
