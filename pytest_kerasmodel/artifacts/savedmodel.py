@@ -153,7 +153,19 @@ def _schema() -> type:
         ("method_name", 3, S, None, False),
     )
     message("SignatureEntry", ("key", 1, S, None, False), ("value", 2, MSG, "SignatureDef", False))
-    message("NodeDef", ("name", 1, S, None, False), ("op", 2, S, None, False))
+    # the functions a node calls (``f``, ``then_branch``, ``body``...): attr values' func fields
+    message("NameAttrList", ("name", 1, S, None, False))
+    message("AttrList", ("func", 9, MSG, "NameAttrList", True))
+    message(
+        "AttrValue", ("list", 1, MSG, "AttrList", False), ("func", 10, MSG, "NameAttrList", False)
+    )
+    message("AttrEntry", ("key", 1, S, None, False), ("value", 2, MSG, "AttrValue", False))
+    message(
+        "NodeDef",
+        ("name", 1, S, None, False),
+        ("op", 2, S, None, False),
+        ("attr", 5, MSG, "AttrEntry", True),
+    )
     message("OpDef", ("name", 1, S, None, False))
     message(
         "FunctionDef", ("signature", 1, MSG, "OpDef", False), ("node_def", 3, MSG, "NodeDef", True)
@@ -162,9 +174,16 @@ def _schema() -> type:
     message("GraphDef", ("node", 1, MSG, "NodeDef", True), ("library", 2, MSG, "Library", False))
     message("MetaInfoDef", ("tags", 4, S, None, True))
     message(
+        "SaverDef",
+        ("filename_tensor_name", 1, S, None, False),
+        ("save_tensor_name", 2, S, None, False),
+        ("restore_op_name", 3, S, None, False),
+    )
+    message(
         "MetaGraphDef",
         ("meta_info_def", 1, MSG, "MetaInfoDef", False),
         ("graph_def", 2, MSG, "GraphDef", False),
+        ("saver_def", 3, MSG, "SaverDef", False),
         ("signature_def", 5, MSG, "SignatureEntry", True),
     )
     message(
