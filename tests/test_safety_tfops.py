@@ -80,6 +80,8 @@ def test_every_family_names_an_op_of_the_registry(
         ("PrintV2", "prints to stderr or to a file"),
         ("SaveV2", "checkpoint files"),
         ("XlaCustomCall", "native code"),
+        ("CacheDatasetV2", "writes files"),
+        ("DatasetFromGraph", "which the scan cannot see"),
         ("ZzNotARegisteredOp", "is no op of TensorFlow"),
     ],
 )
@@ -96,7 +98,8 @@ def test_ops_outside_tensor_maths_say_what_they_can_do(op: str, what: str) -> No
         "StatefulPartitionedCall", "PartitionedCall", "While", "If", "StatelessWhile",
         "RandomUniform", "StatelessRandomUniformV2", "CudnnRNNV3", "HashTableV2",
         "LookupTableFindV2", "TensorListReserve", "StringJoin", "ShardedFilename",
-        "StaticRegexFullMatch", "DisableCopyOnRead", "NoOp", "Snapshot",
+        "StaticRegexFullMatch", "DisableCopyOnRead", "NoOp", "Snapshot", "IteratorGetNext",
+        "MapDataset", "BatchDatasetV2", "AnonymousIteratorV3",
     ],
 )  # fmt: skip
 def test_pure_computation_is_on_the_allowlist(op: str) -> None:

@@ -12,6 +12,7 @@ Usage: ``python tools/generate_tf_ops.py [--check]`` (``--check`` exits 1 when t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -22,10 +23,14 @@ TARGET = Path(__file__).resolve().parent.parent / "pytest_kerasmodel/safety/tfop
 
 
 def registry() -> tuple[str, list[tuple[str, bool]]]:
-    """The installed TensorFlow's version and every registered op (name, is_stateful)."""
+    """The installed TensorFlow's version and every registered op (name, is_stateful), with
+    those of TensorFlow Text when it is installed (KerasHub imports it)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
     from tensorflow.core.framework import op_def_pb2
+
+    with contextlib.suppress(ImportError):  # its ops (KerasHub's tokenizers) are registered too
+        import tensorflow_text  # noqa: F401
     from tensorflow.python.client import pywrap_tf_session
 
     ops = op_def_pb2.OpList()

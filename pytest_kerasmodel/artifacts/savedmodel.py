@@ -153,19 +153,7 @@ def _schema() -> type:
         ("method_name", 3, S, None, False),
     )
     message("SignatureEntry", ("key", 1, S, None, False), ("value", 2, MSG, "SignatureDef", False))
-    # the functions a node calls (``f``, ``then_branch``, ``body``...): attr values' func fields
-    message("NameAttrList", ("name", 1, S, None, False))
-    message("AttrList", ("func", 9, MSG, "NameAttrList", True))
-    message(
-        "AttrValue", ("list", 1, MSG, "AttrList", False), ("func", 10, MSG, "NameAttrList", False)
-    )
-    message("AttrEntry", ("key", 1, S, None, False), ("value", 2, MSG, "AttrValue", False))
-    message(
-        "NodeDef",
-        ("name", 1, S, None, False),
-        ("op", 2, S, None, False),
-        ("attr", 5, MSG, "AttrEntry", True),
-    )
+    message("NodeDef", ("name", 1, S, None, False), ("op", 2, S, None, False))
     message("OpDef", ("name", 1, S, None, False))
     message(
         "FunctionDef", ("signature", 1, MSG, "OpDef", False), ("node_def", 3, MSG, "NodeDef", True)
@@ -217,7 +205,7 @@ def read_graph(path: Path) -> ExportedGraph:
             path, "integrity", f"saved_model.pb is not a SavedModel: {exc}"
         ) from None
     if not saved.meta_graphs:
-        return ExportedGraph(signature=NO_SIGNATURE)
+        return ExportedGraph(signature=NO_SIGNATURE, parsed=saved)
     meta = next((m for m in saved.meta_graphs if "serve" in m.meta_info_def.tags), None)
     meta = meta or saved.meta_graphs[0]
     signatures = {entry.key: entry.value for entry in meta.signature_def}
@@ -226,7 +214,7 @@ def read_graph(path: Path) -> ExportedGraph:
         if "serving_default" in signatures
         else next((k for k in sorted(signatures) if not k.startswith("__")), "")
     )
-    graph = ExportedGraph(signature=key or NO_SIGNATURE)
+    graph = ExportedGraph(signature=key or NO_SIGNATURE, parsed=saved)
     if key:
         sig = signatures[key]
         graph.inputs = [_spec(e.key, e.value) for e in sorted(sig.inputs, key=lambda e: e.key)]

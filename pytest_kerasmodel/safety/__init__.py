@@ -28,7 +28,12 @@ Check names:
   ``h5-shape-bomb``, ``h5-too-many-objects``, ``h5-hygiene``, ``h5-filter``, ``h5-object-data``
   (object, opaque or reference data, pickle bytes: analysed when they are a pickle),
   ``h5-unreadable``;
+- SavedModel: ``unreviewed-op`` (a graph op outside the allowlist of pure computation, with what
+  it can do; :mod:`.savedmodel`, :mod:`.tfops`), and ``keras_metadata.pb``'s nodes as configs;
 - ``unreadable``, ``unreadable-config``: what cannot be read cannot be vouched for.
+
+A finding that matches a published Keras vulnerability carries it in ``Finding.cve``: which CVE,
+which Keras versions, whether the installed Keras is one (:mod:`.cves`).
 """
 
 from __future__ import annotations

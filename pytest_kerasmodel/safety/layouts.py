@@ -141,17 +141,20 @@ def _scan_exported(opened: Artifact, allowed: tuple[str, ...] = ()) -> list[Find
     from pytest_kerasmodel import artifacts
 
     if opened.format == artifacts.FORMAT_SAVEDMODEL:
-        return _scan_saved_model(opened.path, allowed)
+        parsed = opened.graph.parsed if opened.graph is not None else None
+        return _scan_saved_model(opened.path, allowed, parsed)
     graph = opened.graph
     if graph is None:
         return []
     return [Finding("graph", where, reason) for where, reason in graph.unsafe]
 
 
-def _scan_saved_model(folder: Path, allowed: tuple[str, ...] = ()) -> list[Finding]:
+def _scan_saved_model(
+    folder: Path, allowed: tuple[str, ...] = (), parsed: Any = None
+) -> list[Finding]:
     """A SavedModel folder: its Keras metadata as configs, its graph's ops on the allowlist, and
     the files under ``assets/`` read for pickles, as a zip's members are."""
-    findings = scan_saved_model(folder, allowed)
+    findings = scan_saved_model(folder, allowed, parsed)
     assets = folder / "assets"
     if assets.is_dir():
         for file in sorted(f for f in assets.rglob("*") if f.is_file()):

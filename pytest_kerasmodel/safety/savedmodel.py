@@ -13,7 +13,7 @@ Two things in a SavedModel run code when it is loaded or served:
   library must be pure computation (:mod:`pytest_kerasmodel.safety.tfops`); each other operation
   is an ``unreviewed-op`` finding that says what it can do. The checkpoint ops pass only inside
   the saver (TF2's ``__inference__traced_save_N`` / ``_restore_N`` functions and the functions
-  they call; a TF1 graph's ``SaverDef`` scope).
+  they call by op name; a TF1 graph's ``SaverDef`` scope).
 """
 
 from __future__ import annotations
@@ -40,8 +40,11 @@ _SAVER_FUNCTION = re.compile(r"^__inference__traced_(save|restore)_\d+$")
 _SAME_OP_NAMED = 1
 
 
-def scan_saved_model(folder: Path, allowed: Iterable[str] = ()) -> list[Finding]:
-    """The findings of a SavedModel folder's Keras metadata and of its graph's ops."""
+def scan_saved_model(
+    folder: Path, allowed: Iterable[str] = (), parsed: Any = None
+) -> list[Finding]:
+    """The findings of a SavedModel folder's Keras metadata and of its graph's ops (``parsed``:
+    its ``saved_model.pb`` as the reader parsed it, if it was)."""
     allowed = tuple(allowed)
     findings: list[Finding] = []
     metadata = folder / METADATA
@@ -49,7 +52,7 @@ def scan_saved_model(folder: Path, allowed: Iterable[str] = ()) -> list[Finding]
         findings += scan_keras_metadata(metadata, allowed)
     graph = folder / GRAPH
     if graph.is_file():
-        findings += scan_graph_ops(graph)
+        findings += scan_graph_ops(graph, parsed)
     return findings
 
 
@@ -126,18 +129,14 @@ def scan_keras_metadata(path: Path, allowed: Iterable[str] = ()) -> list[Finding
 
 
 def _called(node: Any, library: dict[str, Any]) -> list[str]:
-    """The library functions a node calls: its op itself, or any function-valued attr."""
-    names = [node.op] if node.op in library else []
-    for entry in node.attr:
-        value = entry.value
-        if value.func.name:
-            names.append(value.func.name)
-        names += [f.name for f in value.list.func if f.name]
-    return [name for name in names if name in library]
+    """The library function a node calls by its op name. (Functions called through a call op's
+    attrs are not followed: that keeps a function out of the saver, stricter, never looser;
+    ``tf.saved_model.save``'s savers call none.)"""
+    return [node.op] if node.op in library else []
 
 
 def _saver_functions(library: dict[str, Any]) -> set[str]:
-    """The saver functions and every function they call, transitively."""
+    """The saver functions and every function they call by op name, transitively."""
     pending = [name for name in library if _SAVER_FUNCTION.match(name)]
     saver: set[str] = set()
     while pending:
@@ -158,18 +157,22 @@ def _saver_scope(meta: Any) -> str | None:
     return tensor.split("/", 1)[0] + "/"
 
 
-def scan_graph_ops(path: Path) -> list[Finding]:
-    """Every op of every meta graph and function in ``saved_model.pb`` on the allowlist."""
+def scan_graph_ops(path: Path, parsed: Any = None) -> list[Finding]:
+    """Every op of every meta graph and function in ``saved_model.pb`` on the allowlist
+    (``parsed``: the file as :func:`~pytest_kerasmodel.artifacts.savedmodel.read_graph` parsed
+    it, read instead of parsing it again)."""
     from google.protobuf.message import DecodeError
 
     from pytest_kerasmodel.artifacts.savedmodel import _schema
 
     label = path.name
+    saved = parsed
     try:
-        if path.stat().st_size > MEMBER_MAX_BYTES:
-            return [Finding("unreadable", label, "too large to be read and vouched for")]
-        saved = _schema()()
-        saved.ParseFromString(path.read_bytes())
+        if saved is None:
+            if path.stat().st_size > MEMBER_MAX_BYTES:
+                return [Finding("unreadable", label, "too large to be read and vouched for")]
+            saved = _schema()()
+            saved.ParseFromString(path.read_bytes())
     except OSError as error:
         return [Finding("unreadable", label, f"cannot be read: {error}")]
     except (DecodeError, RecursionError, ValueError) as error:

@@ -14,7 +14,9 @@ first match wins); the generator only applies it to the registry:
 - an op the registry marks stateless and no family names is pure computation;
 - a stateful op is pure only when it belongs to a reviewed in-memory family
   (:data:`STATEFUL_PURE_FAMILIES`: variables, optimizers' updates, random numbers, lookup
-  tables, tensor arrays, function calls and control flow);
+  tables, tensor arrays, function calls and control flow, tf.data iterators);
+- tf.data ops are pure unless they are a source that reaches outside (files, the data service)
+  or a cache that may be a file: a pipeline's functions are in the library and scanned too;
 - the checkpoint ops (:data:`SAVER_OPS`) read and write checkpoint files: they pass only inside
   the saver that ``tf.saved_model.save`` / ``tf.compat.v1.train.Saver`` writes.
 
@@ -49,7 +51,7 @@ CAPABILITIES: dict[str, str] = {
     "python": "runs Python code",
     "network": "reaches the network or other processes",
     "print": "prints to stderr or to a file",
-    "dataset": "builds a tf.data input pipeline (not reviewed as pure computation)",
+    "hidden-graph": "runs a serialised graph held in a tensor, which the scan cannot see",
     "device": "drives TPU, accelerator or cluster runtime state",
     "checkpoint": "reads or writes checkpoint files",
     "native": "calls native code by name",
@@ -58,7 +60,7 @@ CAPABILITIES: dict[str, str] = {
     "stateful": "has side effects that were not reviewed (a stateful op)",
 }
 _FILES_READ, _FILES_WRITE, _FILE_MAP, _PYTHON = "files-read", "files-write", "file-map", "python"
-_NETWORK, _PRINT, _DATASET, _DEVICE = "network", "print", "dataset", "device"
+_NETWORK, _PRINT, _HIDDEN, _DEVICE = "network", "print", "hidden-graph", "device"
 _CHECKPOINT, _NATIVE, _SESSION = "checkpoint", "native", "session"
 
 
@@ -91,9 +93,10 @@ CAPABILITY_FAMILIES: tuple[tuple[str, str], ...] = (
     (r"\w*(Configure|Shutdown|Initialize)\w*(TPU|System|Host)\w*|SyncDevice|DTensor\w+", _DEVICE),
     (r"CopyToMesh\w*|_Copy(FromGpuToHost|FromHostToGpu)", _DEVICE),
     (r"(Get|Delete)Session(Handle|Tensor)(V2)?", _SESSION),
-    (r"\w*Dataset\w*|\w*Iterator\w*|Optional(FromValue|GetValue|HasValue|None)", _DATASET),
-    (r"Anonymous(Random)?SeedGenerator|(Delete|Dummy)(Random)?SeedGenerator|Dummy\w+", _DATASET),
-    (r"(Anonymous|Delete|Dummy)MemoryCache|\w*ThreadPool\w*|\w*StatsAggregator\w*", _DATASET),
+    # tf.data: the sources above reach outside; a cache may be a file; a graph in a tensor is
+    # not seen by the scan. The other dataset ops only transform tensors in memory.
+    (r"CacheDataset(V2)?", _FILES_WRITE),  # its filename input, when not empty
+    (r"DatasetFromGraph", _HIDDEN),
     (
         r"\w*Queue\w*|Barrier\w*|(Ordered)?Map(Clear|IncompleteSize|Peek|Size|Stage|Unstage\w*)",
         _SESSION,
@@ -122,6 +125,12 @@ STATEFUL_PURE_FAMILIES: tuple[str, ...] = (
     r"CudnnRNN\w*|BoostedTrees\w*|Mutex(V2|Lock)|ConsumeMutexLock|IsTensorFloat32Enabled",
     r"_Arg|_Retval|_DeviceArg|_DeviceRetval|_ScopedAllocator\w*|ResourceUsingOp|StubResourceHandleOp",
     r"ResourceCreateOp|TestAttr|DtypeWithDefaultOp|RequiresOlderGraphVersion|GlobalIterId",
+    # tf.data's in-memory pipeline state (iterators, seeds, caches in memory, thread pools)
+    r"\w*Iterator\w*|\w*Dataset\w*|(Anonymous|Delete|Dummy)\w*(SeedGenerator|MemoryCache)",
+    r"DummyIterationCounter|\w*ThreadPool\w*|\w*StatsAggregatorHandle(V2)?",
+    # TensorFlow Text (KerasHub's tokenizers): a SentencePiece model from a string, WordPiece
+    # over a lookup table, both in memory
+    r"Sentencepiece\w*Op|WordpieceTokenizeWithOffsets",
 )
 
 #: The checkpoint ops, and the string ops that build checkpoint names, that the saver uses.

@@ -1,8 +1,10 @@
 """SavedModels for the SavedModel safety tests, written by the real writers (TensorFlow, tf-keras,
 Keras 3) and never run by the scan.
 
-Healthy ones: tf-keras ``model.save(save_format="tf")`` of a Dense model and of an LSTM (whose
-graph holds the cuDNN branch and device dispatch), Keras 3 ``model.export()``, and
+Healthy ones: tf-keras ``model.save(save_format="tf")`` of a Dense model, an LSTM (whose graph
+holds the cuDNN branch and device dispatch) and a TextVectorization (lookup tables, a tf.data
+iterator in its adapt step), Keras 3 ``model.export()`` of a Sequential and of a tiny KerasHub
+BERT backbone and text classifier, and
 ``tf.saved_model.save`` of a ``tf.Module`` with variables. Hostile ones: a ``tf.Module`` whose
 serving function uses one op family that reaches outside the graph (each aimed at a marker file
 beside it, which must still be absent after the scan), a healthy twin of the same module, and a
@@ -153,9 +155,28 @@ def build_savedmodels(folder: Path) -> dict[str, Path]:
     lstm = tf_keras.Sequential([tf_keras.Input((4, 2)), tf_keras.layers.LSTM(3)])
     paths["tfkeras_lstm"] = folder / "tfkeras_lstm"
     lstm.save(str(paths["tfkeras_lstm"]), save_format="tf")
+    # TextVectorization: lookup tables, and an adapt_step function reading a tf.data iterator
+    vectorize = tf_keras.layers.TextVectorization(max_tokens=8, output_sequence_length=3)
+    vectorize.adapt(["a b c", "b c d"])
+    text = tf_keras.Input((1,), dtype="string")
+    paths["tfkeras_textvectorization"] = folder / "tfkeras_textvectorization"
+    tf_keras.Model(text, vectorize(text)).save(
+        str(paths["tfkeras_textvectorization"]), save_format="tf"
+    )
     k3 = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dropout(0.1)])
     paths["keras3_export"] = folder / "keras3_export"
     k3.export(str(paths["keras3_export"]), verbose=False)
+    try:
+        import keras_hub
+    except ImportError:  # the KerasHub exports' tests skip
+        keras_hub = None
+    if keras_hub is not None:
+        from builders.layouts import _bert
+
+        backbone, task = _bert(keras_hub)  # a tiny BERT backbone and text classifier task
+        for name, model in (("keras_hub_backbone", backbone), ("keras_hub_task", task)):
+            paths[name] = folder / name
+            model.export(str(paths[name]), verbose=False)
     paths["tf_module"] = _module("healthy", folder / "healthy.marker", folder / "tf_module")
     for name in ATTACK_OPS:
         marker = folder / f"{name}.marker"
