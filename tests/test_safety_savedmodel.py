@@ -161,6 +161,40 @@ def test_checkpoint_ops_pass_in_the_saver_only(
     assert {"SaveV2", "MergeV2Checkpoints"} <= _ops(scan_graph_ops(folder / "saved_model.pb"))
 
 
+def test_the_saver_reached_from_a_serving_function_or_signature_is_a_finding(
+    savedmodels: dict[str, Path], tmp_path: Path
+) -> None:
+    """A function named like the saver may hold checkpoint ops; serving must not reach it."""
+
+    def call_saver_from_serve(saved: object) -> None:
+        functions = saved.meta_graphs[0].graph_def.library.function  # type: ignore[attr-defined]
+        save = next(f for f in functions if f.signature.name.startswith("__inference__traced_s"))
+        serve = next(f for f in functions if f.signature.name.startswith("__inference_serve_"))
+        node = next(n for n in serve.node_def if n.op == "Identity")
+        node.op = save.signature.name
+
+    folder = _rewrite_graph(
+        savedmodels["tf_module"], tmp_path / "serve_saves", call_saver_from_serve
+    )
+    (found,) = scan_graph_ops(folder / "saved_model.pb")
+    assert "function __inference_serve_" in found.where
+    assert found.reason.startswith("calls the saver function __inference__traced_save_")
+
+    def serve_the_saver(saved: object) -> None:
+        meta = saved.meta_graphs[0]  # type: ignore[attr-defined]
+        caller = next(
+            n.name for n in meta.graph_def.node
+            if n.attr["f"].func.name.startswith("__inference__traced_save_")
+        )  # fmt: skip
+        for output in meta.signature_def["serving_default"].outputs.values():
+            output.name = f"{caller}:0"
+
+    folder = _rewrite_graph(savedmodels["tf_module"], tmp_path / "signature_saves", serve_the_saver)
+    (found,) = scan_graph_ops(folder / "saved_model.pb")
+    assert found.where == "saved_model.pb: signature 'serving_default'"
+    assert "which runs the saver" in found.reason
+
+
 def test_a_tf1_graph_passes_with_its_saver_scope_and_fails_outside_it(tmp_path: Path) -> None:
     import tensorflow as tf
 

@@ -153,7 +153,12 @@ def _schema() -> type:
         ("method_name", 3, S, None, False),
     )
     message("SignatureEntry", ("key", 1, S, None, False), ("value", 2, MSG, "SignatureDef", False))
-    message("NodeDef", ("name", 1, S, None, False), ("op", 2, S, None, False))
+    message(
+        "NodeDef",
+        ("name", 1, S, None, False),
+        ("op", 2, S, None, False),
+        ("input", 3, S, None, True),
+    )
     message("OpDef", ("name", 1, S, None, False))
     message(
         "FunctionDef", ("signature", 1, MSG, "OpDef", False), ("node_def", 3, MSG, "NodeDef", True)

@@ -169,13 +169,13 @@ def annotate(
     """The findings, each matching a CVE carrying it in ``cve``: which CVE, which Keras versions
     run such a file, and whether the installed Keras (``installed``; by default read from its
     metadata) would."""
-    version = installed_keras() if installed == "" else installed
     out = []
     for finding in findings:
         matches = affected(finding, kind)
         if not matches:
             out.append(finding)
             continue
+        version = installed_keras() if installed == "" else installed
         text = "; ".join(
             f"{cve.id}: Keras {cve.versions()} is affected, {_verdict(cve, version)}"
             for cve in matches

@@ -191,6 +191,63 @@ def scan_graph_ops(path: Path, parsed: Any = None) -> list[Finding]:
         for name, function in library.items():
             nodes = [(node, name in saver) for node in function.node_def]
             findings += _node_findings(f"{prefix}function {name}", nodes, library)
+        findings += _saver_reached(prefix, meta, library, saver, scope)
+    return findings
+
+
+def _saver_reached(
+    prefix: str, meta: Any, library: dict[str, Any], saver: set[str], scope: str | None
+) -> list[Finding]:
+    """The saver may write and read checkpoint files because only the loader and
+    ``tf.saved_model.save`` run it: a function outside it that names a saver function, or a
+    signature whose tensors depend on a main-graph node that calls the saver, would run the
+    checkpoint ops when served."""
+    if not saver and not scope:
+        return []
+    names = [name.encode() for name in sorted(saver)]
+    findings = []
+    for name, function in library.items():
+        if name in saver:
+            continue
+        data = function.SerializeToString()
+        called = [n.decode() for n in names if n in data]
+        if called:
+            findings.append(
+                Finding(
+                    "unreviewed-op",
+                    f"{GRAPH}: {prefix}function {name}",
+                    f"calls the saver function {called[0]} outside the saver: its checkpoint "
+                    "ops would read or write files when the graph runs",
+                )
+            )
+    nodes = {node.name: node for node in meta.graph_def.node}
+    callers = {
+        node.name
+        for node in meta.graph_def.node
+        if (scope and node.name.startswith(scope))
+        or any(n in node.SerializeToString() for n in names)
+    }
+    if not callers:
+        return []
+    for key, signature in sorted((e.key, e.value) for e in meta.signature_def):
+        pending = [e.value.name for e in [*signature.inputs, *signature.outputs]]
+        seen: set[str] = set()
+        while pending:
+            node_name = pending.pop().lstrip("^").split(":")[0]
+            if node_name in seen or node_name not in nodes:
+                continue
+            seen.add(node_name)
+            if node_name in callers:
+                findings.append(
+                    Finding(
+                        "unreviewed-op",
+                        f"{GRAPH}: {prefix}signature {key!r}",
+                        f"depends on graph node {node_name!r}, which runs the saver: its "
+                        "checkpoint ops would read or write files when the signature is served",
+                    )
+                )
+                break
+            pending += list(nodes[node_name].input)
     return findings
 
 
