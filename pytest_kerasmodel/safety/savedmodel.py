@@ -221,14 +221,13 @@ def _saver_reached(
                 )
             )
     nodes = {node.name: node for node in meta.graph_def.node}
-    callers = {
-        node.name
-        for node in meta.graph_def.node
-        if (scope and node.name.startswith(scope))
-        or any(n in node.SerializeToString() for n in names)
-    }
-    if not callers:
-        return []
+
+    def calls_saver(node: Any) -> bool:
+        if scope and node.name.startswith(scope):
+            return True
+        data = node.SerializeToString()
+        return any(name in data for name in names)
+
     for key, signature in sorted((e.key, e.value) for e in meta.signature_def):
         pending = [e.value.name for e in [*signature.inputs, *signature.outputs]]
         seen: set[str] = set()
@@ -237,7 +236,7 @@ def _saver_reached(
             if node_name in seen or node_name not in nodes:
                 continue
             seen.add(node_name)
-            if node_name in callers:
+            if calls_saver(nodes[node_name]):
                 findings.append(
                     Finding(
                         "unreviewed-op",
