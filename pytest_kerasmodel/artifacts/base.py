@@ -231,11 +231,29 @@ class ExportedGraph:
     outputs: list[TensorSpec] = field(default_factory=list)
     ops: dict[str, int] = field(default_factory=dict)
     unsafe: list[tuple[str, str]] = field(default_factory=list)
+    #: the format's parsed message (a SavedModel's), for the safety scan to read without a
+    #: second parse; not part of the description
+    parsed: Any = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
+        from dataclasses import fields
 
-        return asdict(self)
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "parsed"}
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict``'s conversion for one field's value."""
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 class Part(NamedTuple):

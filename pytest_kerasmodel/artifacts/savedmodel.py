@@ -153,7 +153,12 @@ def _schema() -> type:
         ("method_name", 3, S, None, False),
     )
     message("SignatureEntry", ("key", 1, S, None, False), ("value", 2, MSG, "SignatureDef", False))
-    message("NodeDef", ("name", 1, S, None, False), ("op", 2, S, None, False))
+    message(
+        "NodeDef",
+        ("name", 1, S, None, False),
+        ("op", 2, S, None, False),
+        ("input", 3, S, None, True),
+    )
     message("OpDef", ("name", 1, S, None, False))
     message(
         "FunctionDef", ("signature", 1, MSG, "OpDef", False), ("node_def", 3, MSG, "NodeDef", True)
@@ -162,9 +167,16 @@ def _schema() -> type:
     message("GraphDef", ("node", 1, MSG, "NodeDef", True), ("library", 2, MSG, "Library", False))
     message("MetaInfoDef", ("tags", 4, S, None, True))
     message(
+        "SaverDef",
+        ("filename_tensor_name", 1, S, None, False),
+        ("save_tensor_name", 2, S, None, False),
+        ("restore_op_name", 3, S, None, False),
+    )
+    message(
         "MetaGraphDef",
         ("meta_info_def", 1, MSG, "MetaInfoDef", False),
         ("graph_def", 2, MSG, "GraphDef", False),
+        ("saver_def", 3, MSG, "SaverDef", False),
         ("signature_def", 5, MSG, "SignatureEntry", True),
     )
     message(
@@ -198,7 +210,7 @@ def read_graph(path: Path) -> ExportedGraph:
             path, "integrity", f"saved_model.pb is not a SavedModel: {exc}"
         ) from None
     if not saved.meta_graphs:
-        return ExportedGraph(signature=NO_SIGNATURE)
+        return ExportedGraph(signature=NO_SIGNATURE, parsed=saved)
     meta = next((m for m in saved.meta_graphs if "serve" in m.meta_info_def.tags), None)
     meta = meta or saved.meta_graphs[0]
     signatures = {entry.key: entry.value for entry in meta.signature_def}
@@ -207,7 +219,7 @@ def read_graph(path: Path) -> ExportedGraph:
         if "serving_default" in signatures
         else next((k for k in sorted(signatures) if not k.startswith("__")), "")
     )
-    graph = ExportedGraph(signature=key or NO_SIGNATURE)
+    graph = ExportedGraph(signature=key or NO_SIGNATURE, parsed=saved)
     if key:
         sig = signatures[key]
         graph.inputs = [_spec(e.key, e.value) for e in sorted(sig.inputs, key=lambda e: e.key)]

@@ -120,10 +120,21 @@ FINDING_HELP: dict[str, str] = {
     "zip-unexpected-member": "The archive holds a member Keras does not write.",
     "zip-header-mismatch": "A member's local header disagrees with the central directory.",
     "zip-member-count": "The archive holds more members than a Keras artifact has.",
+    "unreviewed-op": "A SavedModel graph holds an operation outside the allowlist of pure "
+    "computation: it reads or writes files, reaches the network, runs Python, maps a file into "
+    "memory, prints to a file, or is a custom op (see the message for which).",
     "unreadable": "Part of the artifact cannot be read, so it cannot be vouched for.",
     "unreadable-config": "A config cannot be read or parsed, so it cannot be vouched for.",
 }
 _GENERIC_FINDING_HELP = "The safety scan refuses this; see the message for where and why."
+#: A finding that matches a published Keras vulnerability ends with ``[CVE-...: Keras ... is
+#: affected, the installed Keras ... is (not) affected]`` (safety/cves.py); the result's
+#: ``properties.cves`` lists those CVE ids.
+_CVE = re.compile(r"CVE-\d{4}-\d{4,}")
+_CVE_HELP = (
+    " A finding that matches a published Keras vulnerability names the CVE, the Keras versions "
+    "it affects and whether the installed Keras is one of them."
+)
 _FINDING = re.compile(r"^\s*- \[([A-Za-z0-9_.-]+)\] ")
 
 
@@ -154,7 +165,7 @@ def _check_rule(check: str) -> dict[str, Any]:
 
 
 def _finding_rule(kind: str) -> dict[str, Any]:
-    help_text = FINDING_HELP.get(kind, _GENERIC_FINDING_HELP)
+    help_text = FINDING_HELP.get(kind, _GENERIC_FINDING_HELP) + _CVE_HELP
     return {
         "id": rule_id("safety", kind),
         "name": f"safety/{kind}",
@@ -228,6 +239,10 @@ def sarif_log(
                 if rid not in index:
                     index[rid] = len(rules)
                     rules.append(_finding_rule(str(kind)))
+                extra: dict[str, Any] = {"finding": kind} if kind else {}
+                cves = sorted(set(_CVE.findall(text)))
+                if cves:  # the published Keras vulnerabilities these findings match
+                    extra["cves"] = cves
                 results.append(
                     {
                         "ruleId": rid,
@@ -235,7 +250,7 @@ def sarif_log(
                         "level": level_of(check),
                         "message": {"text": text},
                         "locations": [location],
-                        "properties": dict(properties, **({"finding": kind} if kind else {})),
+                        "properties": dict(properties, **extra),
                     }
                 )
     return {

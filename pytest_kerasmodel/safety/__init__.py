@@ -37,7 +37,12 @@ Check names:
   ``h5-shape-bomb``, ``h5-too-many-objects``, ``h5-hygiene``, ``h5-filter``, ``h5-object-data``
   (object, opaque or reference data, pickle bytes: analysed when they are a pickle),
   ``h5-unreadable``;
+- SavedModel: ``unreviewed-op`` (a graph op outside the allowlist of pure computation, with what
+  it can do; :mod:`.savedmodel`, :mod:`.tfops`), and ``keras_metadata.pb``'s nodes as configs;
 - ``unreadable``, ``unreadable-config``: what cannot be read cannot be vouched for.
+
+A finding that matches a published Keras vulnerability carries it in ``Finding.cve``: which CVE,
+which Keras versions, whether the installed Keras is one (:mod:`.cves`).
 """
 
 from __future__ import annotations
@@ -94,34 +99,46 @@ def scan_artifact(
     ``allowed_modules`` (module prefixes) and ``allowed_classes`` (bare class or registered names)
     are what the user trusts beyond what Keras, tf-keras and KerasHub define.
     """
+    from pytest_kerasmodel.safety.cves import annotate
+
+    findings, kind = _scan(path, Allowed(tuple(allowed_modules), tuple(allowed_classes)))
+    return annotate(findings, kind)
+
+
+def _scan(path: str | os.PathLike[str] | Artifact, allowed: Allowed) -> tuple[list[Finding], str]:
+    """The findings, and the kind of artifact for the CVE table: keras, h5, savedmodel or ""."""
     from pytest_kerasmodel import artifacts
 
-    allowed = Allowed(tuple(allowed_modules), tuple(allowed_classes))
     if not isinstance(path, (str, os.PathLike)):  # an opened Artifact
         opened = path
         if opened.format in artifacts.EXPORTED_FORMATS:
-            return _scan_exported(opened)
+            kind = "savedmodel" if opened.format == artifacts.FORMAT_SAVEDMODEL else ""
+            return _scan_exported(opened, allowed), kind
         if opened.format == artifacts.FORMAT_KERAS:
             assert opened.zip is not None and opened.zip_file is not None
-            return _scan_open_zip(opened.zip, opened.zip_file, opened.path, allowed, opened)
+            return _scan_open_zip(
+                opened.zip, opened.zip_file, opened.path, allowed, opened
+            ), "keras"
         if opened.format in _FILE_FORMATS:
             assert opened.h5 is not None
-            return _scan_h5_file(opened.h5, "", allowed, opened.nodes)
-        return _scan_opened_parts(opened, allowed)
+            return _scan_h5_file(opened.h5, "", allowed, opened.nodes), "h5"
+        return _scan_opened_parts(opened, allowed), ""
     artifact = Path(path)
     try:
         kind = artifacts.sniff(artifact)
     except ArtifactError as error:
-        return [Finding("unreadable", artifact.name, error.reason)]
+        return [Finding("unreadable", artifact.name, error.reason)], ""
     if kind in artifacts.EXPORTED_FORMATS:
         try:
             with artifacts.open_artifact(artifact) as exported:
-                return _scan_exported(exported)
+                return _scan_exported(exported, allowed), kind
         except ArtifactError as error:
             found = [Finding("unreadable", artifact.name, error.reason)]
-            return (_scan_saved_model(artifact) if kind == "savedmodel" else []) + found
+            return (
+                _scan_saved_model(artifact, allowed) if kind == "savedmodel" else []
+            ) + found, kind
     if kind == "zip":
-        return _scan_keras_zip(artifact, allowed)
+        return _scan_keras_zip(artifact, allowed), "keras"
     if kind == "hdf5":
-        return _scan_h5_artifact(artifact, "", allowed)
-    return _scan_parts_by_path(artifact, allowed)
+        return _scan_h5_artifact(artifact, "", allowed), "h5"
+    return _scan_parts_by_path(artifact, allowed), ""

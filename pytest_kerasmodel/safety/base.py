@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One reason not to deserialise an artifact: which check, where, and why."""
+    """One reason not to deserialise an artifact: which check, where, and why; ``cve`` says which
+    published Keras vulnerability it matches, for which Keras versions, and whether the installed
+    Keras is one of them (:mod:`pytest_kerasmodel.safety.cves`), empty when none."""
 
     check: str
     where: str
     reason: str
+    cve: str = ""
 
     def __str__(self) -> str:
-        return f"[{self.check}] {self.where}: {self.reason}"
+        text = f"[{self.check}] {self.where}: {self.reason}"
+        return f"{text} [{self.cve}]" if self.cve else text
 
 
 def _prefixed(findings: list[Finding], source: str) -> list[Finding]:
-    return [Finding(f.check, f"{source} {f.where}", f.reason) for f in findings]
+    return [dataclasses.replace(f, where=f"{source} {f.where}") for f in findings]
 
 
 @dataclass(frozen=True)
@@ -28,3 +33,7 @@ class Allowed:
 
     modules: tuple[str, ...] = ()
     classes: tuple[str, ...] = ()
+
+
+#: nothing allowed beyond what Keras defines (the default of the scanners)
+NOTHING_ALLOWED = Allowed()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_kerasmodel.artifacts.base import PICKLE_SUFFIXES
 from pytest_kerasmodel.errors import ArtifactError
-from pytest_kerasmodel.safety.base import Allowed, Finding, _prefixed
+from pytest_kerasmodel.safety.base import NOTHING_ALLOWED, Allowed, Finding, _prefixed
 from pytest_kerasmodel.safety.config import _parse_config, scan_config
 from pytest_kerasmodel.safety.hdf5 import _scan_h5_artifact, _scan_h5_file
 from pytest_kerasmodel.safety.members import (
@@ -24,6 +24,7 @@ from pytest_kerasmodel.safety.members import (
     _torch_or_pickle,
 )
 from pytest_kerasmodel.safety.rules import CONFIG_MAX_BYTES, MEMBER_MAX_BYTES
+from pytest_kerasmodel.safety.savedmodel import scan_saved_model
 
 if TYPE_CHECKING:  # pragma: no cover
     from pytest_kerasmodel.artifacts import Artifact
@@ -140,33 +141,30 @@ def _manifest_references(file: Path, weight_map: dict[str, Any], label: str) -> 
     return findings
 
 
-def _scan_exported(opened: Artifact) -> list[Finding]:
+def _scan_exported(opened: Artifact, allowed: Allowed = NOTHING_ALLOWED) -> list[Finding]:
     """An exported graph (SavedModel, ONNX, LiteRT, OpenVINO IR), parsed by its reader and never
     run: every operation or reference that reaches outside the graph (files, processes, Python,
-    native code) is a finding."""
+    native code) is a finding. A SavedModel is read whole by :mod:`.savedmodel` (its ops on the
+    allowlist of pure computation, which supersedes its reader's short list of unsafe ops)."""
     from pytest_kerasmodel import artifacts
 
-    findings = (
-        _scan_saved_model(opened.path) if opened.format == artifacts.FORMAT_SAVEDMODEL else []
-    )
+    if opened.format == artifacts.FORMAT_SAVEDMODEL:
+        parsed = opened.graph.parsed if opened.graph is not None else None
+        return _scan_saved_model(opened.path, allowed, parsed)
     graph = opened.graph
-    if graph is not None:
-        findings += [Finding("graph", where, reason) for where, reason in graph.unsafe]
-    return findings
+    if graph is None:
+        return []
+    return [Finding("graph", where, reason) for where, reason in graph.unsafe]
 
 
-def _scan_saved_model(folder: Path) -> list[Finding]:
-    """A SavedModel folder: look for serialised Python functions in the Keras metadata."""
-    findings: list[Finding] = []
-    metadata = folder / "keras_metadata.pb"
-    if metadata.is_file() and metadata.stat().st_size <= CONFIG_MAX_BYTES:
-        data = metadata.read_bytes()
-        if b'"function_type": "lambda"' in data or b'"__lambda__"' in data:
-            findings.append(
-                Finding(
-                    "lambda",
-                    "keras_metadata.pb",
-                    "a layer carries marshalled Python bytecode (Lambda)",
-                )
-            )
+def _scan_saved_model(
+    folder: Path, allowed: Allowed = NOTHING_ALLOWED, parsed: Any = None
+) -> list[Finding]:
+    """A SavedModel folder: its Keras metadata as configs, its graph's ops on the allowlist, and
+    the files under ``assets/`` read for pickles, as a zip's members are."""
+    findings = scan_saved_model(folder, allowed, parsed)
+    assets = folder / "assets"
+    if assets.is_dir():
+        for file in sorted(f for f in assets.rglob("*") if f.is_file()):
+            findings += _scan_plain_file(file, file.relative_to(folder).as_posix())
     return findings
