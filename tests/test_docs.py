@@ -155,3 +155,18 @@ def test_the_docs_build_with_warnings_as_errors(tmp_path: Path) -> None:
     assert (
         "--allowed-modules" in (tmp_path / "site" / "reference" / "cli" / "index.html").read_text()
     )
+
+
+def test_the_readme_is_short_and_ci_runs_its_quick_start() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) < 200
+    quick = readme.split("## Quick start", 1)[1]
+    commands = BLOCK.search(quick)
+    assert commands and commands.group(1) == "bash"
+    lines = commands.group(3).strip().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith('pip install ".[tensorflow]" && ')  # installs the extra it needs
+    ci = (ROOT / ".ci" / "run").read_text()
+    for line in lines:
+        test_command = line.split(" && ", 1)[1]
+        assert f"python -m {test_command}" in ci, f".ci/run does not run {test_command!r}"
