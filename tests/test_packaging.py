@@ -8,6 +8,8 @@ import configparser
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 #: every distribution that installs the ``tensorflow`` package into site-packages
 TENSORFLOW_DISTS = {
@@ -46,6 +48,8 @@ def test_each_backend_and_capability_is_an_extra_with_a_comment() -> None:
     expected = {"tensorflow", "jax", "torch", "hub", "tf-keras", "export", "test", "docs", "dev"}
     assert expected <= set(extras), sorted(extras)
     assert _names(extras["tensorflow"]) == ["tensorflow"]
+    if (ROOT / "PKG-INFO").exists():
+        pytest.skip("an unpacked sdist: setuptools rewrote its setup.cfg without the comments")
     text = (ROOT / "setup.cfg").read_text()
     for name in extras:
         before = text[: text.index(f"\n{name} =\n")].rstrip().splitlines()[-1]
