@@ -195,6 +195,32 @@ def test_load_failure_names_the_layer_keras_cannot_rebuild(
     assert text.startswith("load_model failed on a file written by Keras 2.21.0")
     assert "why: the saved config of a LSTM layer has argument(s) {'time_major': False}" in text
     assert "Keras said: ValueError: Unrecognized keyword arguments passed to LSTM" in text
+    assert (
+        f"the file was written by Keras 2.21.0, older than the installed Keras {_installed()}: "
+    ) in text
+    assert f"re-save the model with Keras {_installed()}" in text
+    assert "upgrade" not in text
+
+
+def test_a_file_from_a_newer_keras_says_the_writer_is_newer_and_to_upgrade(
+    pytester: pytest.Pytester, gate_files: dict[str, Path]
+) -> None:
+    """Issue 29: Keras 3.12 loading a 3.15 file was told the file came from an older Keras. The
+    same gap, made with this Keras: both formats, whatever Keras's own message looks like."""
+    stage(pytester.path / "models", gate_files, ["future.keras", "future.h5"])
+    _, verdicts = run_gate(pytester, "-k", "load")
+    installed = _installed()
+    for name in ("future.keras", "future.h5"):
+        text = message(verdicts, name, "load")
+        assert text.startswith(
+            f"load_model failed on a file written by Keras 99.0.0 (installed: Keras {installed})"
+        ), text
+        assert (
+            f"the file was written by Keras 99.0.0, newer than the installed Keras {installed}: "
+            "upgrade Keras to at least 99.0.0 (pip install 'keras>=99.0.0'), or re-save the "
+            f"model with Keras {installed}"
+        ) in text, text
+        assert "older" not in text, text
 
 
 def test_crc32_combine_matches_zlib_over_any_split() -> None:

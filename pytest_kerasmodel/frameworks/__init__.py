@@ -5,7 +5,8 @@ give the same functions (save and load per format, weights by place, optimizer a
 config, layer attributes, calling the model), which :class:`.base.KerasAdapter` lists, so
 :mod:`pytest_kerasmodel.roundtrip` runs one comparison and one report for both. :func:`module_for`
 picks the adapter of a model, :func:`loader` the one a gate worker loads artifacts with; the
-backend names, what each needs installed and :func:`parse_backends` live here too.
+backend names, what each needs installed and :func:`parse_backends` live here too;
+:mod:`.versions` says which side of a writer/installed Keras gap is newer and what to do.
 
 Which Keras a model comes from is decided from the classes its class derives from, never by
 importing a Keras: a user's subclassed ``tf_keras.Model`` lives in the user's module. ``tf.keras``
@@ -46,7 +47,7 @@ BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", T
 
 
 BACKEND_PACKAGES = {
-    "tensorflow": "tensorflow-cpu",
+    "tensorflow": "tensorflow",
     "jax": "jax[cpu]",
     "torch": "torch",
     TF_KERAS: "tf-keras",

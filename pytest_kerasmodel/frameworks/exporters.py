@@ -28,7 +28,7 @@ EXPORT_FILES = {
 }
 #: the module each format's runtime is, and the pip package that installs it
 RUNTIME_MODULES = {
-    "tf_saved_model": ("tensorflow", "tensorflow-cpu"),
+    "tf_saved_model": ("tensorflow", "tensorflow"),
     "onnx": ("onnxruntime", "onnxruntime"),
     "litert": ("ai_edge_litert", "ai-edge-litert"),
     "openvino": ("openvino", "openvino"),

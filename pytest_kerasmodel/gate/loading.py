@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pytest_kerasmodel import artifacts
-from pytest_kerasmodel.frameworks import loader
+from pytest_kerasmodel.frameworks import loader, versions
 from pytest_kerasmodel.gate.protocol import CheckFailure, CheckSkipped
 from pytest_kerasmodel.gate.subject import Subject
 from pytest_kerasmodel.gate.usercode import HOW_TO_PROVIDE
@@ -58,8 +58,8 @@ def _explain_load_error(subject: Subject, exc: BaseException) -> str:
     ):
         lines.append(
             f"why: the saved config of a {unrecognized.group(1)} layer has argument(s) "
-            f"{unrecognized.group(2)} that the installed Keras no longer accepts (written by an "
-            "older Keras); re-save the model with the installed Keras"
+            f"{unrecognized.group(2)} that the installed {name} does not accept; "
+            + versions.advice(subject.writer, installed, name)
         )
     else:
         match = re.search(
@@ -74,6 +74,12 @@ def _explain_load_error(subject: Subject, exc: BaseException) -> str:
             f"why: written by Keras 2 ({subject.writer}); Keras 3 rebuilds it with its own layers, "
             "which fails where a saved argument has a form only Keras 2 accepts. If production "
             "runs Keras 2, gate it with tf-keras: --keras-backends tf_keras"
+        )
+    elif len(lines) == 1 and versions.gap(subject.writer, installed) == versions.NEWER_WRITER:
+        # Keras often wraps the real cause (an argument it does not know) in a generic
+        # "could not be deserialized"; a newer writer is then the likely reason.
+        lines.append(
+            "why: likely a version gap, " + versions.advice(subject.writer, installed, name)
         )
     lines.append(f"Keras said: {type(exc).__name__}: {message}")
     return "\n".join(lines)
@@ -103,8 +109,16 @@ def _layer_configs(
 def _missing_class(subject: Subject, class_name: str, message: str) -> str:
     """Why Keras said it cannot find ``class_name``: truly absent, or a built-in layer that it
     could not rebuild from what an older Keras saved (then Keras's message is misleading)."""
-    cls = getattr(loader().keras().layers, class_name, None)
+    _keras = loader()
+    cls = getattr(_keras.keras().layers, class_name, None)
     if cls is None:
+        installed = _keras.keras_version()
+        if versions.gap(subject.writer, installed) == versions.NEWER_WRITER:
+            return (
+                f"why: the class {class_name!r} could not be built: it is not part of the "
+                "installed Keras, and it may be one a newer Keras added: "
+                + versions.advice(subject.writer, installed)
+            )
         return (
             f"why: the class {class_name!r} could not be built: it is not part of the installed "
             "Keras (a custom object from the writer's code, or removed from Keras). If it is your "

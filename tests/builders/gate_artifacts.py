@@ -188,6 +188,40 @@ def build_gate_files(folder: Path) -> dict[str, Path]:
 
     _edit_config(files["clf.keras"], path("membomb.keras"), huge)
 
+    # Files from a future Keras: written by this Keras, then stamped as written by Keras 99.0.0
+    # and given a Dense argument this Keras does not know, as a newer Keras's file is to an older
+    # installed one (Keras 3.15's quantization_config to Keras 3.12).
+    newer = "99.0.0"
+
+    def future(config: Any) -> None:
+        def visit(node: dict[str, Any]) -> None:
+            if node.get("class_name") == "Dense" and node["config"].get("name") == "hidden":
+                node["config"]["future_option"] = None
+
+        _walk(config, visit)
+
+    with zipfile.ZipFile(files["clf.keras"]) as zf:
+        config = json.loads(zf.read("config.json"))
+        metadata = json.loads(zf.read("metadata.json"))
+    future(config)
+    metadata["keras_version"] = newer
+    _rewrite_zip(
+        files["clf.keras"],
+        path("future.keras"),
+        {
+            "config.json": json.dumps(config).encode(),
+            "metadata.json": json.dumps(metadata).encode(),
+        },
+    )
+    import h5py
+
+    shutil.copyfile(files["clf.h5"], path("future.h5"))
+    with h5py.File(files["future.h5"], "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        future(config)
+        f.attrs["model_config"] = json.dumps(config)
+        f.attrs["keras_version"] = newer
+
     # Keras 2 (tf-keras 2.21) legacy HDF5: an MLP Keras 3 loads, and an LSTM it cannot rebuild.
     import tf_keras
 
