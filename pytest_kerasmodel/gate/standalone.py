@@ -26,7 +26,14 @@ from typing import IO, Any
 from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.gate import discover
 from pytest_kerasmodel.gate.goldens import budget_sidecar
-from pytest_kerasmodel.gate.protocol import CHECKS, FAILED, PASSED, SKIPPED, select_checks
+from pytest_kerasmodel.gate.protocol import (
+    CHECKS,
+    FAILED,
+    PASSED,
+    SKIPPED,
+    select_checks,
+    skip_label,
+)
 from pytest_kerasmodel.options import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -141,7 +148,7 @@ def run_gate(
 ) -> int:
     """Check every artifact under ``paths``; print failures and the summary; write the reports.
     Returns the exit status."""
-    from pytest_kerasmodel.gate.report import rows_report, summary_lines
+    from pytest_kerasmodel.gate.report import check_entry, rows_report, summary_lines
     from pytest_kerasmodel.gate.session import GateState
 
     found = plan(paths)
@@ -164,12 +171,12 @@ def run_gate(
                 result = response["checks"].get(check)
                 if result is None:
                     continue
-                row["checks"][check] = {
-                    "status": result["status"],
-                    "message": result["message"],
-                    "blocked_by": result.get("details", {}).get("blocked_by"),
-                    "cached": bool(response.get("cached")),
-                }
+                row["checks"][check] = check_entry(
+                    result["status"],
+                    result["message"],
+                    result.get("details", {}).get("blocked_by"),
+                    bool(response.get("cached")),
+                )
                 if verbose or result["status"] == FAILED:
                     _print_result(out, ids[artifact], check, result)
             rows[ids[artifact]] = row
@@ -208,6 +215,10 @@ def run_gate(
 
 def _print_result(out: IO[str], artifact: str, check: str, result: dict[str, Any]) -> None:
     word = {PASSED: "PASSED", FAILED: "FAILED", SKIPPED: "SKIPPED"}[result["status"]]
+    if result["status"] == SKIPPED:  # the short reason, then the whole one
+        word += f" ({skip_label(result['message'])})"
+        print(f"{word} {artifact}::{check}: {result['message']}", file=out)
+        return
     print(f"{word} {artifact}::{check}", file=out)
     if result["status"] == FAILED:
         from pytest_kerasmodel.gate.sarif import item_text
