@@ -36,7 +36,9 @@ Schema (``DESCRIPTION_VERSION`` 1)::
       "components": {"task": {"class_name": ..., "registered_name": ...,
                               "weights": {"dense/kernel": {...}}}, "tokenizer": {...}},
       "notes": ["anything unusual, in words"],
-      "values": {"hidden/kernel": {"nan": 0, "inf": 0}} | null   # only with scan_values=True
+      "values": {"hidden/kernel": {"nan": 0, "inf": 0}} | null,  # only with scan_values=True
+      "tree": [{"path", "name", "depth", "kind", "shape", "dtype", "value", "meaning",
+                "weight"}]           # the hdf5 tree explained (structure.tree.explain_tree)
     }
 
 For a ``.keras`` archive or a model folder, ``hdf5`` is the tree of its ``model.weights.h5``;
@@ -176,6 +178,9 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
             if nan or inf:
                 notes.append(f"weight {name} holds {nan} NaN and {inf} infinite value(s)")
         description["values"] = values
+    from pytest_kerasmodel.structure.tree import explain_tree
+
+    description["tree"] = explain_tree(description)  # the hdf5 tree, each node's Keras meaning
     return description
 
 
