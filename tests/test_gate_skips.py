@@ -28,6 +28,20 @@ def test_every_label_is_reachable_and_unknown_messages_still_get_one() -> None:
     assert skip_label("weights are sealed: nothing read") == "weights are sealed"
     assert skip_label("") == "no reason given"
 
+    # every format's not-applicable reason, as the load, compile and predictions checks say it,
+    # has a label of its own, not the catch-all
+    from pytest_kerasmodel import artifacts
+    from pytest_kerasmodel.gate.protocol import NO_BUDGET, NOT_READ_ORBAX, not_applicable
+
+    said = [NO_BUDGET, NOT_READ_ORBAX]
+    for fmt in artifacts.FORMAT_TITLES:
+        for check in ("load", "finite", "predictions"):
+            reason = not_applicable(check, fmt)
+            if reason:
+                said += [reason, reason.replace("load_model", "load_model(compile=True)")]
+    for reason in said:
+        assert skip_label(reason) != "not applicable", reason
+
 
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_each_skip_names_its_reason_everywhere(

@@ -223,7 +223,8 @@ class _Context:
             )
             return (
                 f"the variables of optimizer {self._name_of(path)!r}, numbered in creation "
-                f"order: 0 its step counter (iterations), 1 the learning rate{order}"
+                f"order: 0 its step counter (iterations), then the learning rate (unless it is "
+                f"a schedule){order}"
             )
         if parts[-1] == "vars":
             owner = self._name_of(path)
