@@ -157,6 +157,7 @@ class _Context:
             (p for p, n in self.hdf5.items() if "layer_names" in (n.get("attrs") or {})), None
         )
         self.legacy = self.weights_root is not None
+        self._flat: dict[str, str] | None = None
         self.slots = self._keras3_slots()
         self.legacy_slots = self._legacy_slots() if self.legacy else {}
 
@@ -373,20 +374,32 @@ class _Context:
         return out
 
     def _legacy_slot(self, parts: list[str], variables: Mapping[str, str]) -> str:
+        """The slot a legacy optimizer dataset is, found by looking its name's prefixes and
+        suffixes up (linear in the name, whatever the model's size); the longest variable path
+        that matches wins."""
         body = "/".join(parts[1:]).removesuffix(":0")  # without the optimizer's group
-        best: tuple[int, str, str] | None = None
-        for var, weight in variables.items():
-            flat = var.replace("/", "_")
-            for slot in (
-                body[len(var) + 1 :] if body.startswith(f"{var}/") else None,
-                body[: -len(var) - 1] if body.endswith(f"/{var}") else None,
-                body[len(flat) + 1 :] if body.startswith(f"{flat}_") else None,
-            ):
-                if slot and (best is None or len(var) > best[0]):
-                    best = (len(var), weight, slot)
-        if best is None:
+        flat = self._flat_variables(variables)
+        pieces = body.split("/")
+        found: list[tuple[int, str, str]] = []
+        for k in range(1, len(pieces)):
+            head, tail = "/".join(pieces[:k]), "/".join(pieces[k:])
+            if head in variables:  # <variable path>/<slot>
+                found.append((len(head), variables[head], tail))
+            if tail in variables:  # <slot>/<variable path>
+                found.append((len(tail), variables[tail], head))
+        for i, char in enumerate(body):
+            if char == "_" and body[:i] in flat:  # <variable path with _>_<slot>
+                found.append((i, flat[body[:i]], body[i + 1 :]))
+        found = [f for f in found if f[2]]
+        if not found:
             return NOT_INTERPRETED
-        return f"optimizer slot {best[2]!r} of weight {best[1]!r}"
+        _length, weight, slot = max(found, key=lambda f: f[0])
+        return f"optimizer slot {slot!r} of weight {weight!r}"
+
+    def _flat_variables(self, variables: Mapping[str, str]) -> dict[str, str]:
+        if self._flat is None:
+            self._flat = {var.replace("/", "_"): weight for var, weight in variables.items()}
+        return self._flat
 
     def _keras1_param(self, index: int, node: Mapping[str, Any]) -> str:
         shape = list(node.get("shape") or [])
