@@ -1,6 +1,9 @@
 """``kerasmodel`` (and ``python -m pytest_kerasmodel``): inspect, diff and gate model files.
 
-- ``kerasmodel inspect PATH [--json] [--scan-values]``: a Keras artifact explained;
+- ``kerasmodel inspect PATH [--json] [--scan-values] [--tree] [--html -o OUT.html]``: a Keras
+  artifact explained (``--tree``: every HDF5 group, dataset and attribute with its Keras
+  meaning; ``--html``: one self-contained page with the tree, layers, weight statistics and
+  safety findings);
 - ``kerasmodel diff A B [--rtol R] [--atol A] [--optimizer] [--json]``: two artifacts of any
   formats compared the way Keras sees them (exit 0 same, 1 different, 2 error, like h5diff);
 - ``kerasmodel gate PATH... [--checks ...] [--json P] [--junitxml P] [--sarif P]``: the gate's
@@ -68,6 +71,22 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "SavedModel or Orbax folder",
     )
     inspect.add_argument("--json", action="store_true", help="print the description as JSON")
+    inspect.add_argument(
+        "--tree",
+        action="store_true",
+        help="print the raw HDF5 tree (groups, datasets, attributes), each with its Keras meaning",
+    )
+    inspect.add_argument(
+        "--html",
+        action="store_true",
+        help="write one self-contained HTML page (tree, layers, weight statistics, safety "
+        "findings) to -o",
+    )
+    inspect.add_argument(
+        "-o", "--output", help="the HTML page to write (with --html; written atomically)"
+    )
+    # what the isolated child prints for --html: the page's data as JSON
+    inspect.add_argument("--page-data", action="store_true", help=argparse.SUPPRESS)
     inspect.add_argument(
         "--scan-values",
         action="store_true",
@@ -261,25 +280,50 @@ def _inspect(args: argparse.Namespace) -> int:
     from pytest_kerasmodel.errors import ArtifactError
     from pytest_kerasmodel.structure.describe import describe_artifact, render_description
 
+    if args.html and not args.output:
+        print("error: inspect --html needs -o OUT.html", file=sys.stderr)
+        return EXIT_ERROR
+    if args.html and Path(args.output).resolve() == Path(args.path).resolve():
+        print(f"error: inspect --html: -o {args.output} is the artifact itself", file=sys.stderr)
+        return EXIT_ERROR
+    page = args.html or args.page_data
     if args.no_isolation:
         try:
-            description = describe_artifact(args.path, scan_values=args.scan_values)
+            if page:
+                from pytest_kerasmodel.structure.page import page_data
+
+                result = page_data(args.path)
+            else:
+                result = describe_artifact(args.path, scan_values=args.scan_values)
         except ArtifactError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_ERROR
     else:
-        command = ["inspect", "--no-isolation", "--json"]
+        command = ["inspect", "--no-isolation"]
+        command += ["--page-data"] if page else ["--json"]
         if args.scan_values:
             command.append("--scan-values")
-        result, _, reason = _run_isolated(args, [*command, args.path], args.path)
-        if result is None:
+        isolated, _, reason = _run_isolated(args, [*command, args.path], args.path)
+        if isolated is None:
             print(f"error: {reason}", file=sys.stderr)
             return EXIT_ERROR
-        description = result
-    if args.json:
-        print(json.dumps(description, indent=2))
+        result = isolated
+    if args.html:
+        from pytest_kerasmodel.golden import write_text_atomic
+        from pytest_kerasmodel.structure.html import render_page
+
+        write_text_atomic(Path(args.output), render_page(result))
+        print(f"wrote {args.output}")
+        return EXIT_OK
+    if args.json or args.page_data:
+        print(json.dumps(result, indent=2))
+    elif args.tree:
+        from pytest_kerasmodel.structure.tree import render_tree
+
+        title = f"{result['file']} ({result['format']}): HDF5 tree, each node's Keras meaning"
+        print(render_tree(result["tree"], title=title))
     else:
-        print(render_description(description))
+        print(render_description(result))
     return EXIT_OK
 
 

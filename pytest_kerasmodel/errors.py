@@ -14,6 +14,12 @@ class KerasModelError(Exception):
     """Base class of every error this plugin raises on purpose."""
 
 
+class KerasModelNote(UserWarning):
+    """What a passing check noticed that is no difference in the model (a Dropout layer's
+    seed-generator state, which Keras never saves): a warning of its own class, so that
+    ``-W error::pytest_kerasmodel.KerasModelNote`` or ``filterwarnings`` can raise or hide it."""
+
+
 class ArtifactError(KerasModelError):
     """An artifact could not be read: names the file, the check and the reason."""
 

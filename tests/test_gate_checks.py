@@ -42,10 +42,12 @@ def test_healthy_artifacts_pass_and_the_summary_is_complete(
         [
             "*= keras artifacts =*",
             "artifact*format*writer*params*size*integrity*safety*load*finite*structure*predictions",
-            "models/clf.h5 *h5 *3.* 26 *KB *ok *ok *ok *ok *skip *skip",
-            "models/clf.keras *keras *3.* 26 *KB *ok *ok *ok *ok *skip *skip",
-            "models/clf.weights.h5 *weights.h5 *? *26 *KB *ok *ok *skip *ok *skip *skip",
-            "models/keras2.h5 *h5 *2.* *ok *ok *ok *ok *skip *skip",
+            "models/clf.h5 *h5 *3.* 26 *KB *ok *ok *ok *ok *skip (no golden) *skip (no golden)",
+            "models/clf.keras *keras *3.* 26 *KB *ok *ok *ok *ok *skip (no golden) "
+            "*skip (no golden)",
+            "models/clf.weights.h5 *weights.h5 *? *26 *KB *ok *ok *skip (weights only) *ok "
+            "*skip (no golden) *skip (no golden)",
+            "models/keras2.h5 *h5 *2.* *ok *ok *ok *ok *skip (no golden) *skip (no golden)",
             "4 artifact(s), 0 failing at least one check",
         ]
     )

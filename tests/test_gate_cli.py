@@ -262,6 +262,7 @@ def test_pytest_html_report_holds_the_gate_summary(
     assert "<p>2 artifact(s), 1 failing at least one check</p>" in html
     assert "<td>models/lambda.keras</td>" in html
     assert '<td class="failed">FAIL</td>' in html
+    assert '<td class="skipped">skip (no golden)</td>' in html
     assert "<li>models/lambda.keras: safety (1 finding)</li>" in html
 
 

@@ -319,11 +319,15 @@ def check_predictions(subject: Subject) -> CheckResult:
         sidecar = Path(request.inputs_file) if request.inputs_file else None
         if sidecar is not None and sidecar.is_file():
             inputs, source = goldens.sidecar_inputs(sidecar), f"from {sidecar.name}"
+            raw = _keras.call_model(model, inputs)
         else:
-            from pytest_kerasmodel.frameworks.inputs import make_inputs
+            from pytest_kerasmodel.frameworks.inputs import NONE_DIM, run_generated
 
-            inputs, source = make_inputs(model), "generated"
-        outputs = goldens.named_outputs(model, _keras.call_model(model, inputs))
+            inputs, raw, size = run_generated(model, _keras.call_model)
+            source = "generated"
+            if size is not None and size != NONE_DIM:
+                source += f", unknown dimensions {size}: the model refuses {NONE_DIM}"
+        outputs = goldens.named_outputs(model, raw)
         goldens.write_predictions(golden_path, inputs, outputs)
         return CheckResult(
             PASSED,

@@ -28,7 +28,8 @@ def summary_html(rows: dict[str, dict[str, Any]]) -> str:
     for row in body:
         cells = [f"<td>{escape(cell)}</td>" for cell in row[:5]]
         cells += [
-            f'<td class="{_CELL_CLASS.get(cell, "")}">{escape(cell)}</td>' for cell in row[5:]
+            f'<td class="{_CELL_CLASS.get(cell.split(" ", 1)[0], "")}">{escape(cell)}</td>'
+            for cell in row[5:]
         ]
         lines.append("<tr>" + "".join(cells) + "</tr>")
     lines.append("</table>")

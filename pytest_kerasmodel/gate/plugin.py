@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,14 @@ class GatePlugin:
         # what collection made lives until the session ends: the cyclic collector skips it
         if any(isinstance(item, collect.CheckItem) for item in session.items):
             self.frozen.freeze()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        collect.locate_skip(item, report)
+        return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         gate_report.record(self.state, report)

@@ -159,6 +159,39 @@ class CheckSkipped(Exception):
     """Raised inside a check: the check does not apply to this artifact, for the reason given."""
 
 
+#: the short reason of a skip, by how its message begins (first match wins): the summary
+#: table's ``skip (no golden)``, the verbose ``SKIPPED (no golden)`` and the JSON report's
+#: ``reason``; the message itself stays the full reason (``-rs``, the report's ``message``)
+SKIP_LABELS: tuple[tuple[str, str], ...] = (
+    ("no golden structure asked for", "no golden asked"),
+    ("no golden predictions asked for", "no golden asked"),
+    ("no golden", "no golden"),
+    ("no budget set", "no budget"),
+    ("not applicable: a weights-only", "weights only"),
+    ("not applicable: a KerasHub preset", "preset"),
+    ("not applicable: Keras 3 load_model", "SavedModel"),
+    ("not applicable: a SavedModel without", "not tf-keras"),
+    ("not applicable: SavedModel", "SavedModel"),
+    ("not applicable: an exported", "exported graph"),
+    ("not applicable: the weights of an exported", "exported graph"),
+    ("not applicable: a ", "not a model"),
+    ("not applicable", "not applicable"),
+    ("not checked: an Orbax", "Orbax not read"),
+    ("not checked", "not read"),
+    ("saved without a compile config", "not compiled"),
+)
+
+
+def skip_label(message: str) -> str:
+    """The short reason of a skip whose full reason is ``message`` (never empty: a message no
+    entry of :data:`SKIP_LABELS` knows gives its first words)."""
+    for prefix, label in SKIP_LABELS:
+        if message.startswith(prefix):
+            return label
+    words = message.replace(":", " ").replace("(", " ").split()
+    return " ".join(words[:3]) or "no reason given"
+
+
 def size_on_disk(path: Path) -> int:
     """The artifact's bytes (a folder's files summed); 0 for what cannot be read (a broken
     link, a FIFO: the integrity check says why)."""

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_kerasmodel.gate.progress import CELL, Paint, no_paint, paint_cell, pytest_paint
-from pytest_kerasmodel.gate.protocol import CHECKS, FAILED, PASSED
+from pytest_kerasmodel.gate.protocol import CHECKS, FAILED, PASSED, SKIPPED, skip_label
 from pytest_kerasmodel.gate.session import REPORT_PROPERTY, GateState
 from pytest_kerasmodel.golden import write_json_atomic
 
@@ -46,12 +46,25 @@ def record(state: GateState, report: pytest.TestReport) -> None:
         if data.get("stored"):
             row["stored"] = True  # its verdicts were written to the verdict cache
         row["checks"][data["check"]] = {
-            "status": data["status"],
-            "message": data["message"],
-            "blocked_by": data.get("blocked_by"),
-            "cached": bool(data.get("cached")),
+            **check_entry(
+                data["status"], data["message"], data.get("blocked_by"), bool(data.get("cached"))
+            ),
             **{k: data[k] for k in PROVENANCE_KEYS if k in data},
         }
+
+
+def check_entry(status: str, message: str, blocked_by: str | None, cached: bool) -> dict[str, Any]:
+    """One check of a row (the summary table, ``--keras-report``, ``kerasmodel gate``): a
+    skipped one also carries its short ``reason`` (:func:`skip_label`)."""
+    entry: dict[str, Any] = {
+        "status": status,
+        "message": message,
+        "blocked_by": blocked_by,
+        "cached": cached,
+    }
+    if status == SKIPPED:
+        entry["reason"] = skip_label(message)
+    return entry
 
 
 #: what the provenance checks add to a row's check (gate.provenance): the verdict, signer and
@@ -66,7 +79,12 @@ def provenance_record(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def teststatus(report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
-    """The verbose word for a gate item the verdict cache served (``PASSED (cached)``)."""
+    """The verbose word of a gate item the verdict cache served (``PASSED (cached)``).
+
+    A skip keeps pytest's plain ``SKIPPED``: ``-rs`` prints the first skip's word before every
+    reason, so a word carrying one skip's reason would mislabel the others; the reason follows
+    the word in ``-v`` and in ``-rs`` (it begins with what the table shows, e.g. ``no golden``).
+    """
     if report.when != "call":
         return None
     for name, value in report.user_properties:
@@ -126,10 +144,21 @@ def table_rows(rows: dict[str, dict[str, Any]]) -> list[list[str]]:
                 str(info.get("writer") or "?"),
                 f"{params:,}" if isinstance(params, int) else "?",
                 _size(info.get("size")),
-                *(CELL.get(checks.get(c, {}).get("status", ""), "-") for c in shown),
+                *(cell(checks.get(c)) for c in shown),
             ]
         )
     return lines
+
+
+def cell(check: dict[str, Any] | None) -> str:
+    """A check's cell: ``ok``, ``FAIL``, ``skip (no golden)`` with the skip's short reason, or
+    ``-`` for a check with no item."""
+    if check is None:
+        return "-"
+    text = CELL.get(check.get("status", ""), "-")
+    if check.get("status") == SKIPPED:
+        text += f" ({check.get('reason') or skip_label(str(check.get('message', '')))})"
+    return text
 
 
 # Past this many artifacts the table lists the failing ones only, unless -v is given.

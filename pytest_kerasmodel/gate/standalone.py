@@ -27,7 +27,14 @@ from pytest_kerasmodel import artifacts
 from pytest_kerasmodel.gate import discover
 from pytest_kerasmodel.gate.goldens import budget_sidecar
 from pytest_kerasmodel.gate.progress import Paint, no_paint
-from pytest_kerasmodel.gate.protocol import CHECKS, FAILED, PASSED, SKIPPED, select_checks
+from pytest_kerasmodel.gate.protocol import (
+    CHECKS,
+    FAILED,
+    PASSED,
+    SKIPPED,
+    select_checks,
+    skip_label,
+)
 from pytest_kerasmodel.options import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -148,6 +155,7 @@ def run_gate(
     from pytest_kerasmodel.gate.progress import Progress, painter
     from pytest_kerasmodel.gate.provenance import finish_lock
     from pytest_kerasmodel.gate.report import (
+        check_entry,
         provenance_record,
         rows_report,
         summary_lines,
@@ -180,11 +188,13 @@ def run_gate(
                 if result is None:
                     continue
                 row["checks"][check] = {
-                    "status": result["status"],
-                    "message": result["message"],
-                    "blocked_by": result.get("details", {}).get("blocked_by"),
+                    **check_entry(
+                        result["status"],
+                        result["message"],
+                        result.get("details", {}).get("blocked_by"),
+                        bool(response.get("cached")),
+                    ),
                     **provenance_record(result),
-                    "cached": bool(response.get("cached")),
                 }
                 for written in result.get("details", {}).get("written", []):
                     goldens.append(f"{written} ({check} of {ids[artifact]})")
@@ -251,6 +261,10 @@ def _print_result(
     out: IO[str], artifact: str, check: str, result: dict[str, Any], paint: Paint = no_paint
 ) -> None:
     word = {PASSED: "PASSED", FAILED: "FAILED", SKIPPED: "SKIPPED"}[result["status"]]
+    if result["status"] == SKIPPED:  # the short reason, then the whole one
+        shown = f"{paint(word, result['status'])} ({skip_label(result['message'])})"
+        print(f"{shown} {artifact}::{check}: {result['message']}", file=out)
+        return
     print(f"{paint(word, result['status'])} {artifact}::{check}", file=out)
     if result["status"] == FAILED:
         from pytest_kerasmodel.gate.sarif import item_text

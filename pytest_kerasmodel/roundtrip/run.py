@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_kerasmodel.errors import RoundtripError
 from pytest_kerasmodel.options import DEFAULT_ATOL, DEFAULT_FORMATS, DEFAULT_RTOL, KNOWN_FORMATS
 from pytest_kerasmodel.roundtrip.hints import failure_of
+from pytest_kerasmodel.roundtrip.notes import warn_notes
 from pytest_kerasmodel.roundtrip.report import FormatDiff, RoundtripDiff, RoundtripResult
 from pytest_kerasmodel.roundtrip.state import ModelState, compare_states, model_state
 
@@ -277,4 +278,5 @@ def assert_roundtrip(
             shutil.rmtree(workdir, ignore_errors=True)
         raise
     shutil.rmtree(workdir, ignore_errors=True)
+    warn_notes(roundtrip)
     return RoundtripResult(models=models, diff=roundtrip, inputs=inputs, outputs=original.outputs)

@@ -43,6 +43,8 @@ Schema (``DESCRIPTION_VERSION`` 1)::
       "values": {"hidden/kernel": {"nan": 0, "inf": 0}, "optimizer/3": {...},
                  "/extra/x": {...}} | null   # only with scan_values=True: every numeric
                                          # dataset, by name where interpreted, else by path
+      "tree": [{"path", "name", "depth", "kind", "shape", "dtype", "value", "meaning",
+                "weight"}]           # the hdf5 tree explained (structure.tree.explain_tree)
     }
 
 For a ``.keras`` archive or a model folder, ``hdf5`` is the tree of its ``model.weights.h5``;
@@ -186,6 +188,9 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
                 notes.append(
                     f"{what} {name} holds {count['nan']} NaN and {count['inf']} infinite value(s)"
                 )
+    from pytest_kerasmodel.structure.tree import explain_tree
+
+    description["tree"] = explain_tree(description)  # the hdf5 tree, each node's Keras meaning
     return description
 
 
