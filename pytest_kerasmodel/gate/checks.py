@@ -56,7 +56,9 @@ def check_integrity(subject: Subject) -> CheckResult:
             opened = subject.opened()
             if opened.format == artifacts.FORMAT_KERAS:
                 job = _ZipCrcJob.start_for(opened)
-            description = describe_artifact(opened, scan_values="finite" in subject.request.checks)
+            description = describe_artifact(
+                opened, scan_values="finite" in subject.request.checks, tree=False
+            )
         except artifacts.HygieneError as exc:
             raise CheckFailure(f"refused before reading any data: {exc.reason}") from None
         except ArtifactError as exc:

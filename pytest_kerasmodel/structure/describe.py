@@ -74,32 +74,34 @@ _SCAN_BLOCK_BYTES = 64 * 1024**2
 
 
 def describe_artifact(
-    path: str | os.PathLike[str] | Artifact, *, scan_values: bool = False
+    path: str | os.PathLike[str] | Artifact, *, scan_values: bool = False, tree: bool = True
 ) -> dict[str, Any]:
     """Describe a Keras artifact without loading it: format, writer, layers, weights, tree.
 
     ``path`` may also be an :class:`~pytest_kerasmodel.artifacts.Artifact` already opened by
     :func:`~pytest_kerasmodel.artifacts.open_artifact` (the gate shares one open between its
     checks). ``scan_values=True`` also reads every weight, block by block, to count NaN and
-    infinite values (the only part whose cost grows with the weights).
+    infinite values (the only part whose cost grows with the weights). ``tree=False`` leaves out
+    the explained HDF5 tree (``"tree": None``): the gate's integrity check, which never shows it,
+    does not build it.
     Raises :class:`~pytest_kerasmodel.errors.ArtifactError` when the file cannot be read safely.
     """
     if not isinstance(path, (str, os.PathLike)):  # an Artifact (of any copy of formats)
-        return _describe_opened(path, scan_values=scan_values)
+        return _describe_opened(path, scan_values=scan_values, tree=tree)
     with open_artifact(path) as artifact:
-        return _describe_opened(artifact, scan_values=scan_values)
+        return _describe_opened(artifact, scan_values=scan_values, tree=tree)
 
 
-def _describe_opened(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
+def _describe_opened(artifact: Artifact, *, scan_values: bool, tree: bool) -> dict[str, Any]:
     try:
-        return _describe(artifact, scan_values=scan_values)
+        return _describe(artifact, scan_values=scan_values, tree=tree)
     except H5_ERRORS as exc:  # a damaged file that passed the structural walk
         raise ArtifactError(
             artifact.path, "describe", f"cannot read the file: {type(exc).__name__}: {exc}"
         ) from None
 
 
-def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
+def _describe(artifact: Artifact, *, scan_values: bool, tree: bool) -> dict[str, Any]:
     from pytest_kerasmodel.artifacts import names as weightnames
     from pytest_kerasmodel.artifacts.accounting import account
 
@@ -188,9 +190,11 @@ def _describe(artifact: Artifact, *, scan_values: bool) -> dict[str, Any]:
                 notes.append(
                     f"{what} {name} holds {count['nan']} NaN and {count['inf']} infinite value(s)"
                 )
-    from pytest_kerasmodel.structure.tree import explain_tree
+    description["tree"] = None
+    if tree:
+        from pytest_kerasmodel.structure.tree import explain_tree
 
-    description["tree"] = explain_tree(description)  # the hdf5 tree, each node's Keras meaning
+        description["tree"] = explain_tree(description)  # the hdf5 tree, each node's meaning
     return description
 
 
