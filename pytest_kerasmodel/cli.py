@@ -455,9 +455,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "kerasmodel") -> int:
     if args.command == "diff":
         return _diff(args)
     if args.command in ("sign", "lock"):
+        from pytest_kerasmodel.gate.standalone import plan
         from pytest_kerasmodel.provenance import command as provenance
 
-        return provenance.run(args)
+        return provenance.run(args, lambda paths: sorted(plan(paths).artifacts))
     try:
         return _gate(args)
     except Exception as exc:  # an internal error: exit 2, not a traceback that says "1"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,14 +102,16 @@ def gate_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``sign`` or ``lock``; errors are printed, naming the file, and exit 2."""
+def run(args: argparse.Namespace, find: Callable[[list[str]], list[Path]]) -> int:
+    """Run ``sign`` or ``lock``; errors are printed, naming the file, and exit 2. ``find`` gives
+    the artifacts under the paths ``lock`` is given, walked as the gate walks them (the caller
+    passes the gate's discovery, which this package, below the gate, does not import)."""
     from pytest_kerasmodel.errors import KerasModelError
 
     try:
         if args.command == "sign":
             return _sign(args)
-        return _lock(args)
+        return _lock(args, find)
     except KerasModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -130,12 +133,11 @@ def _sign(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _lock(args: argparse.Namespace) -> int:
-    from pytest_kerasmodel.gate.standalone import plan
+def _lock(args: argparse.Namespace, find: Callable[[list[str]], list[Path]]) -> int:
     from pytest_kerasmodel.provenance.lock import LockError, lock_artifacts
 
-    found = plan([str(p) for p in args.paths])
-    if not found.artifacts:
+    found = find([str(p) for p in args.paths])
+    if not found:
         raise LockError(f"{', '.join(map(str, args.paths))}: lock: no Keras artifact found")
-    print(lock_artifacts(args.lock, sorted(found.artifacts)).line())
+    print(lock_artifacts(args.lock, sorted(found)).line())
     return EXIT_OK
