@@ -714,17 +714,21 @@ def memory_problem(megabytes: int | None, flag: str) -> str | None:
 
 
 def writable_file_problem(path: Path | None, flag: str) -> str | None:
-    """Why a report cannot be written to ``path`` (its folder missing or read-only, the path a
-    folder or a read-only file), checked without creating or truncating anything."""
+    """Why a report cannot be written to ``path`` (the path a folder or a read-only file, its
+    folder neither writable nor creatable: the writers create missing folders, as pytest's
+    ``--junitxml`` does), checked without creating or truncating anything."""
     if path is None:
         return None
     if path.is_dir():
         return f"{flag}: {path} is a folder; pass the path of a file to write"
-    folder = path.parent
-    if not folder.is_dir():
-        return f"{flag}: cannot write {path}: its folder {folder} does not exist (create it first)"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"{flag}: cannot write {path}: its folder {folder} is not writable"
+    folder = existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{flag}: cannot write {path}: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = f"its folder {folder}" if existing == folder else f"{folder} in {existing}"
+        return f"{flag}: cannot write {path}: {where} is not writable"
     if path.exists() and not os.access(path, os.W_OK):
         return f"{flag}: cannot write {path}: the file is not writable"
     return None

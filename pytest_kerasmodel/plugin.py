@@ -84,7 +84,7 @@ class _GoldenWrites:
         self.lines.extend(str(v) for k, v in report.user_properties if k == "keras_golden_written")
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        lines = list(dict.fromkeys(self.lines))
+        lines = sorted(dict.fromkeys(self.lines))  # in path order, however xdist ran them
         if lines:
             terminalreporter.write_sep("-", f"keras goldens written: {len(lines)}")
             for line in lines:

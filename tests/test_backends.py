@@ -117,7 +117,8 @@ def test_a_backend_not_installed_names_the_package() -> None:
     )
     assert out == (
         "assert_roundtrip: backends: the torch backend is not installed: pip install "
-        "'torch' to reload models under it (the CPU build is torch==<version>+cpu)"
+        "'torch' to reload models under it (the CPU build: pip install torch --index-url "
+        "https://download.pytorch.org/whl/cpu)"
     )
 
 

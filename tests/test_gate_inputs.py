@@ -33,13 +33,15 @@ BAD = [
         f"{MIN_WORKER_MB} MB (measured: *",
     ),
     pytest.param(
-        ("--keras-report", "nowhere/report.json"),
-        "--keras-report: cannot write */nowhere/report.json: its folder */nowhere does not exist*",
+        ("--keras-report", "afile.txt/report.json"),
+        "--keras-report: cannot write */afile.txt/report.json: */afile.txt is a file, not a "
+        "folder*",
     ),
     pytest.param(("--keras-report", "out"), "--keras-report: */out is a folder; pass the path*"),
     pytest.param(
-        ("--keras-sarif", "nowhere/gate.sarif"),
-        "--keras-sarif: cannot write */nowhere/gate.sarif: its folder * does not exist*",
+        ("--keras-sarif", "afile.txt/sub/gate.sarif"),
+        "--keras-sarif: cannot write */afile.txt/sub/gate.sarif: */afile.txt is a file, not a "
+        "folder*",
     ),
     pytest.param(
         ("--keras-golden-dir", "afile.txt"),
@@ -158,7 +160,7 @@ def test_kerasmodel_gate_checks_its_inputs_before_any_work(models: pytest.Pytest
             "--memory-limit",
             "10",
             "--json",
-            "nowhere/r.json",
+            "afile.txt/r.json",
             "--junitxml",
             str(previous.parent),
             "--golden-dir",
@@ -173,7 +175,7 @@ def test_kerasmodel_gate_checks_its_inputs_before_any_work(models: pytest.Pytest
     lines = run.stderr.splitlines()
     assert lines[0] == "error: --timeout: expected a number of seconds > 0, got 0"
     assert lines[1].startswith("--memory-limit: 10 MB is below what a checking worker needs")
-    assert lines[2].startswith("--json: cannot write nowhere/r.json: its folder nowhere")
+    assert lines[2].startswith("--json: cannot write afile.txt/r.json: afile.txt is a file")
     assert lines[3].startswith("--junitxml: ") and "is a folder" in lines[3]
     assert lines[4].startswith("--golden-dir: ") and "is a file" in lines[4]
     assert "keras artifacts" not in run.stdout

@@ -71,9 +71,16 @@ def pytest_paint(terminal_writer: Any) -> Paint:
 
 
 def paint_cell(text: str, paint: Paint) -> str:
-    """A summary table's cell painted when it is a status (``ok``, ``FAIL``, ``skip``)."""
+    """A summary table's cell painted when it is a status (``ok``, ``FAIL``, ``skip``); in a
+    cell that adds a short reason (``skip (no golden)``) the status word is painted."""
     status = _STATUS_OF_CELL.get(text)
-    return paint(text, status) if status else text
+    if status:
+        return paint(text, status)
+    word, space, rest = text.partition(" ")
+    status = _STATUS_OF_CELL.get(word)
+    if status and rest.startswith("("):
+        return paint(word, status) + space + rest
+    return text
 
 
 class Progress:

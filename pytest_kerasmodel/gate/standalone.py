@@ -240,7 +240,7 @@ def run_gate(
         writes.append(verdicts_written(state.verdicts.stored, folder))
     if goldens:
         writes.append(f"keras goldens written: {len(goldens)}")
-        writes.extend(f"  {line}" for line in dict.fromkeys(goldens))
+        writes.extend(f"  {line}" for line in sorted(dict.fromkeys(goldens)))
     print("=" * 24 + " keras artifacts " + "=" * 24, file=out)
     lines = summary_lines(
         rows,
