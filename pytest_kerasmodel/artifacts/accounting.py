@@ -95,13 +95,14 @@ def account(artifact: Artifact) -> Accounting:
     for component in artifact.components.values():  # a preset's task.weights.h5
         index = component.get("weights_store")
         if isinstance(index, int) and 0 <= index < len(artifact.stores):
-            _unread_of(_store_view(artifact, index), result, False, None)
+            _unread_of(store_view(artifact, index), result, False, None)
     return result
 
 
-def _store_view(artifact: Artifact, index: int) -> Artifact:
+def store_view(artifact: Artifact, index: int) -> Artifact:
     """One more HDF5 file of an artifact (a preset's ``task.weights.h5``) as a Keras 3
-    weights file of its own, to account for it alike."""
+    weights file of its own, to account for it and name its weights alike (accounting here,
+    a preset's components in :mod:`pytest_kerasmodel.structure.describe`)."""
     from pytest_kerasmodel.artifacts.base import FORMAT_WEIGHTS_H5, Artifact
 
     store = artifact.stores[index]

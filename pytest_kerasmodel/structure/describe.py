@@ -266,8 +266,8 @@ def _signature_lines(signature: dict[str, Any]) -> list[str]:
 
 def _components(artifact: Artifact) -> dict[str, Any]:
     """A preset's task, preprocessor and tokenizer; the task's own weights by name."""
-    from pytest_kerasmodel.artifacts import FORMAT_WEIGHTS_H5
     from pytest_kerasmodel.artifacts import names as weightnames
+    from pytest_kerasmodel.artifacts.accounting import store_view
 
     components: dict[str, Any] = {}
     for name, component in artifact.components.items():
@@ -275,14 +275,7 @@ def _components(artifact: Artifact) -> dict[str, Any]:
         index = component.get("weights_store")
         if isinstance(index, int):
             store = artifact.stores[index]
-            view = Artifact(
-                path=artifact.path / store.label,
-                format=FORMAT_WEIGHTS_H5,
-                file_size=0,
-                h5=store.h5,
-                weights_root=store.h5,
-                nodes=store.nodes,
-            )
+            view = store_view(artifact, index)
             datasets = {n.path: n for n in store.nodes if n.kind == "dataset"}
             entry["weights"] = {
                 w.name: {

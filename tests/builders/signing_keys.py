@@ -9,6 +9,7 @@ import datetime
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,19 +23,24 @@ class KeyPair:
     public: Path
 
 
-def key_pair(folder: Path, name: str) -> KeyPair:
-    """A P-256 key pair as ``<name>.pem`` (PKCS#8) and ``<name>.pub`` (SubjectPublicKeyInfo)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = folder / f"{name}.pem"
-    public = folder / f"{name}.pub"
-    private.write_bytes(
+def _pem_private(key: Any) -> bytes:
+    """A private key as PEM, PKCS#8, unencrypted (what model-signing reads)."""
+    return bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
+
+
+def key_pair(folder: Path, name: str) -> KeyPair:
+    """A P-256 key pair as ``<name>.pem`` (PKCS#8) and ``<name>.pub`` (SubjectPublicKeyInfo)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = folder / f"{name}.pem"
+    public = folder / f"{name}.pub"
+    private.write_bytes(_pem_private(key))
     public.write_bytes(
         key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -62,66 +68,53 @@ def _name(common: str) -> x509.Name:
     )
 
 
+def _certificate(
+    subject: x509.Name, issuer: x509.Name, public_key: Any, issuer_key: Any, *, ca: bool
+) -> x509.Certificate:
+    """A certificate valid from yesterday for 30 days: a CA's (signs certificates) or a code
+    signer's (signs, and says so in its extended key usage)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
 def certificate_chain(folder: Path, name: str) -> Chain:
     """A self-signed root CA ``<name>-root.crt`` and a code-signing certificate
     ``<name>-signer.crt`` it issued for the key ``<name>-signer.pem``."""
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
     root_key = ec.generate_private_key(ec.SECP256R1())
     root_name = _name(f"{name} root CA")
-    root = (
-        x509.CertificateBuilder()
-        .subject_name(root_name)
-        .issuer_name(root_name)
-        .public_key(root_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(root_key, hashes.SHA256())
-    )
+    root = _certificate(root_name, root_name, root_key.public_key(), root_key, ca=True)
     signer_key = ec.generate_private_key(ec.SECP256R1())
     subject = f"{name} model signer"
-    signer = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(root_name)
-        .public_key(signer_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-        .sign(root_key, hashes.SHA256())
-    )
+    signer = _certificate(_name(subject), root_name, signer_key.public_key(), root_key, ca=False)
     paths = Chain(
         root=folder / f"{name}-root.crt",
         certificate=folder / f"{name}-signer.crt",
@@ -130,13 +123,7 @@ def certificate_chain(folder: Path, name: str) -> Chain:
     )
     paths.root.write_bytes(root.public_bytes(serialization.Encoding.PEM))
     paths.certificate.write_bytes(signer.public_bytes(serialization.Encoding.PEM))
-    paths.key.write_bytes(
-        signer_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    paths.key.write_bytes(_pem_private(signer_key))
     return paths
 
 
